@@ -1,0 +1,43 @@
+"""cio-flows: declarative YAML flows against Customer.io, or its local emulator."""
+
+from .api import emulated, execute, plan_flow, prepare, run_flow, validate_flow
+from .engine import PlannedStep, PreparedRun, RunOptions
+from .errors import (
+    CioFlowsError,
+    CredentialsError,
+    DataFileError,
+    FlowInputError,
+    FlowSchemaError,
+    FlowSyntaxError,
+    Location,
+    PayloadError,
+    TemplateError,
+    TransportError,
+)
+from .events import RunSummary, StepFinished
+from .loader import load_flow
+
+__all__ = [
+    "CioFlowsError",
+    "CredentialsError",
+    "DataFileError",
+    "FlowInputError",
+    "FlowSchemaError",
+    "FlowSyntaxError",
+    "Location",
+    "PayloadError",
+    "PlannedStep",
+    "PreparedRun",
+    "RunOptions",
+    "RunSummary",
+    "StepFinished",
+    "TemplateError",
+    "TransportError",
+    "emulated",
+    "execute",
+    "load_flow",
+    "plan_flow",
+    "prepare",
+    "run_flow",
+    "validate_flow",
+]

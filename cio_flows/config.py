@@ -1,0 +1,96 @@
+"""Regions, endpoints and credentials, from the environment or given directly."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from .errors import CredentialsError
+
+REGIONS = ("us", "eu")
+_HOSTS = {
+    "pipelines": "https://cdp{suffix}.customer.io",
+    "track": "https://track{suffix}.customer.io",
+    "app": "https://api{suffix}.customer.io",
+}
+_URL_OVERRIDES = {
+    "pipelines": "CUSTOMERIO_PIPELINES_URL",
+    "track": "CUSTOMERIO_TRACK_URL",
+    "app": "CUSTOMERIO_APP_URL",
+}
+
+
+@dataclass(frozen=True)
+class Endpoints:
+    """Root URL (scheme and host) per API family; the runner appends Customer.io's own paths."""
+
+    pipelines: str
+    track: str
+    app: str
+
+    @classmethod
+    def for_region(cls, region: str, environ: Mapping[str, str] | None = None) -> Endpoints:
+        environ = os.environ if environ is None else environ
+        if region not in REGIONS:
+            raise CredentialsError("unknown region", expected="us or eu", found=repr(region))
+        suffix = "" if region == "us" else "-eu"
+        roots = {
+            family: (environ.get(var) or _HOSTS[family].format(suffix=suffix)).rstrip("/")
+            for family, var in _URL_OVERRIDES.items()
+        }
+        return cls(**roots)
+
+    def root(self, family: str) -> str:
+        return getattr(self, family)
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """API keys. repr() never shows them."""
+
+    site_id: str = field(default="", repr=False)
+    track_token: str = field(default="", repr=False)
+    pipelines_key: str = field(default="", repr=False)
+    app_token: str = field(default="", repr=False)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Credentials:
+        environ = os.environ if environ is None else environ
+        return cls(
+            site_id=environ.get("CUSTOMERIO_SITE_ID", ""),
+            track_token=environ.get("CUSTOMERIO_TRACK_TOKEN", ""),
+            pipelines_key=environ.get("CUSTOMERIO_PIPELINES_KEY", ""),
+            app_token=environ.get("CUSTOMERIO_APP_TOKEN", ""),
+        )
+
+    @property
+    def people_family(self) -> str:
+        """Where identify/track/delete go: Pipelines when its key is set, else Track."""
+        return "pipelines" if self.pipelines_key else "track"
+
+    def missing_for(self, family: str) -> list[str]:
+        """Environment variables to set before `family` can be called."""
+        needed = {
+            "pipelines": [("CUSTOMERIO_PIPELINES_KEY", self.pipelines_key)],
+            "track": [
+                ("CUSTOMERIO_SITE_ID", self.site_id),
+                ("CUSTOMERIO_TRACK_TOKEN", self.track_token),
+            ],
+            "app": [("CUSTOMERIO_APP_TOKEN", self.app_token)],
+        }[family]
+        return [name for name, value in needed if not value]
+
+    def secrets(self) -> list[str]:
+        """Every value that must never reach output (the site id is not secret on its own)."""
+        return [s for s in (self.track_token, self.pipelines_key, self.app_token) if s]
+
+
+def resolve_region(cli_region: str | None, flow_region: str | None, environ=None) -> str:
+    """CLI --region beats CUSTOMERIO_REGION beats the flow's region; default us."""
+    environ = os.environ if environ is None else environ
+    region = cli_region or environ.get("CUSTOMERIO_REGION") or flow_region or "us"
+    region = region.lower()
+    if region not in REGIONS:
+        raise CredentialsError("unknown region", expected="us or eu", found=repr(region))
+    return region

@@ -1,0 +1,368 @@
+"""Plan and run flows: vars, rows, rendering, validation, sending, saving, events.
+
+The engine knows the flow model and the operations; HTTP is the transport's business and
+output is the listeners'.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from jinja2 import nodes
+
+from .config import Credentials, Endpoints, resolve_region
+from .errors import CredentialsError, FlowInputError, TemplateError, TransportError
+from .events import (
+    FAILED,
+    OK,
+    SKIPPED,
+    UNKNOWN,
+    Listener,
+    RunFinished,
+    RunStarted,
+    RunSummary,
+    StepFinished,
+)
+from .keys import new_run_id, step_keys
+from .model import Flow, Step
+from .operations import OPERATIONS, NeedsPipelines, Request, StepKeys
+from .payloads import check_payload
+from .rows import DataSource, Row
+from .templating import compile_template, iter_templates, render_string, render_value, row_fields
+from .transport import Transport, TransportSettings
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """Everything a caller (CLI, notebook, test) can set for one run."""
+
+    region: str | None = None
+    vars: Mapping[str, str] = field(default_factory=dict)  # --var NAME=VALUE, replaces the flow's
+    data: Path | None = None  # --data FILE, replaces for_each.file
+    run_id: str | None = None
+    environ: Mapping[str, str] | None = None  # default os.environ
+    transport: TransportSettings = field(default_factory=TransportSettings)
+
+
+@dataclass(frozen=True)
+class PlannedStep:
+    step: Step
+    row_number: int | None
+    request: Request | None  # None when it depends on an earlier response
+    depends_on: tuple[str, ...] = ()
+
+
+class PreparedRun:
+    """A flow with its options resolved and checked; nothing has been sent."""
+
+    def __init__(
+        self,
+        flow: Flow,
+        options: RunOptions | None = None,
+        *,
+        credentials: Credentials | None = None,
+        endpoints: Endpoints | None = None,
+    ) -> None:
+        self.flow = flow
+        self.options = options or RunOptions()
+        environ = os.environ if self.options.environ is None else self.options.environ
+        self.environ = dict(environ)
+        self.region = resolve_region(self.options.region, flow.region, self.environ)
+        self.credentials = credentials or Credentials.from_env(self.environ)
+        self.endpoints = endpoints or Endpoints.for_region(self.region, self.environ)
+        self.run_id = self.options.run_id or new_run_id()
+        self.people_family = self.credentials.people_family
+        self.data = self._data_source()
+        self._check_vars()
+        self._check_data_columns()
+
+    # --- checks before anything is sent ----------------------------------------------------
+
+    def _data_source(self) -> DataSource | None:
+        if self.options.data is not None:
+            return DataSource(Path(self.options.data))
+        if self.flow.for_each and self.flow.for_each.file:
+            return DataSource(self.flow.path.parent / self.flow.for_each.file)
+        return None
+
+    def _check_vars(self) -> None:
+        declared = {name for name, _ in self.flow.vars}
+        for name in self.options.vars:
+            if name not in declared:
+                raise FlowInputError(
+                    f"--var {name}: the flow declares no such variable",
+                    location=self.flow.locate(("vars",)),
+                    expected="one of " + (", ".join(sorted(declared)) or "(no vars declared)"),
+                    found=f"'{name}'",
+                )
+
+    def _check_data_columns(self) -> None:
+        if self.data is None:
+            return
+        columns = self.data.columns()
+        if columns is None:
+            return
+        for step in self.flow.all_steps:
+            for missing in sorted(row_fields(step.payload) - columns):
+                raise FlowInputError(
+                    f"the template uses row.{missing}, a column the data file lacks",
+                    location=self._locate_row_field(step, missing),
+                    step=step.name,
+                    expected=f"a column '{missing}' in {self.data.path}",
+                    found="columns " + ", ".join(sorted(columns)),
+                )
+        for _, value in self.flow.vars:
+            for missing in sorted(row_fields(value) - columns):
+                raise FlowInputError(
+                    f"a var uses row.{missing}, a column the data file lacks",
+                    location=self.flow.locate(("vars",)),
+                    expected=f"a column '{missing}'",
+                    found="columns " + ", ".join(sorted(columns)),
+                )
+
+    def _locate_row_field(self, step: Step, name: str):
+        for path, source in iter_templates(step.payload, (*step.path, step.kind)):
+            if name in row_fields(source):
+                return self.flow.locate(path)
+        return step.location
+
+    def required_credentials(self) -> list[str]:
+        missing: list[str] = []
+        for step in self.flow.all_steps:
+            family = OPERATIONS[step.kind].family(self.people_family)
+            missing += [
+                name for name in self.credentials.missing_for(family) if name not in missing
+            ]
+        return missing
+
+    def check_credentials(self) -> None:
+        missing = self.required_credentials()
+        if missing:
+            raise CredentialsError(
+                "missing credentials: set " + ", ".join(missing),
+                expected="environment variables " + ", ".join(missing),
+                found="unset",
+            )
+
+    def preflight(self) -> None:
+        """Everything that can be checked before sending, credentials included: exit 2 material."""
+        self.check_credentials()
+        self.preflight_static()
+
+    def preflight_static(self) -> None:
+        """Payload schemas (templates as wildcards), and a render of every step that can be."""
+        for step in self.flow.all_steps:
+            check_payload(
+                step.kind,
+                step.payload,
+                lambda path, s=step: self.flow.locate((*s.path, s.kind, *path)),
+                allow_templates=True,
+                step=step.name,
+            )
+        if self.data is None:  # one run: render every step that needs no earlier response
+            list(self.plan())
+
+    # --- rendering --------------------------------------------------------------------------
+
+    def rows(self) -> Iterator[Row | None]:
+        if self.data is None:
+            yield None
+            return
+        yield from self.data.rows()
+
+    def base_context(self, row: Row | None) -> dict[str, Any]:
+        context: dict[str, Any] = {
+            "run": {"id": self.run_id, "flow": self.flow.name, "region": self.region},
+            "env": self.environ,
+            "steps": {},
+        }
+        if row is not None:
+            context["row"] = row.data
+        for name, value in self.flow.vars:
+            if name in self.options.vars:
+                context[name] = self.options.vars[name]
+                continue
+            location = self.flow.locate(("vars", name))
+            context[name] = render_value(value, context, lambda _p, loc=location: loc)
+        return context
+
+    def row_key(self, row: Row | None, context: dict[str, Any]) -> str:
+        if row is None:
+            return "-"
+        if self.flow.for_each and self.flow.for_each.key:
+            key = render_string(self.flow.for_each.key, context, self.flow.for_each.location)
+            return str(key)
+        return str(row.number)
+
+    def render(self, step: Step, context: dict[str, Any], row: Row | None) -> dict[str, Any]:
+        """The step's payload rendered and validated; raises FlowInputError naming step and row."""
+        row_number = row.number if row else None
+        locate = lambda path: self.flow.locate((*step.path, step.kind, *path))  # noqa: E731
+        try:
+            payload = render_value(step.payload, context, locate)
+            check_payload(step.kind, payload, locate, step=step.name, row=row_number)
+        except FlowInputError as exc:
+            raise exc.with_context(step=step.name, row=row_number) from None
+        return payload
+
+    def keys(self, row_key: str, step: Step) -> StepKeys:
+        return step_keys(self.run_id, row_key, step.key)
+
+    def build_request(self, step: Step, payload: dict[str, Any], keys: StepKeys) -> Request:
+        try:
+            return OPERATIONS[step.kind].first_request(payload, keys, self.people_family)
+        except NeedsPipelines as exc:
+            raise CredentialsError(
+                f"{exc}: set CUSTOMERIO_PIPELINES_KEY", location=step.location, step=step.name
+            ) from None
+
+    def plan(self) -> Iterator[PlannedStep]:
+        """Every request the run would send, rendered and validated; sends nothing."""
+        for row in self.rows():
+            context = self.base_context(row)
+            row_key = self.row_key(row, context)
+            for step in self.flow.all_steps:
+                depends = tuple(sorted(_saved_names_used(step)))
+                if depends:
+                    yield PlannedStep(step, row.number if row else None, None, depends)
+                    continue
+                payload = self.render(step, context, row)
+                request = self.build_request(step, payload, self.keys(row_key, step))
+                yield PlannedStep(step, row.number if row else None, request)
+
+    # --- running ----------------------------------------------------------------------------
+
+    def execute(self, transport: Transport, listeners: list[Listener] = ()) -> RunSummary:
+        """Run every row: steps in order, `finally` steps always. Returns the summary."""
+        summary = RunSummary(self.run_id, self.flow.name)
+        emit = _broadcaster(listeners)
+        targets = {f: self.endpoints.root(f) for f in ("pipelines", "track", "app")}
+        emit(RunStarted(self.run_id, self.flow.name, str(self.flow.path), self.region, targets))
+        started = time.monotonic()
+        try:
+            for row in self.rows():
+                self._run_row(row, transport, summary, emit)
+        except KeyboardInterrupt:
+            summary.interrupted = True
+        except FlowInputError as exc:  # a bad row deep in a data file: stop, report
+            summary.interrupted = True
+            summary.counts[FAILED] += 1
+            emit(StepFinished(self.flow.steps[0], exc.row, None, FAILED, 0.0, error=str(exc)))
+        summary.elapsed = time.monotonic() - started
+        summary.requests = transport.stats["requests"]
+        summary.retries = transport.stats["retries"]
+        summary.throttled = transport.stats["throttled"]
+        emit(RunFinished(summary))
+        return summary
+
+    def _run_row(self, row: Row | None, transport: Transport, summary: RunSummary, emit) -> None:
+        row_number = row.number if row else None
+        summary.rows += 1
+        try:
+            context = self.base_context(row)
+            row_key = self.row_key(row, context)
+        except FlowInputError as exc:
+            summary.counts[FAILED] += 1
+            summary.failed_rows.append(row_number or 0)
+            emit(StepFinished(self.flow.steps[0], row_number, None, FAILED, 0.0, error=str(exc)))
+            return
+        row_failed = False
+        for step in self.flow.all_steps:
+            if row_failed and step.section == "steps":
+                outcome = StepFinished(step, row_number, row_key, SKIPPED, 0.0)
+            else:
+                outcome = self._run_step(step, row, row_key, context, transport)
+            summary.counts[outcome.status] += 1
+            if outcome.status in (FAILED, UNKNOWN) and not row_failed:
+                row_failed = True
+                summary.failed_rows.append(row_number or 0)
+            emit(outcome)
+
+    def _run_step(self, step, row, row_key, context, transport) -> StepFinished:
+        row_number = row.number if row else None
+        started = time.monotonic()
+        try:
+            payload = self.render(step, context, row)
+            keys = self.keys(row_key, step)
+            self.build_request(step, payload, keys)  # mapping errors before any send
+            sent = _CountingSend(transport)
+            result = OPERATIONS[step.kind].execute(payload, keys, self.people_family, sent)
+        except FlowInputError as exc:
+            elapsed = time.monotonic() - started
+            return StepFinished(step, row_number, row_key, FAILED, elapsed, error=exc.describe())
+        except TransportError as exc:
+            status = UNKNOWN if exc.outcome == "unknown" else FAILED
+            error = str(exc) + (" (outcome unknown: not resent)" if status == UNKNOWN else "")
+            elapsed = time.monotonic() - started
+            return StepFinished(step, row_number, row_key, status, elapsed, exc.attempts, error)
+        if step.save:
+            context["steps"][step.save] = result
+        elapsed = time.monotonic() - started
+        return StepFinished(
+            step, row_number, row_key, OK, elapsed, sent.attempts, detail=_summarize(step, result)
+        )
+
+
+class _CountingSend:
+    def __init__(self, transport: Transport) -> None:
+        self._transport = transport
+        self.attempts = 0
+
+    def __call__(self, request: Request):
+        response = self._transport.send(request)
+        self.attempts += response.attempts
+        return response
+
+
+def _saved_names_used(step: Step) -> set[str]:
+    """`steps.<name>` references in a step's payload: they need an earlier response."""
+    names: set[str] = set()
+    for _, source in iter_templates(step.payload):
+        ast = compile_template(source).ast
+        if any(node.name == "steps" for node in ast.find_all(nodes.Name)):
+            attrs = {
+                f"steps.{node.attr}"
+                for node in ast.find_all(nodes.Getattr)
+                if isinstance(node.node, nodes.Name) and node.node.name == "steps"
+            }
+            names |= attrs or {"steps"}
+    return names
+
+
+def _summarize(step: Step, result: Any) -> str | None:
+    """A few words about a response for the console: counts and ids, never personal data."""
+    if not isinstance(result, dict):
+        return None
+    if "count" in result:
+        return f"{result['count']} found"
+    if "delivery_id" in result:
+        return f"delivery {result['delivery_id']}"
+    if "segments" in result:
+        return f"{len(result['segments'])} segment(s)"
+    if step.kind == "get_person":
+        return f"{len(result.get('attributes') or {})} attribute(s)"
+    return None
+
+
+def _broadcaster(listeners):
+    def emit(event) -> None:
+        for listener in listeners:
+            listener(event)
+
+    return emit
+
+
+def with_endpoint_root(options: RunOptions, root: str) -> RunOptions:
+    """Options whose environment points every family at one root URL (an emulator, a proxy)."""
+    environ = dict(os.environ if options.environ is None else options.environ)
+    for var in ("CUSTOMERIO_PIPELINES_URL", "CUSTOMERIO_TRACK_URL", "CUSTOMERIO_APP_URL"):
+        environ[var] = root
+    return replace(options, environ=environ)
+
+
+__all__ = ["PlannedStep", "PreparedRun", "RunOptions", "TemplateError", "with_endpoint_root"]

@@ -1,0 +1,130 @@
+"""The exception tree. Every error a user can cause is a FlowInputError (exit status 2).
+
+CioFlowsError
+├── FlowInputError         bad input, found before anything is sent: exit 2
+│   ├── FlowSyntaxError    the YAML itself
+│   ├── FlowSchemaError    the flow's structure (unknown keys, wrong types, unknown step kinds)
+│   ├── TemplateError      template syntax, undefined names
+│   ├── PayloadError       a rendered payload that breaks its step's JSON Schema
+│   ├── DataFileError      for_each / --data rows
+│   └── CredentialsError   missing keys for the API families a flow needs
+└── TransportError         a request that did not succeed (carries whether it may have reached the server)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Location:
+    """A place in a source file, 1-based, as editors and compilers print it."""
+
+    file: str
+    line: int
+    column: int
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.column}"
+
+
+class CioFlowsError(Exception):
+    """Base of every error cio-flows raises on purpose."""
+
+
+class FlowInputError(CioFlowsError):
+    """Invalid input. Renders as `file:line:col: step 'name': row N: reason (expected X, found Y)`."""
+
+    def __init__(
+        self,
+        reason: str,
+        *,
+        location: Location | None = None,
+        step: str | None = None,
+        row: int | None = None,
+        expected: str | None = None,
+        found: str | None = None,
+    ) -> None:
+        self.reason = reason
+        self.location = location
+        self.step = step
+        self.row = row
+        self.expected = expected
+        self.found = found
+        super().__init__(self.describe())
+
+    def describe(self) -> str:
+        parts = []
+        if self.location is not None:
+            parts.append(str(self.location))
+        if self.step is not None:
+            parts.append(f"step '{self.step}'")
+        if self.row is not None:
+            parts.append(f"row {self.row}")
+        text = self.reason
+        if self.expected is not None or self.found is not None:
+            text += f" (expected {self.expected or '?'}, found {self.found or '?'})"
+        parts.append(text)
+        return ": ".join(parts)
+
+    def with_context(self, *, step: str | None = None, row: int | None = None) -> FlowInputError:
+        """The same error, naming the step and row it happened in."""
+        clone = type(self).__new__(type(self))
+        FlowInputError.__init__(
+            clone,
+            self.reason,
+            location=self.location,
+            step=self.step if step is None else step,
+            row=self.row if row is None else row,
+            expected=self.expected,
+            found=self.found,
+        )
+        return clone
+
+
+class FlowSyntaxError(FlowInputError):
+    pass
+
+
+class FlowSchemaError(FlowInputError):
+    pass
+
+
+class TemplateError(FlowInputError):
+    pass
+
+
+class PayloadError(FlowInputError):
+    pass
+
+
+class DataFileError(FlowInputError):
+    pass
+
+
+class CredentialsError(FlowInputError):
+    pass
+
+
+class TransportError(CioFlowsError):
+    """A request that failed.
+
+    `outcome` is "failed" when the server provably did not act on it (or said no), and "unknown"
+    when it may have (a timeout or a 5xx after the body was sent): those are never resent for
+    operations that are not safe to repeat.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        outcome: str = "failed",
+        status: int | None = None,
+        attempts: int = 1,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.outcome = outcome
+        self.status = status
+        self.attempts = attempts
+        self.retry_after = retry_after

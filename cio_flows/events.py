@@ -1,0 +1,65 @@
+"""What the engine tells its listeners (console, JSON and JUnit reports, journal)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from .model import Step
+
+OK, FAILED, SKIPPED, UNKNOWN = "ok", "failed", "skipped", "unknown"
+
+
+@dataclass(frozen=True)
+class RunStarted:
+    run_id: str
+    flow_name: str
+    flow_path: str
+    region: str
+    targets: dict[str, str]  # family -> root URL
+
+
+@dataclass(frozen=True)
+class StepFinished:
+    step: Step
+    row_number: int | None
+    row_key: str | None
+    status: str  # ok | failed | skipped | unknown (may or may not have happened)
+    elapsed: float
+    attempts: int = 0
+    error: str | None = None
+    detail: Any = None  # a short summary of the response, never a payload
+
+
+@dataclass
+class RunSummary:
+    run_id: str
+    flow_name: str
+    counts: dict[str, int] = field(
+        default_factory=lambda: {OK: 0, FAILED: 0, SKIPPED: 0, UNKNOWN: 0}
+    )
+    rows: int = 0
+    failed_rows: list[int] = field(default_factory=list)
+    elapsed: float = 0.0
+    requests: int = 0
+    retries: int = 0
+    throttled: int = 0
+    interrupted: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return not self.counts[FAILED] and not self.counts[UNKNOWN] and not self.interrupted
+
+    @property
+    def exit_code(self) -> int:
+        return 0 if self.ok else 1
+
+
+@dataclass(frozen=True)
+class RunFinished:
+    summary: RunSummary
+
+
+Event = RunStarted | StepFinished | RunFinished
+Listener = Callable[[Event], None]

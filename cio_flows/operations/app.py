@@ -1,0 +1,118 @@
+"""App API operations: transactional sends, people search and lookup, segments."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .base import Request, Response, Send, SingleRequest, path_id
+
+
+class TransactionalSend(SingleRequest):
+    """Not idempotent: Customer.io has no idempotency key for sends, so never resend blindly."""
+
+    def __init__(self, kind: str, channel: str) -> None:
+        self.kind = kind
+        self.channel = channel
+
+    def family(self, people_family: str) -> str:
+        return "app"
+
+    def first_request(self, payload, keys, people_family) -> Request:
+        return Request(
+            "app", "POST", f"/v1/send/{self.channel}", payload, bucket="app_send", repeatable=False
+        )
+
+
+class GetPerson(SingleRequest):
+    kind = "get_person"
+
+    def family(self, people_family: str) -> str:
+        return "app"
+
+    def first_request(self, payload, keys, people_family) -> Request:
+        params = (("id_type", payload.get("id_type", "id")),)
+        return Request(
+            "app", "GET", f"/v1/customers/{path_id(payload['id'])}/attributes", params=params
+        )
+
+    def read(self, body: Any) -> Any:
+        return (body or {}).get("customer")
+
+
+class ListSegments(SingleRequest):
+    kind = "list_segments"
+
+    def family(self, people_family: str) -> str:
+        return "app"
+
+    def first_request(self, payload, keys, people_family) -> Request:
+        return Request("app", "GET", "/v1/segments")
+
+    def read(self, body: Any) -> Any:
+        return {"segments": (body or {}).get("segments") or []}
+
+
+class PagedIdentifiers:
+    """Reads that answer identifiers/ids/next: every page is followed and the pages combined."""
+
+    kind = ""
+    default_limit = 0
+
+    def family(self, people_family: str) -> str:
+        return "app"
+
+    def page_request(self, payload: dict[str, Any], start: str) -> Request:
+        raise NotImplementedError
+
+    def first_request(self, payload, keys, people_family) -> Request:
+        return self.page_request(payload, "")
+
+    def execute(self, payload, keys, people_family, send: Send) -> Any:
+        identifiers: list[Any] = []
+        ids: list[Any] = []
+        seen_cursors: set[str] = set()
+        start = ""
+        pages = 0
+        while True:
+            response: Response = send(self.page_request(payload, start))
+            body = response.body or {}
+            page_identifiers = body.get("identifiers") or []  # Customer.io may send null
+            page_ids = body.get("ids") or []
+            identifiers.extend(page_identifiers)
+            ids.extend(page_ids)
+            pages += 1
+            cursor = body.get("next") or ""
+            # Guard: an empty page that still has a cursor, or a cursor seen before, ends the walk.
+            if not cursor or not (page_identifiers or page_ids) or cursor in seen_cursors:
+                break
+            seen_cursors.add(cursor)
+            start = cursor
+        return {
+            "identifiers": identifiers,
+            "ids": ids,
+            "count": len(identifiers or ids),
+            "pages": pages,
+        }
+
+
+class Search(PagedIdentifiers):
+    kind = "search"
+
+    def page_request(self, payload, start) -> Request:
+        params = [("limit", str(payload.get("limit", 1000)))]
+        if start:
+            params.append(("start", start))
+        return Request(
+            "app", "POST", "/v1/customers", {"filter": payload["filter"]}, params=tuple(params)
+        )
+
+
+class SegmentMembers(PagedIdentifiers):
+    kind = "segment_members"
+
+    def page_request(self, payload, start) -> Request:
+        params = [("limit", str(payload.get("limit", 30000)))]
+        if start:
+            params.append(("start", start))
+        segment = path_id(payload["segment_id"])
+        return Request("app", "GET", f"/v1/segments/{segment}/membership", params=tuple(params))

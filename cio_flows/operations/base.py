@@ -1,0 +1,87 @@
+"""What every operation shares: the request it builds and the keys that make it safe to repeat."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+from urllib.parse import quote
+
+FAMILIES = ("pipelines", "track", "app")
+
+
+@dataclass(frozen=True)
+class Request:
+    """One HTTP call in Customer.io's wire format, before auth and host are added."""
+
+    family: str  # "pipelines" | "track" | "app": picks host, auth and connection pool
+    method: str
+    path: str  # e.g. "/v1/identify", "/api/v1/customers/jane%40example.com"
+    body: Any = None
+    params: tuple[tuple[str, str], ...] = ()
+    bucket: str = ""  # rate-limit bucket; defaults to the family
+    repeatable: bool = True  # safe to resend after an unknown outcome (deduplicated or a read)
+
+    @property
+    def rate_bucket(self) -> str:
+        return self.bucket or self.family
+
+
+@dataclass(frozen=True)
+class Response:
+    status: int
+    body: Any
+    headers: dict[str, str] = field(default_factory=dict)
+    attempts: int = 1
+
+
+@dataclass(frozen=True)
+class StepKeys:
+    """Deterministic dedupe keys for one (run, row, step), so a resent request is not a duplicate."""
+
+    message_id: str  # Pipelines messageId (a UUID)
+    event_id: str  # Track event id (a ULID)
+
+
+Send = Callable[[Request], Response]
+
+
+class Operation(Protocol):
+    kind: str
+
+    def family(self, people_family: str) -> str:
+        """The API family this operation talks to."""
+        ...
+
+    def first_request(self, payload: dict[str, Any], keys: StepKeys, people_family: str) -> Request:
+        """The request `plan` shows; the only one unless the operation pages."""
+        ...
+
+    def execute(
+        self, payload: dict[str, Any], keys: StepKeys, people_family: str, send: Send
+    ) -> Any:
+        """Send what it takes and return the result a flow can save."""
+        ...
+
+
+def path_id(value: Any) -> str:
+    """Percent-encode an identifier for a URL path (an unencoded '+' silently matches nothing)."""
+    return quote(str(value), safe="")
+
+
+class SingleRequest:
+    """An operation that is one request whose JSON answer is the result."""
+
+    kind = ""
+
+    def family(self, people_family: str) -> str:
+        raise NotImplementedError
+
+    def first_request(self, payload, keys, people_family) -> Request:
+        raise NotImplementedError
+
+    def read(self, body: Any) -> Any:
+        return body
+
+    def execute(self, payload, keys, people_family, send: Send) -> Any:
+        return self.read(send(self.first_request(payload, keys, people_family)).body)

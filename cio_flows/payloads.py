@@ -1,0 +1,129 @@
+"""Validate step payloads against schemas/steps/<kind>.json, before and after rendering."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from jsonschema import ValidationError
+
+from .errors import Location, PayloadError
+from .schema_store import step_validator
+from .templating import is_template
+
+
+def payload_errors(
+    kind: str, payload: Any, *, allow_templates: bool = False
+) -> list[ValidationError]:
+    """Schema errors for a payload, first in document order.
+
+    With allow_templates, a template string may stand for a value of any type (it is rendered
+    later), so errors about it are left to the check after rendering.
+    """
+    errors = list(step_validator(kind).iter_errors(payload))
+    if allow_templates:
+        errors = [e for e in errors if not _about_template(e)]
+    return sorted(errors, key=lambda e: [str(p) for p in e.absolute_path])
+
+
+def _about_template(error: ValidationError) -> bool:
+    if is_template(error.instance):
+        return True
+    if error.context:  # oneOf/anyOf: fine if some branch fails only because of templates
+        branches: dict[Any, list[ValidationError]] = {}
+        for sub in error.context:
+            branches.setdefault(sub.relative_schema_path[0], []).append(sub)
+        return any(all(_about_template(e) for e in subs) for subs in branches.values())
+    return False
+
+
+def check_payload(
+    kind: str,
+    payload: Any,
+    locate,
+    *,
+    allow_templates: bool = False,
+    step: str | None = None,
+    row: int | None = None,
+) -> None:
+    """Raise PayloadError for the first problem, located at the offending field."""
+    errors = payload_errors(kind, payload, allow_templates=allow_templates)
+    if errors:
+        error = errors[0]
+        raise payload_error(error, locate(tuple(error.absolute_path)), step=step, row=row)
+
+
+def payload_error(
+    error: ValidationError, location: Location | None, *, step: str | None, row: int | None
+) -> PayloadError:
+    field = _field_name(error.absolute_path)
+    validator = error.validator
+    if validator == "required":
+        missing = error.message.split("'")[1]
+        name = f"{field}.{missing}" if field else missing
+        return PayloadError(
+            f"missing required field '{name}'", location=location, step=step, row=row
+        )
+    if validator == "additionalProperties":
+        extra = sorted(set(error.instance) - set(error.schema.get("properties", {})))
+        allowed = ", ".join(sorted(error.schema.get("properties", {})))
+        return PayloadError(
+            f"unknown field '{extra[0]}'" + (f" in '{field}'" if field else ""),
+            location=location,
+            step=step,
+            row=row,
+            expected=f"one of {allowed}",
+            found=f"'{extra[0]}'",
+        )
+    where = f"field '{field}'" if field else "the payload"
+    return PayloadError(
+        f"invalid {where}",
+        location=location,
+        step=step,
+        row=row,
+        expected=_expected(error),
+        found=describe_found(error.instance),
+    )
+
+
+def _field_name(path: Iterable[Any]) -> str:
+    text = ""
+    for part in path:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text
+
+
+def _expected(error: ValidationError) -> str:
+    schema, validator = error.schema, error.validator
+    if validator == "type":
+        types = schema["type"]
+        return " or ".join(types) if isinstance(types, list) else types
+    if validator == "enum":
+        return "one of " + ", ".join(repr(v) for v in schema["enum"])
+    if validator == "const":
+        return repr(schema["const"])
+    if validator in ("minLength", "maxLength", "minimum", "maximum", "minItems", "maxItems"):
+        return f"{validator} {error.validator_value}"
+    if validator in ("oneOf", "anyOf"):
+        return schema.get("description") or "one of the allowed forms"
+    if validator == "minProperties":
+        return f"at least {error.validator_value} field(s)"
+    if validator == "maxProperties":
+        return f"at most {error.validator_value} field(s)"
+    return error.message
+
+
+def describe_found(value: Any) -> str:
+    """The found value's type, and the value itself only when it cannot be personal data."""
+    if value is None or isinstance(value, bool):
+        return repr(value).lower() if value is not None else "null"
+    if isinstance(value, int | float):
+        return f"number {value!r}"
+    if isinstance(value, str):
+        return f"string of {len(value)} character(s)" if value else "empty string"
+    if isinstance(value, dict):
+        keys = ", ".join(sorted(map(str, value))[:6])
+        return f"mapping with keys {keys}" if keys else "empty mapping"
+    if isinstance(value, list):
+        return f"list of {len(value)} item(s)"
+    return type(value).__name__

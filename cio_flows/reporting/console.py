@@ -1,0 +1,58 @@
+"""One line per step, then a summary. Every line goes through the redactor."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from ..events import FAILED, OK, SKIPPED, UNKNOWN, Event, RunFinished, RunStarted, StepFinished
+
+_MARKS = {OK: "ok", FAILED: "FAILED", SKIPPED: "skipped", UNKNOWN: "UNKNOWN"}
+
+
+class ConsoleReporter:
+    def __init__(self, write: Callable[[str], None], *, verbose_rows: bool = True) -> None:
+        self._write = write
+        self._verbose_rows = verbose_rows
+
+    def __call__(self, event: Event) -> None:
+        if isinstance(event, RunStarted):
+            self._write(f"flow {event.flow_name} ({event.flow_path}), region {event.region}")
+        elif isinstance(event, StepFinished):
+            self._step(event)
+        elif isinstance(event, RunFinished):
+            self._summary(event)
+
+    def _step(self, event: StepFinished) -> None:
+        if event.status == OK and not self._verbose_rows and event.row_number:
+            return
+        row = f"row {event.row_number}" + (f" [{event.row_key}]" if event.row_key else "") + ": "
+        prefix = row if event.row_number else ""
+        line = (
+            f"  {_MARKS[event.status]:<7} {prefix}{event.step.name} ({event.step.kind})"
+            f"  {event.elapsed * 1000:.0f} ms"
+        )
+        if event.attempts > 1:
+            line += f", {event.attempts} attempts"
+        if event.detail:
+            line += f"  {event.detail}"
+        self._write(line)
+        if event.error:
+            self._write(f"          {event.error}")
+
+    def _summary(self, event: RunFinished) -> None:
+        s = event.summary
+        counts = ", ".join(
+            f"{s.counts[k]} {k}" for k in (OK, FAILED, UNKNOWN, SKIPPED) if s.counts[k]
+        )
+        rows = f" over {s.rows} row(s)" if s.rows > 1 else ""
+        self._write(
+            f"summary: {counts or 'nothing ran'}{rows} in {s.elapsed:.2f} s"
+            f" ({s.requests} request(s), {s.retries} retried, {s.throttled} throttled)"
+        )
+        if s.failed_rows and s.rows > 1:
+            shown = ", ".join(map(str, s.failed_rows[:20]))
+            more = f" and {len(s.failed_rows) - 20} more" if len(s.failed_rows) > 20 else ""
+            self._write(f"failed rows: {shown}{more}")
+        if s.interrupted:
+            self._write("interrupted: the run did not finish")
+        self._write(f"result: {'passed' if s.ok else 'failed'} (run id {s.run_id})")

@@ -1,0 +1,54 @@
+"""When to try a request again, and how long to wait first."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+
+RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    max_attempts: int = 6
+    base_delay: float = 0.25  # seconds; doubles each attempt
+    max_delay: float = 30.0
+    max_retry_after: float = 120.0  # a longer Retry-After (e.g. a daily quota) is a failure
+
+    def backoff(self, attempt: int, rng: random.Random | None = None) -> float:
+        """Capped exponential backoff with full jitter, for attempt 1, 2, ..."""
+        ceiling = min(self.max_delay, self.base_delay * (2 ** (attempt - 1)))
+        return (rng or random).uniform(ceiling / 2, ceiling)
+
+    def delay(self, attempt: int, retry_after: float | None) -> float:
+        """Retry-After wins when the server sends it; otherwise backoff."""
+        if retry_after is not None:
+            return min(retry_after, self.max_retry_after)
+        return self.backoff(attempt)
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Retry-After as seconds or an HTTP date; None if absent or unreadable."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
+def status_is_retryable(status: int, repeatable: bool) -> bool:
+    """429 means the server refused without acting: always safe. 5xx only if repeating is safe."""
+    if status == 429:
+        return True
+    return repeatable and status in RETRYABLE_STATUSES

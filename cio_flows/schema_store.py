@@ -1,0 +1,31 @@
+"""The JSON Schemas shipped in the package (`cio_flows/schemas/`, also `schemas/` at the repo root)."""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from importlib.resources import files
+from typing import Any
+
+from jsonschema import Draft202012Validator
+
+
+def schema_text(name: str) -> str:
+    return files("cio_flows").joinpath("schemas", *name.split("/")).read_text(encoding="utf-8")
+
+
+@cache
+def load_schema(name: str) -> dict[str, Any]:
+    """A schema by its path below schemas/, e.g. 'flow.schema.json' or 'steps/identify.json'."""
+    return json.loads(schema_text(name))
+
+
+@cache
+def validator(name: str) -> Draft202012Validator:
+    schema = load_schema(name)
+    Draft202012Validator.check_schema(schema)
+    return Draft202012Validator(schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
+
+
+def step_validator(kind: str) -> Draft202012Validator:
+    return validator(f"steps/{kind}.json")

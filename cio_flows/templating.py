@@ -1,0 +1,228 @@
+"""Sandboxed Jinja2 with native types for whole-expression strings.
+
+`"{{ 49 }}"` renders to the number 49 and `"{{ row.tags }}"` stays a list; any other string renders
+to a string. Undefined names are errors. Compiled templates are cached by their source text, so
+rendering the same flow for a million rows compiles each template once.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid as uuid_module
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any
+
+from jinja2 import StrictUndefined, TemplateSyntaxError, UndefinedError, meta, nodes
+from jinja2.runtime import Undefined
+from jinja2.sandbox import SandboxedEnvironment, SecurityError
+
+from .errors import Location, TemplateError
+
+if TYPE_CHECKING:
+    from .model import Flow
+
+_WHOLE_EXPRESSION = re.compile(r"^\s*\{\{(?P<expr>(?:(?!\{\{|\}\}).)*)\}\}\s*$", re.DOTALL)
+_TEMPLATE_MARKERS = ("{{", "{%", "{#")
+
+# Names every template can use besides the flow's vars.
+RUN_NAMES = frozenset({"row", "steps", "run", "env", "item", "response"})
+
+
+def now() -> str:
+    """The current UTC time as ISO-8601 (what Pipelines wants for timestamps and createdAt)."""
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def unix_now() -> int:
+    """The current UTC time as unix seconds (what the Track and App APIs want)."""
+    return int(datetime.now(UTC).timestamp())
+
+
+def new_uuid() -> str:
+    return str(uuid_module.uuid4())
+
+
+def _to_unix(value: Any) -> int:
+    """Filter: ISO-8601 text or a number to unix seconds."""
+    if isinstance(value, int | float):
+        return int(value)
+    parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return int(parsed.timestamp())
+
+
+def _build_environment() -> SandboxedEnvironment:
+    env = SandboxedEnvironment(
+        undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True
+    )
+    env.globals.update(now=now, unix_now=unix_now, uuid=new_uuid)
+    env.filters.update(unix=_to_unix)
+    return env
+
+
+ENVIRONMENT = _build_environment()
+HELPER_NAMES = frozenset(ENVIRONMENT.globals)
+
+
+def is_template(value: Any) -> bool:
+    return isinstance(value, str) and any(marker in value for marker in _TEMPLATE_MARKERS)
+
+
+@dataclass(frozen=True)
+class Compiled:
+    source: str
+    render: Callable[[dict[str, Any]], Any]
+    ast: nodes.Template
+
+
+@lru_cache(maxsize=4096)
+def compile_template(source: str) -> Compiled:
+    """Compile once; raises jinja2.TemplateSyntaxError."""
+    match = _WHOLE_EXPRESSION.match(source)
+    if match:
+        expr = match.group("expr")
+        ast = ENVIRONMENT.parse("{{" + expr + "}}")
+        evaluate = ENVIRONMENT.compile_expression(expr, undefined_to_none=False)
+
+        def render_native(context: dict[str, Any]) -> Any:
+            value = evaluate(**context)
+            if isinstance(value, Undefined):
+                value._fail_with_undefined_error()
+            return value
+
+        return Compiled(source, render_native, ast)
+    template = ENVIRONMENT.from_string(source)
+    return Compiled(source, template.render, ENVIRONMENT.parse(source))
+
+
+Locate = Callable[[tuple], Location]
+
+
+def render_value(value: Any, context: dict[str, Any], locate: Locate, path: tuple = ()) -> Any:
+    """Render every template string inside a value (mapping keys too), keeping native types."""
+    if isinstance(value, str):
+        if not is_template(value):
+            return value
+        return render_string(value, context, locate(path))
+    if isinstance(value, dict):
+        return {
+            render_value(k, context, locate, path): render_value(v, context, locate, (*path, k))
+            for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [render_value(item, context, locate, (*path, i)) for i, item in enumerate(value)]
+    return value
+
+
+def render_string(source: str, context: dict[str, Any], location: Location | None) -> Any:
+    try:
+        return compile_template(source).render(context)
+    except UndefinedError as exc:
+        raise TemplateError(_undefined_reason(exc), location=location) from None
+    except TemplateSyntaxError as exc:
+        raise TemplateError(f"template syntax error: {exc.message}", location=location) from None
+    except SecurityError as exc:
+        raise TemplateError(f"not allowed in templates: {exc}", location=location) from None
+    except Exception as exc:  # a template's own error, e.g. int('x'): name it, keep going
+        reason = f"template failed: {type(exc).__name__}: {exc}"
+        raise TemplateError(reason, location=location) from None
+
+
+def _undefined_reason(exc: UndefinedError) -> str:
+    message = exc.message or str(exc)
+    found = re.match(r"'(\w+)' is undefined", message)
+    if found:
+        return f"undefined name '{found.group(1)}'"
+    attr = re.match(r"'.*' has no attribute '(.+)'", message)
+    if attr:
+        return f"undefined name or field '{attr.group(1)}'"
+    return message
+
+
+def evaluate_condition(source: str, context: dict[str, Any], location: Location | None) -> Any:
+    """A condition written without braces, as in Ansible's `when:` (braces tolerated)."""
+    text = source.strip()
+    if not text.startswith("{{"):
+        text = "{{ " + text + " }}"
+    return render_string(text, context, location)
+
+
+# --- static checks, before anything is sent -------------------------------------------------
+
+
+def iter_templates(value: Any, path: tuple = ()) -> Iterator[tuple[tuple, str]]:
+    """Every template string inside a value, with its path."""
+    if isinstance(value, str):
+        if is_template(value):
+            yield path, value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            if is_template(key):
+                yield path, key
+            yield from iter_templates(item, (*path, key))
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            yield from iter_templates(item, (*path, i))
+
+
+def _compile_at(source: str, location: Location) -> Compiled:
+    try:
+        return compile_template(source)
+    except TemplateSyntaxError as exc:
+        raise TemplateError(f"template syntax error: {exc.message}", location=location) from None
+
+
+def check_templates(flow: Flow, extra_names: frozenset[str] = frozenset()) -> None:
+    """Compile every template and check every name it uses is defined somewhere before it."""
+    known = set(RUN_NAMES | HELPER_NAMES | extra_names)
+    vars_path = ("vars",)
+    for name, value in flow.vars:
+        _check_names(flow, value, (*vars_path, name), known, step=None)
+        known.add(name)
+    if flow.for_each and flow.for_each.key:
+        _check_names(flow, flow.for_each.key, ("for_each", "key"), known, step=None)
+    for step in flow.all_steps:
+        _check_names(flow, step.payload, (*step.path, step.kind), known, step=step.name)
+        for option, value in step.options.items():
+            _check_names(flow, value, (*step.path, option), known, step=step.name, condition=True)
+
+
+def _check_names(flow, value, path, known, *, step, condition=False) -> None:
+    templates = list(iter_templates(value, path))
+    if condition:  # conditions are expressions without braces
+        templates = [(p, s if "{{" in s else "{{ " + s + " }}") for p, s in _strings(value, path)]
+    for where, source in templates:
+        location = flow.locate(where)
+        compiled = _compile_at(source, location)
+        for name in sorted(meta.find_undeclared_variables(compiled.ast) - known):
+            raise TemplateError(f"undefined name '{name}'", location=location, step=step)
+
+
+def _strings(value: Any, path: tuple) -> Iterator[tuple[tuple, str]]:
+    if isinstance(value, str):
+        yield path, value
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            yield from _strings(item, (*path, i))
+
+
+def row_fields(value: Any) -> set[str]:
+    """Names of `row.<field>` / `row['field']` a value's templates read (for the data-file check)."""
+    fields: set[str] = set()
+    for _, source in iter_templates(value):
+        try:
+            ast = compile_template(source).ast
+        except TemplateSyntaxError:
+            continue
+        for node in ast.find_all((nodes.Getattr, nodes.Getitem)):
+            target = node.node
+            if isinstance(target, nodes.Name) and target.name == "row":
+                if isinstance(node, nodes.Getattr):
+                    fields.add(node.attr)
+                elif isinstance(node.arg, nodes.Const) and isinstance(node.arg.value, str):
+                    fields.add(node.arg.value)
+    return fields

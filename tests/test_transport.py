@@ -1,0 +1,145 @@
+"""Transport: auth per family, retries, Retry-After, unknown outcomes, rate limits."""
+
+from __future__ import annotations
+
+import base64
+
+import pytest
+
+from cio_flows.config import Credentials, Endpoints
+from cio_flows.errors import TransportError
+from cio_flows.operations import Request
+from cio_flows.ratelimit import RateLimiter, RateLimits
+from cio_flows.retry import RetryPolicy, parse_retry_after
+from cio_flows.transport import Transport, TransportSettings
+
+CREDS = Credentials("site-1", "track-key", "pipe-key", "app-key")
+FAST = TransportSettings(
+    retry=RetryPolicy(max_attempts=4, base_delay=0.001, max_delay=0.01),
+    rate_limits=RateLimits({}),
+)
+
+
+def transport_for(server, settings=FAST, sleeps=None) -> Transport:
+    root = server.url
+    sleep = sleeps.append if sleeps is not None else (lambda s: None)
+    return Transport(Endpoints(root, root, root), CREDS, settings, sleep=sleep)
+
+
+def basic(user: str, password: str) -> str:
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+
+def test_each_family_uses_its_own_auth_scheme(recording_server):
+    with transport_for(recording_server) as transport:
+        transport.send(Request("pipelines", "POST", "/v1/identify", {"userId": "u"}))
+        transport.send(Request("track", "PUT", "/api/v1/customers/u", {}))
+        transport.send(Request("app", "GET", "/v1/segments"))
+    auths = [r.headers["Authorization"] for r in recording_server.requests]
+    assert auths == [basic("pipe-key", ""), basic("site-1", "track-key"), "Bearer app-key"]
+
+
+def test_retry_after_is_honoured_then_succeeds(recording_server):
+    answers = iter(
+        [(429, {"Retry-After": "2"}, {"errors": [{"detail": "slow down", "status": "429"}]})]
+    )
+    recording_server.handler = lambda r: next(answers, (200, {}, {}))
+    sleeps: list[float] = []
+    with transport_for(recording_server, sleeps=sleeps) as transport:
+        response = transport.send(Request("app", "GET", "/v1/segments"))
+    assert response.status == 200 and response.attempts == 2
+    assert sleeps == [2.0]
+
+
+def test_send_is_retried_after_429_but_not_after_500(recording_server):
+    recording_server.handler = lambda r: (500, {}, {"meta": {"error": "boom"}})
+    send = Request("app", "POST", "/v1/send/email", {"x": 1}, repeatable=False)
+    with transport_for(recording_server) as transport, pytest.raises(TransportError) as info:
+        transport.send(send)
+    assert info.value.outcome == "unknown"
+    assert len(recording_server.requests) == 1  # never resent
+    assert "boom" in str(info.value)
+
+    answers = iter([(429, {"Retry-After": "0"}, None)])
+    recording_server.handler = lambda r: next(answers, (200, {}, {"delivery_id": "d"}))
+    recording_server.requests.clear()
+    with transport_for(recording_server) as transport:
+        assert transport.send(send).body == {"delivery_id": "d"}
+    assert len(recording_server.requests) == 2
+
+
+def test_repeatable_requests_retry_5xx_until_success(recording_server):
+    answers = iter([(503, {}, None), (502, {}, None)])
+    recording_server.handler = lambda r: next(answers, (200, {}, {}))
+    with transport_for(recording_server) as transport:
+        assert transport.send(Request("track", "DELETE", "/api/v1/customers/u")).attempts == 3
+
+
+def test_gives_up_after_max_attempts(recording_server):
+    recording_server.handler = lambda r: (503, {}, None)
+    with transport_for(recording_server) as transport, pytest.raises(TransportError) as info:
+        transport.send(Request("track", "DELETE", "/api/v1/customers/u"))
+    assert info.value.attempts == 4 and info.value.outcome == "failed"
+
+
+def test_client_errors_are_not_retried(recording_server):
+    recording_server.handler = lambda r: (400, {}, {"meta": {"errors": ["bad name"]}})
+    with (
+        transport_for(recording_server) as transport,
+        pytest.raises(TransportError, match="bad name"),
+    ):
+        transport.send(Request("track", "POST", "/api/v1/customers/u/events", {}))
+    assert len(recording_server.requests) == 1
+
+
+def test_connection_refused_is_provably_not_sent():
+    endpoints = Endpoints("http://127.0.0.1:9", "http://127.0.0.1:9", "http://127.0.0.1:9")
+    transport = Transport(endpoints, CREDS, FAST, sleep=lambda s: None)
+    send = Request("app", "POST", "/v1/send/email", {}, repeatable=False)
+    with pytest.raises(TransportError) as info:
+        transport.send(send)
+    assert info.value.outcome == "failed" and info.value.attempts == 4
+
+
+def test_parse_retry_after():
+    assert parse_retry_after("3") == 3.0
+    assert parse_retry_after(None) is None
+    assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0
+    assert parse_retry_after("soon") is None
+
+
+def test_rate_limiter_spaces_requests_evenly():
+    clock = [0.0]
+    waits: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        waits.append(seconds)
+
+    limiter = RateLimiter(10, clock=lambda: clock[0], sleep=sleep)
+    for _ in range(5):
+        limiter.acquire()
+    assert waits == pytest.approx([0.1, 0.2, 0.3, 0.4])
+
+
+def test_rate_limiter_pause_holds_back_the_next_request():
+    clock = [0.0]
+    waits: list[float] = []
+    limiter = RateLimiter(100, clock=lambda: clock[0], sleep=waits.append)
+    limiter.pause(2.0)
+    limiter.acquire()
+    assert waits == pytest.approx([2.0])
+
+
+def test_region_hosts_and_overrides():
+    eu = Endpoints.for_region("eu", {})
+    assert (eu.pipelines, eu.track, eu.app) == (
+        "https://cdp-eu.customer.io",
+        "https://track-eu.customer.io",
+        "https://api-eu.customer.io",
+    )
+    custom = Endpoints.for_region("us", {"CUSTOMERIO_APP_URL": "http://127.0.0.1:8710/"})
+    assert custom.app == "http://127.0.0.1:8710" and custom.track == "https://track.customer.io"
+
+
+def test_credentials_repr_hides_keys():
+    assert "track-key" not in repr(CREDS) and "app-key" not in repr(CREDS)
