@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
@@ -10,6 +11,7 @@ from pathlib import Path
 from .config import Credentials
 from .engine import PlannedStep, PreparedRun, RunOptions, with_endpoint_root
 from .events import Listener, RunSummary
+from .executor import Executor
 from .loader import load_flow
 from .transport import Transport
 
@@ -45,32 +47,38 @@ def run_flow(
 def execute(run: PreparedRun, listeners: list[Listener] = ()) -> RunSummary:
     """Run a prepared (and preflighted) flow."""
     with Transport(run.endpoints, run.credentials, run.options.transport) as transport:
-        return run.execute(transport, list(listeners))
+        executor = Executor(run, transport, list(listeners), workers=run.options.workers)
+        return executor.execute()
 
 
 @contextmanager
 def emulated(options: RunOptions | None = None, **emulator_args) -> Iterator[RunOptions]:
-    """Start an in-process emulator and yield options pointing every family at it."""
+    """Start an in-process emulator and yield options pointing every family at it.
+
+    The emulator accepts the keys in the CUSTOMERIO_* variables when set, else its demo keys.
+    """
     from .emulator import Credentials as EmulatorCredentials
     from .emulator import Emulator
 
     options = options or RunOptions()
-    environ = options.environ
-    creds = (
-        EmulatorCredentials.from_env(environ)
-        if environ is not None
-        else EmulatorCredentials.from_env()
+    environ = os.environ if options.environ is None else options.environ
+    credentials = EmulatorCredentials.from_env(environ)
+    with Emulator(credentials=credentials, **emulator_args) as emulator:
+        yield options_for_emulator(emulator, options)
+
+
+def options_for_emulator(emulator, options: RunOptions | None = None) -> RunOptions:
+    """Options whose endpoints and keys are those of a running emulator."""
+    options = with_endpoint_root(options or RunOptions(), emulator.url)
+    creds = emulator.credentials
+    environ = dict(options.environ)
+    environ.update(
+        CUSTOMERIO_SITE_ID=creds.site_id,
+        CUSTOMERIO_TRACK_TOKEN=creds.track_key,
+        CUSTOMERIO_PIPELINES_KEY=creds.pipelines_key,
+        CUSTOMERIO_APP_TOKEN=creds.app_key,
     )
-    with Emulator(credentials=creds, **emulator_args) as emulator:
-        pointed = with_endpoint_root(options, emulator.url)
-        env = dict(pointed.environ)
-        env.update(
-            CUSTOMERIO_SITE_ID=creds.site_id,
-            CUSTOMERIO_TRACK_TOKEN=creds.track_key,
-            CUSTOMERIO_PIPELINES_KEY=creds.pipelines_key,
-            CUSTOMERIO_APP_TOKEN=creds.app_key,
-        )
-        yield replace(pointed, environ=env)
+    return replace(options, environ=environ)
 
 
 def secrets_of(options: RunOptions) -> list[str]:

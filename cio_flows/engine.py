@@ -7,7 +7,6 @@ output is the listeners'.
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -16,25 +15,21 @@ from typing import Any
 from jinja2 import nodes
 
 from .config import Credentials, Endpoints, resolve_region
-from .errors import CredentialsError, FlowInputError, TemplateError, TransportError
-from .events import (
-    FAILED,
-    OK,
-    SKIPPED,
-    UNKNOWN,
-    Listener,
-    RunFinished,
-    RunStarted,
-    RunSummary,
-    StepFinished,
-)
+from .errors import CredentialsError, FlowInputError, TemplateError
 from .keys import new_run_id, step_keys
 from .model import Flow, Step
 from .operations import OPERATIONS, NeedsPipelines, Request, StepKeys
 from .payloads import check_payload
 from .rows import DataSource, Row
-from .templating import compile_template, iter_templates, render_string, render_value, row_fields
-from .transport import Transport, TransportSettings
+from .templating import (
+    compile_template,
+    evaluate_condition,
+    iter_templates,
+    render_string,
+    render_value,
+    row_fields,
+)
+from .transport import TransportSettings
 
 
 @dataclass(frozen=True)
@@ -45,6 +40,7 @@ class RunOptions:
     vars: Mapping[str, str] = field(default_factory=dict)  # --var NAME=VALUE, replaces the flow's
     data: Path | None = None  # --data FILE, replaces for_each.file
     run_id: str | None = None
+    workers: int = 8  # rows in parallel; steps within a row stay in order
     environ: Mapping[str, str] | None = None  # default os.environ
     transport: TransportSettings = field(default_factory=TransportSettings)
 
@@ -226,97 +222,37 @@ class PreparedRun:
         for row in self.rows():
             context = self.base_context(row)
             row_key = self.row_key(row, context)
+            row_number = row.number if row else None
             for step in self.flow.all_steps:
                 depends = tuple(sorted(_saved_names_used(step)))
+                if isinstance(step.loop, str) and "steps" in step.loop:
+                    depends = (*depends, "steps (loop)")
                 if depends:
-                    yield PlannedStep(step, row.number if row else None, None, depends)
+                    yield PlannedStep(step, row_number, None, depends)
                     continue
-                payload = self.render(step, context, row)
-                request = self.build_request(step, payload, self.keys(row_key, step))
-                yield PlannedStep(step, row.number if row else None, request)
+                for key, item_context in self.loop_contexts(step, row_key, context):
+                    payload = self.render(step, item_context, row)
+                    request = self.build_request(step, payload, self.keys(key, step))
+                    yield PlannedStep(step, row_number, request)
 
-    # --- running ----------------------------------------------------------------------------
-
-    def execute(self, transport: Transport, listeners: list[Listener] = ()) -> RunSummary:
-        """Run every row: steps in order, `finally` steps always. Returns the summary."""
-        summary = RunSummary(self.run_id, self.flow.name)
-        emit = _broadcaster(listeners)
-        targets = {f: self.endpoints.root(f) for f in ("pipelines", "track", "app")}
-        emit(RunStarted(self.run_id, self.flow.name, str(self.flow.path), self.region, targets))
-        started = time.monotonic()
-        try:
-            for row in self.rows():
-                self._run_row(row, transport, summary, emit)
-        except KeyboardInterrupt:
-            summary.interrupted = True
-        except FlowInputError as exc:  # a bad row deep in a data file: stop, report
-            summary.interrupted = True
-            summary.counts[FAILED] += 1
-            emit(StepFinished(self.flow.steps[0], exc.row, None, FAILED, 0.0, error=str(exc)))
-        summary.elapsed = time.monotonic() - started
-        summary.requests = transport.stats["requests"]
-        summary.retries = transport.stats["retries"]
-        summary.throttled = transport.stats["throttled"]
-        emit(RunFinished(summary))
-        return summary
-
-    def _run_row(self, row: Row | None, transport: Transport, summary: RunSummary, emit) -> None:
-        row_number = row.number if row else None
-        summary.rows += 1
-        try:
-            context = self.base_context(row)
-            row_key = self.row_key(row, context)
-        except FlowInputError as exc:
-            summary.counts[FAILED] += 1
-            summary.failed_rows.append(row_number or 0)
-            emit(StepFinished(self.flow.steps[0], row_number, None, FAILED, 0.0, error=str(exc)))
+    def loop_contexts(self, step: Step, row_key: str, context: dict[str, Any]):
+        """(row key, context) once, or once per loop item with `item` set."""
+        if step.loop is None:
+            yield row_key, context
             return
-        row_failed = False
-        for step in self.flow.all_steps:
-            if row_failed and step.section == "steps":
-                outcome = StepFinished(step, row_number, row_key, SKIPPED, 0.0)
-            else:
-                outcome = self._run_step(step, row, row_key, context, transport)
-            summary.counts[outcome.status] += 1
-            if outcome.status in (FAILED, UNKNOWN) and not row_failed:
-                row_failed = True
-                summary.failed_rows.append(row_number or 0)
-            emit(outcome)
-
-    def _run_step(self, step, row, row_key, context, transport) -> StepFinished:
-        row_number = row.number if row else None
-        started = time.monotonic()
-        try:
-            payload = self.render(step, context, row)
-            keys = self.keys(row_key, step)
-            self.build_request(step, payload, keys)  # mapping errors before any send
-            sent = _CountingSend(transport)
-            result = OPERATIONS[step.kind].execute(payload, keys, self.people_family, sent)
-        except FlowInputError as exc:
-            elapsed = time.monotonic() - started
-            return StepFinished(step, row_number, row_key, FAILED, elapsed, error=exc.describe())
-        except TransportError as exc:
-            status = UNKNOWN if exc.outcome == "unknown" else FAILED
-            error = str(exc) + (" (outcome unknown: not resent)" if status == UNKNOWN else "")
-            elapsed = time.monotonic() - started
-            return StepFinished(step, row_number, row_key, status, elapsed, exc.attempts, error)
-        if step.save:
-            context["steps"][step.save] = result
-        elapsed = time.monotonic() - started
-        return StepFinished(
-            step, row_number, row_key, OK, elapsed, sent.attempts, detail=_summarize(step, result)
-        )
-
-
-class _CountingSend:
-    def __init__(self, transport: Transport) -> None:
-        self._transport = transport
-        self.attempts = 0
-
-    def __call__(self, request: Request):
-        response = self._transport.send(request)
-        self.attempts += response.attempts
-        return response
+        items = step.loop
+        if isinstance(items, str):
+            items = evaluate_condition(items, context, step.location)
+        if not isinstance(items, list | tuple):
+            raise TemplateError(
+                "loop needs a list",
+                location=step.location,
+                step=step.name,
+                expected="list",
+                found=type(items).__name__,
+            )
+        for index, item in enumerate(items):
+            yield f"{row_key}#{index}", {**context, "item": item}
 
 
 def _saved_names_used(step: Step) -> set[str]:
@@ -332,29 +268,6 @@ def _saved_names_used(step: Step) -> set[str]:
             }
             names |= attrs or {"steps"}
     return names
-
-
-def _summarize(step: Step, result: Any) -> str | None:
-    """A few words about a response for the console: counts and ids, never personal data."""
-    if not isinstance(result, dict):
-        return None
-    if "count" in result:
-        return f"{result['count']} found"
-    if "delivery_id" in result:
-        return f"delivery {result['delivery_id']}"
-    if "segments" in result:
-        return f"{len(result['segments'])} segment(s)"
-    if step.kind == "get_person":
-        return f"{len(result.get('attributes') or {})} attribute(s)"
-    return None
-
-
-def _broadcaster(listeners):
-    def emit(event) -> None:
-        for listener in listeners:
-            listener(event)
-
-    return emit
 
 
 def with_endpoint_root(options: RunOptions, root: str) -> RunOptions:

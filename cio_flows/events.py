@@ -32,6 +32,13 @@ class StepFinished:
     detail: Any = None  # a short summary of the response, never a payload
 
 
+@dataclass(frozen=True)
+class RowFinished:
+    row_number: int | None
+    row_key: str | None
+    status: str  # ok | failed (some step failed or had an unknown outcome)
+
+
 @dataclass
 class RunSummary:
     run_id: str
@@ -61,5 +68,5 @@ class RunFinished:
     summary: RunSummary
 
 
-Event = RunStarted | StepFinished | RunFinished
+Event = RunStarted | StepFinished | RowFinished | RunFinished
 Listener = Callable[[Event], None]

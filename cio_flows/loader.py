@@ -9,7 +9,7 @@ import yaml
 from jsonschema import ValidationError
 
 from .errors import FlowSchemaError, FlowSyntaxError, Location
-from .model import STEP_KINDS, Flow, ForEach, SourceMap, Step
+from .model import READ_KINDS, STEP_KINDS, Condition, Flow, ForEach, SourceMap, Step, Wait
 from .schema_store import validator
 from .templating import check_templates
 
@@ -29,6 +29,7 @@ def load_flow(path: str | Path) -> Flow:
     data, source = parse_yaml(text, display)
     check_structure(data, source)
     flow = build_flow(path, data, source)
+    check_step_options(flow.all_steps)
     check_templates(flow)
     return flow
 
@@ -184,6 +185,18 @@ def _describe_value(value: Any) -> str:
     return kind
 
 
+def check_step_options(steps: tuple[Step, ...]) -> None:
+    for step in steps:
+        if step.wait_until is not None and step.kind not in READ_KINDS:
+            raise FlowSchemaError(
+                f"wait_until re-runs its step, so it only goes on a read step, not {step.kind}",
+                location=step.wait_until.condition.location,
+                step=step.name,
+                expected="one of " + ", ".join(sorted(READ_KINDS)),
+                found=step.kind,
+            )
+
+
 def build_flow(path: Path, data: dict[str, Any], source: SourceMap) -> Flow:
     for_each = None
     if "for_each" in data:
@@ -208,10 +221,10 @@ def _build_steps(
     steps = []
     for index, raw in enumerate(raw_steps):
         kind = next(key for key in raw if key in STEP_KINDS)
-        options = {
-            k: v for k, v in raw.items() if k not in STEP_KINDS and k not in ("name", "save")
-        }
+        path = (section, index)
+        options = {k: v for k, v in raw.items() if k not in STEP_KINDS and k != "name"}
         payload = raw[kind]
+        save = raw.get("save")
         steps.append(
             Step(
                 kind=kind,
@@ -219,9 +232,41 @@ def _build_steps(
                 name=raw.get("name") or f"{kind} #{index + 1}",
                 index=index,
                 section=section,
-                location=source.locate((section, index)),
-                save=raw.get("save"),
+                location=source.locate(path),
+                save=save["name"] if isinstance(save, dict) else save,
+                save_value=save.get("value") if isinstance(save, dict) else None,
+                when=_condition(raw, (*path, "when"), source),
+                expect=_expectations(raw.get("expect"), (*path, "expect"), source),
+                wait_until=_wait(raw.get("wait_until"), (*path, "wait_until"), source),
+                loop=raw.get("loop"),
                 options=options,
             )
         )
     return tuple(steps)
+
+
+def _condition(raw: dict[str, Any], path: tuple, source: SourceMap) -> Condition | None:
+    value = raw.get(path[-1])
+    if value is None:
+        return None
+    return Condition(str(value).lower() if isinstance(value, bool) else value, source.locate(path))
+
+
+def _expectations(value: Any, path: tuple, source: SourceMap) -> tuple[Condition, ...]:
+    if value is None:
+        return ()
+    items = value if isinstance(value, list) else [value]
+    return tuple(
+        Condition(str(item), source.locate((*path, i) if isinstance(value, list) else path))
+        for i, item in enumerate(items)
+    )
+
+
+def _wait(value: Any, path: tuple, source: SourceMap) -> Wait | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return Wait(Condition(value, source.locate(path)))
+    condition = Condition(value["condition"], source.locate((*path, "condition")))
+    settings = {k: float(value[k]) for k in ("timeout", "interval") if k in value}
+    return Wait(condition, **settings)

@@ -40,6 +40,22 @@ class SourceMap:
 
 
 @dataclass(frozen=True)
+class Condition:
+    """A Jinja expression written without braces, with where it was written."""
+
+    expression: str
+    location: Location
+
+
+@dataclass(frozen=True)
+class Wait:
+    condition: Condition
+    timeout: float = 30.0
+    interval: float = 0.2  # first pause; doubles up to max_interval
+    max_interval: float = 5.0
+
+
+@dataclass(frozen=True)
 class Step:
     kind: str
     payload: Any
@@ -48,6 +64,11 @@ class Step:
     section: str  # "steps" or "finally"
     location: Location
     save: str | None = None
+    save_value: str | None = None  # an expression over `response`: keep only part of it
+    when: Condition | None = None
+    expect: tuple[Condition, ...] = ()
+    wait_until: Wait | None = None
+    loop: Any = None  # an expression or a list; the step runs once per item as `item`
     options: Mapping[str, Any] = field(default_factory=dict)
 
     @property

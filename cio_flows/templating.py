@@ -145,10 +145,7 @@ def _undefined_reason(exc: UndefinedError) -> str:
 
 def evaluate_condition(source: str, context: dict[str, Any], location: Location | None) -> Any:
     """A condition written without braces, as in Ansible's `when:` (braces tolerated)."""
-    text = source.strip()
-    if not text.startswith("{{"):
-        text = "{{ " + text + " }}"
-    return render_string(text, context, location)
+    return render_string(as_expression(source), context, location)
 
 
 # --- static checks, before anything is sent -------------------------------------------------
@@ -179,35 +176,46 @@ def _compile_at(source: str, location: Location) -> Compiled:
 def check_templates(flow: Flow, extra_names: frozenset[str] = frozenset()) -> None:
     """Compile every template and check every name it uses is defined somewhere before it."""
     known = set(RUN_NAMES | HELPER_NAMES | extra_names)
-    vars_path = ("vars",)
     for name, value in flow.vars:
-        _check_names(flow, value, (*vars_path, name), known, step=None)
+        _check_value(flow, value, ("vars", name), known, step=None)
         known.add(name)
     if flow.for_each and flow.for_each.key:
-        _check_names(flow, flow.for_each.key, ("for_each", "key"), known, step=None)
+        _check_value(flow, flow.for_each.key, ("for_each", "key"), known, step=None)
     for step in flow.all_steps:
-        _check_names(flow, step.payload, (*step.path, step.kind), known, step=step.name)
-        for option, value in step.options.items():
-            _check_names(flow, value, (*step.path, option), known, step=step.name, condition=True)
+        _check_value(flow, step.payload, (*step.path, step.kind), known, step=step.name)
+        for expression, location in step_expressions(step):
+            compiled = _compile_at(as_expression(expression), location)
+            _check_compiled(compiled, location, known, step.name)
 
 
-def _check_names(flow, value, path, known, *, step, condition=False) -> None:
-    templates = list(iter_templates(value, path))
-    if condition:  # conditions are expressions without braces
-        templates = [(p, s if "{{" in s else "{{ " + s + " }}") for p, s in _strings(value, path)]
-    for where, source in templates:
+def step_expressions(step) -> Iterator[tuple[str, Location]]:
+    """The brace-less expressions of a step's options: when, expect, wait_until, loop, save."""
+    if step.when is not None:
+        yield step.when.expression, step.when.location
+    for condition in step.expect:
+        yield condition.expression, condition.location
+    if step.wait_until is not None:
+        yield step.wait_until.condition.expression, step.wait_until.condition.location
+    if isinstance(step.loop, str):
+        yield step.loop, step.location
+    if step.save_value is not None:
+        yield step.save_value, step.location
+
+
+def as_expression(text: str) -> str:
+    text = text.strip()
+    return text if text.startswith("{{") else "{{ " + text + " }}"
+
+
+def _check_value(flow, value, path, known, *, step) -> None:
+    for where, source in iter_templates(value, path):
         location = flow.locate(where)
-        compiled = _compile_at(source, location)
-        for name in sorted(meta.find_undeclared_variables(compiled.ast) - known):
-            raise TemplateError(f"undefined name '{name}'", location=location, step=step)
+        _check_compiled(_compile_at(source, location), location, known, step)
 
 
-def _strings(value: Any, path: tuple) -> Iterator[tuple[tuple, str]]:
-    if isinstance(value, str):
-        yield path, value
-    elif isinstance(value, list):
-        for i, item in enumerate(value):
-            yield from _strings(item, (*path, i))
+def _check_compiled(compiled: Compiled, location: Location, known, step) -> None:
+    for name in sorted(meta.find_undeclared_variables(compiled.ast) - known):
+        raise TemplateError(f"undefined name '{name}'", location=location, step=step)
 
 
 def row_fields(value: Any) -> set[str]:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from ..templating import _to_unix
 from .base import Request, SingleRequest, StepKeys, path_id
+
+_ULID = re.compile(r"[0-7][0-9A-HJKMNP-TV-Z]{25}")
 
 # Pipelines reserved traits that Track spells differently.
 _TRACK_TRAIT_NAMES = {"createdAt": "created_at"}
@@ -70,6 +73,12 @@ class Track(SingleRequest):
             return Request("track", "POST", _person_path(payload) + "/events", body)
         body["anonymous_id"] = payload["anonymousId"]
         return Request("track", "POST", "/api/v1/events", body)
+
+
+def _event_id(payload: dict[str, Any], keys: StepKeys) -> str:
+    """Track wants a ULID: an author's messageId is used only when it is one."""
+    message_id = str(payload.get("messageId", ""))
+    return message_id if _ULID.fullmatch(message_id) else keys.event_id
 
 
 class Delete(SingleRequest):

@@ -32,7 +32,7 @@ class ConsoleReporter:
             f"  {event.elapsed * 1000:.0f} ms"
         )
         if event.attempts > 1:
-            line += f", {event.attempts} attempts"
+            line += f", {event.attempts} requests"
         if event.detail:
             line += f"  {event.detail}"
         self._write(line)

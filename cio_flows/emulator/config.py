@@ -1,0 +1,170 @@
+"""Credentials, rate-limit and fault settings for the emulator.
+
+Plain frozen dataclasses so the CLI, tests and the workspace file all build the same objects.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+FAMILIES = ("track", "pipelines", "app")
+
+_ENV_NAMES = {
+    "site_id": "CUSTOMERIO_SITE_ID",
+    "track_key": "CUSTOMERIO_TRACK_TOKEN",
+    "pipelines_key": "CUSTOMERIO_PIPELINES_KEY",
+    "app_key": "CUSTOMERIO_APP_TOKEN",
+}
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """The keys the emulator accepts, one set per workspace."""
+
+    site_id: str
+    track_key: str
+    pipelines_key: str
+    app_key: str
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] = os.environ) -> Credentials:
+        """Read the CUSTOMERIO_* variables, each falling back to the demo value."""
+        values = {
+            name: environ.get(var) or getattr(DEMO_CREDENTIALS, name)
+            for name, var in _ENV_NAMES.items()
+        }
+        return cls(**values)
+
+    def describe(self, environ: Mapping[str, str] = os.environ) -> dict[str, str]:
+        """Printable view: demo values shown, anything taken from the environment hidden."""
+        out = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            demo = getattr(DEMO_CREDENTIALS, f.name)
+            if value == demo:
+                out[f.name] = value
+            elif environ.get(_ENV_NAMES[f.name]) == value:
+                out[f.name] = f"(from {_ENV_NAMES[f.name]})"
+            else:
+                out[f.name] = "(custom, hidden)"
+        return out
+
+    def secrets(self) -> tuple[str, ...]:
+        """Values that must never appear in logs (the site id is not secret)."""
+        return tuple(v for v in (self.track_key, self.pipelines_key, self.app_key) if v)
+
+
+DEMO_CREDENTIALS = Credentials(
+    "emulator-site", "emulator-track-key", "emulator-pipelines-key", "emulator-app-key"
+)
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    """Token bucket: `rate` requests per second, bursts up to `burst` (defaults to rate)."""
+
+    rate: float
+    burst: float | None = None
+
+    @property
+    def capacity(self) -> float:
+        return self.burst if self.burst is not None else max(self.rate, 1.0)
+
+
+@dataclass(frozen=True)
+class Faults:
+    """Misbehaviour injected before a request is handled.
+
+    latency: seconds added to every answer (asyncio.sleep, so other requests keep flowing).
+    error_rate: share of requests answered 500/503 (picked from `error_statuses`) without handling.
+    drop_rate: share of requests whose connection is closed without any answer.
+    seed: random seed so a run with faults is reproducible.
+    """
+
+    latency: float = 0.0
+    error_rate: float = 0.0
+    error_statuses: tuple[int, ...] = (500, 503)
+    drop_rate: float = 0.0
+    seed: int = 0
+
+    @property
+    def active(self) -> bool:
+        return bool(self.latency or self.error_rate or self.drop_rate)
+
+
+# Customer.io's documented limits, available as limits="customerio".
+CUSTOMERIO_LIMITS = {
+    "track": RateLimit(100),
+    "pipelines": RateLimit(1000),
+    "app": RateLimit(10),
+}
+
+
+@dataclass(frozen=True)
+class Behaviour:
+    """Per-family limits and faults in force."""
+
+    limits: dict[str, RateLimit] = field(default_factory=dict)
+    faults: dict[str, Faults] = field(default_factory=dict)
+
+
+def parse_limits(spec: Any) -> dict[str, RateLimit]:
+    """Accept None, "customerio", or {family: RateLimit | number | {rate, burst}}."""
+    if spec is None or spec == {}:
+        return {}
+    if isinstance(spec, str):
+        if spec.lower() in ("customerio", "customer.io", "cio"):
+            return dict(CUSTOMERIO_LIMITS)
+        raise ValueError(f"unknown limits preset {spec!r} (known: 'customerio')")
+    if not isinstance(spec, Mapping):
+        raise ValueError("limits must be a preset name or a mapping of family to limit")
+    out: dict[str, RateLimit] = {}
+    for family, value in spec.items():
+        _check_family(family)
+        if value is None:
+            continue
+        if isinstance(value, RateLimit):
+            out[family] = value
+        elif isinstance(value, int | float):
+            out[family] = RateLimit(float(value))
+        elif isinstance(value, Mapping):
+            out[family] = RateLimit(float(value["rate"]), _opt_float(value.get("burst")))
+        else:
+            raise ValueError(f"limits.{family}: expected a number or {{rate, burst}}")
+    return out
+
+
+def parse_faults(spec: Any) -> dict[str, Faults]:
+    """Accept None or {family: Faults | {latency, error_rate, error_statuses, drop_rate, seed}}."""
+    if not spec:
+        return {}
+    if not isinstance(spec, Mapping):
+        raise ValueError("faults must be a mapping of family to settings")
+    out: dict[str, Faults] = {}
+    for family, value in spec.items():
+        _check_family(family)
+        if isinstance(value, Faults):
+            out[family] = value
+        elif isinstance(value, Mapping):
+            unknown = set(value) - {f.name for f in fields(Faults)}
+            if unknown:
+                raise ValueError(f"faults.{family}: unknown settings {sorted(unknown)}")
+            kwargs = dict(value)
+            if "error_statuses" in kwargs:
+                kwargs["error_statuses"] = tuple(int(s) for s in kwargs["error_statuses"])
+            out[family] = Faults(**kwargs)
+        elif value is not None:
+            raise ValueError(f"faults.{family}: expected a mapping")
+    return out
+
+
+def _check_family(family: str) -> None:
+    if family not in FAMILIES:
+        raise ValueError(f"unknown API family {family!r} (known: {', '.join(FAMILIES)})")
+
+
+def _opt_float(value: Any) -> float | None:
+    return None if value is None else float(value)

@@ -1,0 +1,111 @@
+"""Shared pieces of the handlers: the request view, the API error, routes, small validators."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .state import State
+
+# API families (auth, rate-limit bucket, faults) ...
+TRACK, PIPELINES, APP = "track", "pipelines", "app"
+# ... and error styles: how an endpoint spells an error body.
+META_ERRORS = "meta_errors"  # {"meta": {"errors": ["..."]}}: Track v1, Pipelines strict
+META_ERROR = "meta_error"  # {"meta": {"error": "..."}}: App sends, Track merge_customers
+ERRORS_DETAIL = "errors_detail"  # {"errors": [{"detail", "status"}]}: App
+ERRORS_FIELD = "errors_field"  # {"errors": [{"reason", "field", "message"}]}: Track v2
+DEFAULT_STYLE = {TRACK: META_ERRORS, PIPELINES: META_ERRORS, APP: ERRORS_DETAIL}
+
+
+class ApiError(Exception):
+    """An answer other than success that Customer.io gives for bad input."""
+
+    def __init__(
+        self, status: int, message: str, *, field: str | None = None, reason: str = "invalid"
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.field = field
+        self.reason = reason
+
+
+@dataclass
+class Req:
+    """What a handler sees of a request: already authenticated and parsed."""
+
+    method: str
+    path: str
+    params: dict[str, str]
+    query: Any  # starlette QueryParams (multi-dict, read like a dict)
+    body: Any
+    size: int
+    strict: bool = False
+    root: str = ""  # scheme://host:port the request came to
+
+
+Handler = Callable[["State", Req], tuple[int, Any]]
+
+
+@dataclass(frozen=True)
+class RouteSpec:
+    """One endpoint: the family decides auth, bucket and faults; the style the error body."""
+
+    method: str
+    path: str
+    handler: Handler
+    family: str
+    style: str
+    mutating: bool = True
+
+
+def route(
+    method: str, path: str, family: str, *, style: str | None = None, mutating: bool = True
+) -> Callable:
+    """Decorator that tags a handler with its route; `collect` gathers them per module."""
+
+    def register(fn: Handler) -> Handler:
+        spec = RouteSpec(method, path, fn, family, style or DEFAULT_STYLE[family], mutating)
+        fn.__dict__.setdefault("_routes", []).append(spec)
+        return fn
+
+    return register
+
+
+def collect(namespace: dict[str, Any]) -> list[RouteSpec]:
+    """Routes registered by @route in a module, in definition order."""
+    out: list[RouteSpec] = []
+    for value in namespace.values():
+        out.extend(getattr(value, "_routes", ()))
+    return out
+
+
+def require_object(body: Any, what: str = "request body") -> dict[str, Any]:
+    if not isinstance(body, dict):
+        raise ApiError(400, f"{what} must be a JSON object")
+    return body
+
+
+def optional_object(body: dict[str, Any], key: str) -> dict[str, Any]:
+    value = body.get(key)
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ApiError(400, f"'{key}' must be an object", field=key)
+    return value
+
+
+def byte_len(value: Any) -> int:
+    return len(str(value).encode("utf-8"))
+
+
+def identifier_value(value: Any, what: str) -> str:
+    """Ids may arrive as numbers; Customer.io stores them as strings."""
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise ApiError(400, f"{what} must be a string or a number", field=what)
+    text = str(value)
+    if not text:
+        raise ApiError(400, f"{what} must not be empty", field=what)
+    return text

@@ -1,0 +1,145 @@
+"""Transactional sends: POST /v1/send/{email,push,sms,whatsapp,in_app,inbox_message}.
+
+Errors use the send endpoints' own shape, `{"meta": {"error": "..."}}`. When the workspace defines
+templates, `transactional_message_id` must name one (by number or trigger name) on the matching
+channel: unknown is 404, wrong channel 400. With no templates at all, any id is accepted so a bare
+emulator still runs simple flows. Every accepted send is recorded as a delivery; nothing is sent.
+Sends are not idempotent here either: the same body twice makes two deliveries.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+from typing import Any
+
+from .core import APP, META_ERROR, ApiError, Req, collect, require_object, route
+from .state import State
+from .store import CIO_ID, EMAIL, ID, Store, now
+
+PAYLOAD_LIMIT = 1024 * 1024
+ATTACHMENTS_LIMIT = 2 * 1024 * 1024
+MAX_RECIPIENTS = 15
+CHANNELS = ("email", "push", "sms", "whatsapp", "in_app", "inbox_message")
+
+
+def new_delivery_id() -> str:
+    return base64.urlsafe_b64encode(os.urandom(15)).decode()
+
+
+def _template(state: State, ref: Any, channel: str) -> tuple[int | None, str]:
+    if ref is None or ref == "" or isinstance(ref, bool) or not isinstance(ref, int | str):
+        raise ApiError(400, "transactional_message_id is required (a number or trigger name)")
+    key = str(ref)
+    if not state.templates:
+        return (int(key) if key.isdigit() else None), key
+    tpl = state.templates.get(key)
+    if tpl is None:
+        raise ApiError(404, f"transactional message {key!r} not found")
+    if tpl["channel"] != channel:
+        raise ApiError(
+            400, f"transactional message {key!r} is a {tpl['channel']} message, not {channel}"
+        )
+    return tpl["id"], key
+
+
+def _identifiers(body: dict[str, Any]) -> tuple[str, str]:
+    ident = body.get("identifiers")
+    if not isinstance(ident, dict):
+        raise ApiError(400, "'identifiers' is required: one of id, email or cio_id")
+    present = [(k, v) for k, v in ident.items() if v not in (None, "")]
+    if len(present) != 1 or present[0][0] not in (ID, EMAIL, CIO_ID):
+        raise ApiError(400, "'identifiers' must hold exactly one of id, email or cio_id")
+    kind, value = present[0]
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise ApiError(400, f"identifiers.{kind} must be a string")
+    return kind, str(value)
+
+
+def _person(store: Store, kind: str, value: str) -> int:
+    """The recipient; an unknown id or email is created, as Customer.io does."""
+    pk = store.find(kind, value)
+    if pk is None and kind == CIO_ID:
+        raise ApiError(400, f"no person with cio_id {value!r}")
+    if pk is None:
+        pk = store.identify(value if kind == ID else None, value if kind == EMAIL else None)
+        if pk is None:
+            raise ApiError(400, "the person is suppressed")
+    return pk
+
+
+def _recipients(body: dict[str, Any]) -> int:
+    count = 0
+    for key in ("to", "cc", "bcc"):
+        value = body.get(key)
+        if isinstance(value, str) and value:
+            count += len([part for part in value.split(",") if part.strip()])
+        elif isinstance(value, list):
+            count += len(value)
+    return count
+
+
+def _check_email(body: dict[str, Any], size: int) -> None:
+    attachments = body.get("attachments") or {}
+    if not isinstance(attachments, dict):
+        raise ApiError(400, "'attachments' must map file names to base64 content")
+    attached = sum(len(str(v)) for v in attachments.values())
+    if attached > ATTACHMENTS_LIMIT:
+        raise ApiError(400, "attachments exceed 2 MB")
+    if size - attached > PAYLOAD_LIMIT:
+        raise ApiError(400, "payload exceeds 1 MB (attachments excluded)")
+    if _recipients(body) > MAX_RECIPIENTS:
+        raise ApiError(400, f"at most {MAX_RECIPIENTS} recipients across to, cc and bcc")
+
+
+def send(state: State, req: Req, channel: str) -> tuple[int, Any]:
+    body = require_object(req.body)
+    if channel == "email":
+        _check_email(body, req.size)
+    elif req.size > PAYLOAD_LIMIT:
+        raise ApiError(400, "payload exceeds 1 MB")
+    template_id, template = _template(state, body.get("transactional_message_id"), channel)
+    kind, value = _identifiers(body)
+    data = body.get("message_data")
+    if data is not None and not isinstance(data, dict):
+        raise ApiError(400, "'message_data' must be an object")
+    send_at = body.get("send_at")
+    if send_at is not None and (isinstance(send_at, bool) or not isinstance(send_at, int)):
+        raise ApiError(400, "'send_at' must be a unix timestamp")
+    store = state.store
+    pk = _person(store, kind, value)
+    recipient = body.get("to")
+    if channel == "email" and not recipient:
+        recipient = store.person(pk)["email"]
+        if not recipient:
+            raise ApiError(400, "the person has no email address; set 'to'")
+    queued_at = now()
+    delivery = {
+        "id": new_delivery_id(),
+        "pk": pk,
+        "channel": channel,
+        "template_id": template_id,
+        "template": template,
+        "identifiers": {kind: value},
+        "recipient": None if recipient is None else str(recipient),
+        "subject": body.get("subject") if isinstance(body.get("subject"), str) else None,
+        "body": body,
+        "created": queued_at,
+        "send_at": send_at,
+    }
+    store.add_delivery(delivery)
+    return 200, {"delivery_id": delivery["id"], "queued_at": queued_at}
+
+
+def _endpoint(channel: str):
+    def handler(state: State, req: Req) -> tuple[int, Any]:
+        return send(state, req, channel)
+
+    handler.__name__ = f"send_{channel}"
+    return route("POST", f"/v1/send/{channel}", APP, style=META_ERROR)(handler)
+
+
+for _channel in CHANNELS:
+    globals()[f"send_{_channel}"] = _endpoint(_channel)
+
+ROUTES = collect(globals())

@@ -1,0 +1,104 @@
+"""Everything one emulator instance holds: store, workspace, credentials, behaviour, request log."""
+
+from __future__ import annotations
+
+import json
+from collections import deque
+from typing import Any
+
+from . import workspace as ws
+from .config import Credentials, Faults, RateLimit, parse_faults, parse_limits
+from .faults import FaultInjector, TokenBucket
+from .filters import SegmentResolver
+from .store import Store
+
+REQUEST_LOG_SIZE = 50_000
+_KEY_FIELDS = frozenset({"writeKey", "write_key", "api_key", "apiKey"})
+
+
+class State:
+    def __init__(
+        self,
+        credentials: Credentials,
+        db_path: str | None,
+        workspace: str | Any | None,
+        limits: Any = None,
+        faults: Any = None,
+    ) -> None:
+        self.credentials = credentials
+        self.secrets = credentials.secrets()
+        self.store = Store(db_path)
+        self.segments = SegmentResolver(self.store.db)
+        self.workspace = ws.load(workspace)
+        # Constructor arguments override the workspace file, family by family.
+        self.base_limits = {**parse_limits(self.workspace.get("limits")), **parse_limits(limits)}
+        self.base_faults = {**parse_faults(self.workspace.get("faults")), **parse_faults(faults)}
+        self.log: deque[dict[str, Any]] = deque(maxlen=REQUEST_LOG_SIZE)
+        self.seq = 0
+        self.set_behaviour(self.base_limits, self.base_faults)
+        fresh = self.store.db.execute("SELECT COUNT(*) FROM people").fetchone()[0] == 0
+        no_segments = self.store.db.execute("SELECT COUNT(*) FROM segments").fetchone()[0] == 0
+        if fresh and no_segments:  # a file database keeps its state across restarts
+            self.load_workspace()
+        self.refresh_templates()
+
+    # -- behaviour ---------------------------------------------------------------------------
+
+    def set_behaviour(
+        self, limits: dict[str, RateLimit] | None, faults: dict[str, Faults] | None
+    ) -> None:
+        if limits is not None:
+            self.buckets = {f: TokenBucket(lim) for f, lim in limits.items()}
+        if faults is not None:
+            self.injectors = {f: FaultInjector(x) for f, x in faults.items() if x.active}
+
+    # -- state -------------------------------------------------------------------------------
+
+    def load_workspace(self) -> None:
+        with self.store.tx():
+            ws.apply(self.store, self.workspace)
+
+    def reset(self, *, empty: bool = False) -> None:
+        """Back to the workspace's initial state (or nothing at all), request log cleared."""
+        with self.store.tx():
+            self.store.wipe()
+            if not empty:
+                ws.apply(self.store, self.workspace)
+        self.refresh_templates()
+        self.log.clear()
+        self.seq = 0
+        self.set_behaviour(self.base_limits, self.base_faults)
+
+    def refresh_templates(self) -> None:
+        rows = self.store.db.execute("SELECT id, trigger, name, channel FROM templates").fetchall()
+        self.templates: dict[str, dict[str, Any]] = {}
+        for tid, trigger, name, channel in rows:
+            tpl = {"id": tid, "trigger": trigger, "name": name, "channel": channel}
+            self.templates[str(tid)] = tpl
+            if trigger:
+                self.templates.setdefault(trigger, tpl)
+
+    # -- request log -------------------------------------------------------------------------
+
+    def record(self, entry: dict[str, Any], raw: bytes | None, parsed: Any = None) -> None:
+        """Append to the request log; bodies are scrubbed of every key the emulator knows."""
+        self.seq += 1
+        entry["seq"] = self.seq
+        entry["body"] = self._scrub(raw, parsed) if raw else None
+        self.log.append(entry)
+
+    def _scrub(self, raw: bytes, parsed: Any) -> Any:
+        if any(s.encode() in raw for s in self.secrets):
+            parsed = None
+            text = raw.decode("utf-8", "replace")
+            for secret in self.secrets:
+                text = text.replace(secret, "[REDACTED]")
+            raw = text.encode()
+        if parsed is None:
+            try:
+                parsed = json.loads(raw)
+            except ValueError:
+                return raw[:65536].decode("utf-8", "replace")
+        if isinstance(parsed, dict) and not _KEY_FIELDS.isdisjoint(parsed):
+            parsed = {k: "[REDACTED]" if k in _KEY_FIELDS else v for k, v in parsed.items()}
+        return parsed

@@ -1,0 +1,474 @@
+"""SQLite state: people, attributes, events, devices, segments, deliveries, templates.
+
+One connection, used only from the server's event-loop thread, so requests never interleave inside
+a transaction. Attribute values are kept twice: as JSON (the value as sent) and as the string form
+Customer.io's App API shows, which is also what search filters compare against.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS people(
+  pk INTEGER PRIMARY KEY, cio_id TEXT NOT NULL UNIQUE, id TEXT UNIQUE, email TEXT,
+  created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS people_email ON people(email);
+CREATE TABLE IF NOT EXISTS attrs(
+  pk INTEGER NOT NULL, name TEXT NOT NULL, value TEXT NOT NULL, str TEXT NOT NULL,
+  ts INTEGER NOT NULL, PRIMARY KEY(pk, name)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS attrs_name_str ON attrs(name, str);
+CREATE TABLE IF NOT EXISTS events(
+  eid INTEGER PRIMARY KEY, pk INTEGER, anonymous_id TEXT, name TEXT NOT NULL, type TEXT NOT NULL,
+  data TEXT NOT NULL, timestamp INTEGER NOT NULL, family TEXT NOT NULL, message_id TEXT);
+CREATE INDEX IF NOT EXISTS events_pk ON events(pk);
+CREATE INDEX IF NOT EXISTS events_anon ON events(anonymous_id);
+CREATE TABLE IF NOT EXISTS dedupe(key TEXT PRIMARY KEY) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS suppressions(identifier TEXT PRIMARY KEY) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS devices(
+  pk INTEGER NOT NULL, device_id TEXT NOT NULL, platform TEXT, last_used INTEGER,
+  attributes TEXT NOT NULL DEFAULT '{}', PRIMARY KEY(pk, device_id)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS segments(
+  id INTEGER PRIMARY KEY, name TEXT NOT NULL, description TEXT NOT NULL DEFAULT '',
+  type TEXT NOT NULL, filter TEXT, tags TEXT, created_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS segment_members(
+  segment_id INTEGER NOT NULL, pk INTEGER NOT NULL, PRIMARY KEY(segment_id, pk)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS templates(
+  id INTEGER PRIMARY KEY, trigger TEXT UNIQUE, name TEXT NOT NULL, channel TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS deliveries(
+  seq INTEGER PRIMARY KEY, delivery_id TEXT NOT NULL UNIQUE, pk INTEGER, channel TEXT NOT NULL,
+  template_id INTEGER, template TEXT, identifiers TEXT NOT NULL, recipient TEXT, subject TEXT,
+  body TEXT NOT NULL, queued_at INTEGER NOT NULL, send_at INTEGER);
+CREATE INDEX IF NOT EXISTS deliveries_pk ON deliveries(pk);
+CREATE TABLE IF NOT EXISTS objects(
+  type_id TEXT NOT NULL, object_id TEXT NOT NULL, attributes TEXT NOT NULL DEFAULT '{}',
+  PRIMARY KEY(type_id, object_id)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS relationships(
+  pk INTEGER NOT NULL, type_id TEXT NOT NULL, object_id TEXT NOT NULL,
+  PRIMARY KEY(pk, type_id, object_id)) WITHOUT ROWID;
+"""
+
+TABLES = [
+    "people",
+    "attrs",
+    "events",
+    "dedupe",
+    "suppressions",
+    "devices",
+    "segments",
+    "segment_members",
+    "templates",
+    "deliveries",
+    "objects",
+    "relationships",
+]
+
+# Identifier kinds a person can be found by.
+ID, EMAIL, CIO_ID = "id", "email", "cio_id"
+
+
+def now() -> int:
+    return int(time.time())
+
+
+def new_cio_id() -> str:
+    return os.urandom(6).hex()
+
+
+def as_string(value: Any) -> str:
+    """The string form the App API shows for an attribute value."""
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+class Store:
+    """All state; every method runs on the loop thread inside the caller's transaction."""
+
+    def __init__(self, path: str | None = None) -> None:
+        self.db = sqlite3.connect(path or ":memory:", isolation_level=None, check_same_thread=False)
+        self.db.execute("PRAGMA journal_mode=WAL" if path else "PRAGMA journal_mode=MEMORY")
+        self.db.execute("PRAGMA synchronous=OFF")
+        self.db.executescript(SCHEMA)
+
+    @contextmanager
+    def tx(self) -> Iterator[None]:
+        """One transaction: all of a request's writes land, or none do."""
+        self.db.execute("BEGIN")
+        try:
+            yield
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+
+    def wipe(self) -> None:
+        for table in TABLES:
+            self.db.execute(f"DELETE FROM {table}")
+
+    def close(self) -> None:
+        self.db.close()
+
+    # -- people -----------------------------------------------------------------------------
+
+    def find(self, kind: str, value: str) -> int | None:
+        """The person's pk, or None. An email may be shared; the oldest person wins."""
+        if kind == CIO_ID:
+            sql = "SELECT pk FROM people WHERE cio_id=?"
+        elif kind == EMAIL:
+            sql = "SELECT pk FROM people WHERE email=? ORDER BY pk LIMIT 1"
+        else:
+            sql = "SELECT pk FROM people WHERE id=?"
+        row = self.db.execute(sql, (value,)).fetchone()
+        return row[0] if row else None
+
+    def find_track(self, identifier: str) -> int | None:
+        """Track path identifiers: `cio_<cio_id>`, an id, or an email."""
+        kind, value = track_identifier(identifier)
+        pk = self.find(kind, value)
+        if pk is None and kind == EMAIL:
+            pk = self.find(ID, value)  # a workspace may use emails as ids
+        return pk
+
+    def find_any(self, identifiers: dict[str, Any]) -> int | None:
+        for kind in (CIO_ID, ID, EMAIL):
+            value = identifiers.get(kind)
+            if value not in (None, ""):
+                return self.find(kind, str(value))
+        return None
+
+    def is_suppressed(self, *identifiers: str | None) -> bool:
+        values = [v for v in identifiers if v]
+        if not values:
+            return False
+        marks = ",".join("?" * len(values))
+        sql = f"SELECT 1 FROM suppressions WHERE identifier IN ({marks}) LIMIT 1"
+        return self.db.execute(sql, values).fetchone() is not None
+
+    def identify(
+        self,
+        id: str | None = None,
+        email: str | None = None,
+        attributes: dict[str, Any] | None = None,
+        *,
+        cio_id: str | None = None,
+        update_only: bool = False,
+        ts: int | None = None,
+        created_at: int | None = None,
+    ) -> int | None:
+        """Create or update a person; None when suppressed or (update_only) unknown."""
+        if self.is_suppressed(id, email):
+            return None
+        ts = ts or now()
+        pk = None
+        if cio_id:
+            pk = self.find(CIO_ID, cio_id)
+        if pk is None and id:
+            pk = self.find(ID, id)
+        if pk is None and email:
+            row = self.db.execute(
+                "SELECT pk, id FROM people WHERE email=? ORDER BY pk LIMIT 1", (email,)
+            ).fetchone()
+            # An email-only person gains the id; a person with another id is someone else.
+            if row and (not id or row[1] is None):
+                pk = row[0]
+        if pk is None:
+            if update_only:
+                return None
+            pk = self.db.execute(
+                "INSERT INTO people(cio_id, id, email, created_at, updated_at) VALUES(?,?,?,?,?)",
+                (cio_id or new_cio_id(), id, email, created_at or ts, ts),
+            ).lastrowid
+        else:
+            self._set_identifiers(pk, id, email, ts)
+        if attributes:
+            self.set_attributes(pk, attributes, ts)
+        return pk
+
+    def _set_identifiers(self, pk: int, id: str | None, email: str | None, ts: int) -> None:
+        if id:
+            self.db.execute(
+                "UPDATE people SET id=?, updated_at=? WHERE pk=? AND id IS NOT ?", (id, ts, pk, id)
+            )
+        if email:
+            self.db.execute(
+                "UPDATE people SET email=?, updated_at=? WHERE pk=? AND email IS NOT ?",
+                (email, ts, pk, email),
+            )
+
+    def set_attributes(self, pk: int, attributes: dict[str, Any], ts: int | None = None) -> None:
+        """Set attributes; None or "" removes one, as Customer.io does."""
+        ts = ts or now()
+        put, drop = [], []
+        for name, value in attributes.items():
+            if value is None or value == "":
+                drop.append((pk, name))
+            else:
+                put.append((pk, name, dumps(value), as_string(value), ts))
+        if put:
+            self.db.executemany(
+                "INSERT INTO attrs(pk,name,value,str,ts) VALUES(?,?,?,?,?) "
+                "ON CONFLICT(pk,name) DO UPDATE SET value=excluded.value, str=excluded.str, "
+                "ts=CASE WHEN attrs.str=excluded.str THEN attrs.ts ELSE excluded.ts END",
+                put,
+            )
+        if drop:
+            self.db.executemany("DELETE FROM attrs WHERE pk=? AND name=?", drop)
+        self.db.execute("UPDATE people SET updated_at=? WHERE pk=?", (ts, pk))
+
+    def delete_person(self, pk: int) -> None:
+        """Delete the person and their data (deliveries stay, detached, for inspection)."""
+        for table in ("attrs", "events", "devices", "segment_members", "relationships"):
+            self.db.execute(f"DELETE FROM {table} WHERE pk=?", (pk,))
+        self.db.execute("UPDATE deliveries SET pk=NULL WHERE pk=?", (pk,))
+        self.db.execute("DELETE FROM people WHERE pk=?", (pk,))
+
+    def suppress(self, pk: int) -> None:
+        """Suppression deletes the person and keeps their identifiers from coming back."""
+        row = self.db.execute("SELECT id, email FROM people WHERE pk=?", (pk,)).fetchone()
+        for value in row or ():
+            if value:
+                self.db.execute("INSERT OR IGNORE INTO suppressions VALUES(?)", (value,))
+        self.delete_person(pk)
+
+    def unsuppress(self, *identifiers: str) -> None:
+        for value in identifiers:
+            self.db.execute("DELETE FROM suppressions WHERE identifier=?", (value,))
+
+    def merge(self, primary: int, secondary: int) -> None:
+        """Fold secondary into primary: primary's values win, history moves over."""
+        if primary == secondary:
+            return
+        self.db.execute(
+            "INSERT OR IGNORE INTO attrs(pk,name,value,str,ts) "
+            "SELECT ?, name, value, str, ts FROM attrs WHERE pk=?",
+            (primary, secondary),
+        )
+        for table in ("events", "deliveries"):
+            self.db.execute(f"UPDATE {table} SET pk=? WHERE pk=?", (primary, secondary))
+        for table in ("devices", "segment_members", "relationships"):
+            self.db.execute(f"UPDATE OR IGNORE {table} SET pk=? WHERE pk=?", (primary, secondary))
+        email = self.db.execute("SELECT email FROM people WHERE pk=?", (secondary,)).fetchone()
+        self.delete_person(secondary)
+        if email and email[0]:
+            self.db.execute(
+                "UPDATE people SET email=? WHERE pk=? AND email IS NULL", (email[0], primary)
+            )
+
+    def person(self, pk: int) -> dict[str, Any] | None:
+        row = self.db.execute(
+            "SELECT pk, cio_id, id, email, created_at, updated_at FROM people WHERE pk=?", (pk,)
+        ).fetchone()
+        return _person_row(row) if row else None
+
+    def attributes(self, pk: int) -> list[tuple[str, Any, str, int]]:
+        rows = self.db.execute(
+            "SELECT name, value, str, ts FROM attrs WHERE pk=? ORDER BY name", (pk,)
+        ).fetchall()
+        return [(name, json.loads(value), text, ts) for name, value, text, ts in rows]
+
+    def people(self, pks: Iterable[int] | None = None) -> list[dict[str, Any]]:
+        """Full person records (for inspection), oldest first."""
+        rows = self.db.execute(
+            "SELECT pk, cio_id, id, email, created_at, updated_at FROM people ORDER BY pk"
+        ).fetchall()
+        wanted = set(pks) if pks is not None else None
+        attrs: dict[int, dict[str, Any]] = {}
+        for pk, name, value in self.db.execute("SELECT pk, name, value FROM attrs"):
+            attrs.setdefault(pk, {})[name] = json.loads(value)
+        out = []
+        for row in rows:
+            if wanted is not None and row[0] not in wanted:
+                continue
+            person = _person_row(row)
+            person["attributes"] = attrs.get(row[0], {})
+            out.append(person)
+        return out
+
+    # -- events and dedupe -------------------------------------------------------------------
+
+    def first_time(self, key: str) -> bool:
+        """Record a dedupe key; False if it was already seen."""
+        cur = self.db.execute("INSERT OR IGNORE INTO dedupe(key) VALUES(?)", (key,))
+        return cur.rowcount == 1
+
+    def add_event(
+        self,
+        pk: int | None,
+        name: str,
+        data: Any = None,
+        *,
+        type: str = "event",
+        timestamp: int | None = None,
+        family: str = "track",
+        anonymous_id: str | None = None,
+        message_id: str | None = None,
+    ) -> None:
+        self.db.execute(
+            "INSERT INTO events(pk, anonymous_id, name, type, data, timestamp, family, message_id)"
+            " VALUES(?,?,?,?,?,?,?,?)",
+            (
+                pk,
+                anonymous_id,
+                name,
+                type,
+                dumps(data or {}),
+                timestamp or now(),
+                family,
+                message_id,
+            ),
+        )
+
+    def adopt_anonymous(self, pk: int, anonymous_id: str) -> None:
+        """Anonymous activity joins the person once they are identified."""
+        self.db.execute(
+            "UPDATE events SET pk=? WHERE anonymous_id=? AND pk IS NULL", (pk, anonymous_id)
+        )
+
+    # -- devices and objects -----------------------------------------------------------------
+
+    def put_device(self, pk: int, device: dict[str, Any]) -> None:
+        device_id = str(device.get("id") or device.get("token"))
+        extra = {
+            k: v for k, v in device.items() if k not in ("id", "token", "platform", "last_used")
+        }
+        attributes = {**extra.pop("attributes", {}), **extra}
+        self.db.execute(
+            "INSERT INTO devices(pk, device_id, platform, last_used, attributes) VALUES(?,?,?,?,?)"
+            " ON CONFLICT(pk, device_id) DO UPDATE SET platform=excluded.platform,"
+            " last_used=excluded.last_used, attributes=excluded.attributes",
+            (
+                pk,
+                device_id,
+                device.get("platform"),
+                device.get("last_used") or now(),
+                dumps(attributes),
+            ),
+        )
+
+    def delete_device(self, pk: int | None, device_id: str) -> None:
+        if pk is None:
+            self.db.execute("DELETE FROM devices WHERE device_id=?", (device_id,))
+        else:
+            self.db.execute("DELETE FROM devices WHERE pk=? AND device_id=?", (pk, device_id))
+
+    def devices(self, pk: int | None = None) -> list[dict[str, Any]]:
+        sql = "SELECT pk, device_id, platform, last_used, attributes FROM devices"
+        rows = self.db.execute(sql + (" WHERE pk=?" if pk else ""), (pk,) if pk else ())
+        return [
+            {
+                "pk": r[0],
+                "id": r[1],
+                "platform": r[2],
+                "last_used": r[3],
+                "attributes": json.loads(r[4]),
+            }
+            for r in rows
+        ]
+
+    def put_object(self, type_id: str, object_id: str, attributes: dict[str, Any]) -> None:
+        row = self.db.execute(
+            "SELECT attributes FROM objects WHERE type_id=? AND object_id=?", (type_id, object_id)
+        ).fetchone()
+        merged = {**(json.loads(row[0]) if row else {}), **attributes}
+        self.db.execute(
+            "INSERT OR REPLACE INTO objects VALUES(?,?,?)", (type_id, object_id, dumps(merged))
+        )
+
+    def delete_object(self, type_id: str, object_id: str) -> None:
+        self.db.execute("DELETE FROM objects WHERE type_id=? AND object_id=?", (type_id, object_id))
+        self.db.execute(
+            "DELETE FROM relationships WHERE type_id=? AND object_id=?", (type_id, object_id)
+        )
+
+    def relate(self, pk: int, type_id: str, object_id: str, *, remove: bool = False) -> None:
+        if remove:
+            self.db.execute(
+                "DELETE FROM relationships WHERE pk=? AND type_id=? AND object_id=?",
+                (pk, type_id, object_id),
+            )
+        else:
+            self.db.execute(
+                "INSERT OR IGNORE INTO relationships VALUES(?,?,?)", (pk, type_id, object_id)
+            )
+
+    # -- deliveries --------------------------------------------------------------------------
+
+    def add_delivery(self, delivery: dict[str, Any]) -> None:
+        self.db.execute(
+            "INSERT INTO deliveries(delivery_id, pk, channel, template_id, template, identifiers,"
+            " recipient, subject, body, queued_at, send_at) VALUES(?,?,?,?,?,?,?,?,?,?,?)",
+            (
+                delivery["id"],
+                delivery["pk"],
+                delivery["channel"],
+                delivery["template_id"],
+                delivery["template"],
+                dumps(delivery["identifiers"]),
+                delivery["recipient"],
+                delivery["subject"],
+                dumps(delivery["body"]),
+                delivery["created"],
+                delivery["send_at"],
+            ),
+        )
+
+    def deliveries(self, pk: int | None = None) -> list[dict[str, Any]]:
+        """Recorded sends, oldest first (all of them, or one person's)."""
+        sql = (
+            "SELECT seq, delivery_id, pk, channel, template_id, template, identifiers,"
+            " recipient, subject, body, queued_at, send_at FROM deliveries"
+        )
+        if pk is not None:
+            rows = self.db.execute(sql + " WHERE pk=? ORDER BY seq", (pk,))
+        else:
+            rows = self.db.execute(sql + " ORDER BY seq")
+        return [
+            {
+                "seq": r[0],
+                "id": r[1],
+                "pk": r[2],
+                "channel": r[3],
+                "template_id": r[4],
+                "template": r[5],
+                "identifiers": json.loads(r[6]),
+                "recipient": r[7],
+                "subject": r[8],
+                "body": json.loads(r[9]),
+                "created": r[10],
+                "send_at": r[11],
+            }
+            for r in rows
+        ]
+
+
+def track_identifier(identifier: str) -> tuple[str, str]:
+    """How the Track API reads a path identifier."""
+    if identifier.startswith("cio_"):
+        return CIO_ID, identifier[4:]
+    if "@" in identifier:
+        return EMAIL, identifier
+    return ID, identifier
+
+
+def _person_row(row: tuple) -> dict[str, Any]:
+    pk, cio_id, id, email, created_at, updated_at = row
+    return {
+        "pk": pk,
+        "cio_id": cio_id,
+        "id": id,
+        "email": email,
+        "created_at": created_at,
+        "updated_at": updated_at,
+    }

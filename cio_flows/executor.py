@@ -1,0 +1,295 @@
+"""Run a prepared flow: rows on a bounded worker pool, steps in order within a row.
+
+Each step: `when` -> (per `loop` item) render, validate, send, poll `wait_until` -> save ->
+`expect`. A failed step skips the rest of the row's `steps`; `finally` steps always run.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Mapping
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from typing import Any
+
+from .conditions import explain, holds
+from .engine import PreparedRun
+from .errors import FlowInputError, TransportError
+from .events import (
+    FAILED,
+    OK,
+    SKIPPED,
+    UNKNOWN,
+    Listener,
+    RowFinished,
+    RunFinished,
+    RunStarted,
+    RunSummary,
+    StepFinished,
+)
+from .model import Step
+from .operations import OPERATIONS, Request, Response
+from .rows import Row
+from .templating import evaluate_condition
+from .transport import Transport
+
+
+@dataclass(frozen=True)
+class PreviousOutcome:
+    """What a step did in an earlier attempt of the same run (from the journal, on resume)."""
+
+    status: str
+    result: Any = None
+
+
+# row_key -> {step_key: PreviousOutcome}
+PreviousLookup = Callable[[str], Mapping[str, PreviousOutcome]]
+
+
+class StepFailure(Exception):
+    """A step that ran but did not succeed: an expectation, a wait that timed out."""
+
+
+class Executor:
+    def __init__(
+        self,
+        run: PreparedRun,
+        transport: Transport,
+        listeners: list[Listener] = (),
+        *,
+        workers: int = 8,
+        previous: PreviousLookup | None = None,
+        resend_unknown: bool = False,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.run = run
+        self.transport = transport
+        self.listeners = list(listeners)
+        self.workers = max(1, workers)
+        self.previous = previous
+        self.resend_unknown = resend_unknown
+        self._sleep = sleep
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self.summary = RunSummary(run.run_id, run.flow.name)
+
+    def emit(self, event) -> None:
+        with self._lock:
+            for listener in self.listeners:
+                listener(event)
+
+    def stop(self) -> None:
+        """Finish the steps in flight, start no new ones (Ctrl-C)."""
+        self._stop.set()
+
+    # --- rows ------------------------------------------------------------------------------
+
+    def execute(self) -> RunSummary:
+        run = self.run
+        targets = {f: run.endpoints.root(f) for f in ("pipelines", "track", "app")}
+        self.emit(RunStarted(run.run_id, run.flow.name, str(run.flow.path), run.region, targets))
+        started = time.monotonic()
+        try:
+            self._run_rows()
+        except KeyboardInterrupt:
+            self.stop()
+            self.summary.interrupted = True
+        except FlowInputError as exc:  # the data file breaks deep inside: stop, report
+            self.summary.interrupted = True
+            self._count(FAILED)
+            self.emit(StepFinished(run.flow.steps[0], exc.row, None, FAILED, 0.0, error=str(exc)))
+        summary = self.summary
+        summary.elapsed = time.monotonic() - started
+        stats = self.transport.stats
+        summary.requests, summary.retries = stats["requests"], stats["retries"]
+        summary.throttled = stats["throttled"]
+        self.emit(RunFinished(summary))
+        return summary
+
+    def _run_rows(self) -> None:
+        if self.workers == 1:
+            for row in self.run.rows():
+                if self._stop.is_set():
+                    break
+                self._run_row(row)
+            return
+        # Bounded in flight: rows stream from the file, memory stays flat.
+        in_flight: set[Future] = set()
+        with ThreadPoolExecutor(self.workers, thread_name_prefix="cio-row") as pool:
+            try:
+                for row in self.run.rows():
+                    if self._stop.is_set():
+                        break
+                    while len(in_flight) >= self.workers * 2:
+                        done, in_flight = wait(in_flight, return_when=FIRST_COMPLETED)
+                        _raise_first(done)
+                    in_flight.add(pool.submit(self._run_row, row))
+            except KeyboardInterrupt:
+                self._stop.set()
+                self.summary.interrupted = True
+            done, _ = wait(in_flight)
+            _raise_first(done)
+
+    def _count(self, status: str, row: int | None = None) -> None:
+        with self._lock:
+            self.summary.counts[status] += 1
+
+    def _run_row(self, row: Row | None) -> None:
+        row_number = row.number if row else None
+        with self._lock:
+            self.summary.rows += 1
+        try:
+            context = self.run.base_context(row)
+            row_key = self.run.row_key(row, context)
+        except FlowInputError as exc:
+            self._finish_row(row_number, None, failed=True)
+            self._count(FAILED)
+            self.emit(
+                StepFinished(self.run.flow.steps[0], row_number, None, FAILED, 0.0, error=str(exc))
+            )
+            return
+        before = self.previous(row_key) if self.previous else {}
+        failed = False
+        for step in self.run.flow.all_steps:
+            if self._stop.is_set():
+                return  # not recorded: a resume runs the rest
+            if failed and step.section == "steps":
+                outcome = StepFinished(step, row_number, row_key, SKIPPED, 0.0)
+            else:
+                outcome = self._step_or_replay(step, row, row_key, context, before.get(step.key))
+            self._count(outcome.status)
+            failed = failed or outcome.status in (FAILED, UNKNOWN)
+            self.emit(outcome)
+        self._finish_row(row_number, row_key, failed=failed)
+
+    def _finish_row(self, row_number, row_key, *, failed: bool) -> None:
+        if failed:
+            with self._lock:
+                self.summary.failed_rows.append(row_number or 0)
+        self.emit(RowFinished(row_number, row_key, FAILED if failed else OK))
+
+    def _step_or_replay(self, step, row, row_key, context, previous: PreviousOutcome | None):
+        row_number = row.number if row else None
+        if previous is not None and previous.status == OK:
+            if step.save:
+                context["steps"][step.save] = previous.result
+            return StepFinished(step, row_number, row_key, OK, 0.0, detail="done before")
+        if previous is not None and previous.status == UNKNOWN and not self.resend_unknown:
+            error = "outcome unknown in an earlier attempt: not resent (use --resend-unknown)"
+            return StepFinished(step, row_number, row_key, UNKNOWN, 0.0, error=error)
+        return self._run_step(step, row, row_key, context)
+
+    # --- one step --------------------------------------------------------------------------
+
+    def _run_step(self, step: Step, row, row_key: str, context: dict[str, Any]) -> StepFinished:
+        row_number = row.number if row else None
+        started = time.monotonic()
+        sender = _CountingSend(self.transport)
+
+        def finished(status: str, error: str | None = None, detail: Any = None) -> StepFinished:
+            elapsed = time.monotonic() - started
+            return StepFinished(
+                step, row_number, row_key, status, elapsed, sender.attempts, error, detail
+            )
+
+        try:
+            if step.when is not None and not holds(step.when, context):
+                return finished(SKIPPED, detail="when is false")
+            result = self._perform(step, row, row_key, context, sender)
+            self._save(step, context, result)
+            self._check_expectations(step, context, result, row_number)
+        except FlowInputError as exc:
+            return finished(FAILED, exc.with_context(step=step.name, row=row_number).describe())
+        except StepFailure as exc:
+            return finished(FAILED, str(exc))
+        except TransportError as exc:
+            if exc.outcome == "unknown":
+                return finished(UNKNOWN, f"{exc} (outcome unknown: not resent)")
+            return finished(FAILED, str(exc))
+        return finished(OK, detail=_summarize(step, result))
+
+    def _perform(self, step: Step, row, row_key, context, sender) -> Any:
+        if step.loop is None:
+            return self._send_and_wait(step, row, row_key, context, sender)
+        return [
+            self._send_and_wait(step, row, key, item_context, sender)
+            for key, item_context in self.run.loop_contexts(step, row_key, context)
+        ]
+
+    def _send_and_wait(self, step: Step, row, row_key: str, context, sender) -> Any:
+        payload = self.run.render(step, context, row)
+        keys = self.run.keys(row_key, step)
+        self.run.build_request(step, payload, keys)  # mapping errors before any send
+        operation = OPERATIONS[step.kind]
+        result = operation.execute(payload, keys, self.run.people_family, sender)
+        wait_spec = step.wait_until
+        if wait_spec is None:
+            return result
+        deadline = time.monotonic() + wait_spec.timeout
+        pause = wait_spec.interval
+        while not holds(wait_spec.condition, {**context, "response": result}):
+            if time.monotonic() + pause > deadline:
+                expected, found = explain(wait_spec.condition, {**context, "response": result})
+                raise StepFailure(
+                    f"{wait_spec.condition.location}: wait_until timed out after "
+                    f"{wait_spec.timeout:g} s: {wait_spec.condition.expression} "
+                    f"(expected {expected}, found {found})"
+                )
+            self._sleep(pause)
+            pause = min(pause * 2, wait_spec.max_interval)
+            result = operation.execute(payload, keys, self.run.people_family, sender)
+        return result
+
+    def _save(self, step: Step, context: dict[str, Any], result: Any) -> None:
+        if not step.save:
+            return
+        value = result
+        if step.save_value is not None:
+            value = evaluate_condition(
+                step.save_value, {**context, "response": result}, step.location
+            )
+        context["steps"][step.save] = value
+
+    def _check_expectations(self, step: Step, context, result, row_number) -> None:
+        scope = {**context, "response": result}
+        for condition in step.expect:
+            if not holds(condition, scope):
+                expected, found = explain(condition, scope)
+                raise StepFailure(
+                    f"{condition.location}: expectation failed: {condition.expression} "
+                    f"(expected {expected}, found {found})"
+                )
+
+
+class _CountingSend:
+    def __init__(self, transport: Transport) -> None:
+        self._transport = transport
+        self.attempts = 0
+
+    def __call__(self, request: Request) -> Response:
+        response = self._transport.send(request)
+        self.attempts += response.attempts
+        return response
+
+
+def _raise_first(done: set[Future]) -> None:
+    for future in done:
+        future.result()  # a bug in a worker must not pass silently
+
+
+def _summarize(step: Step, result: Any) -> str | None:
+    """A few words about a response for the console: counts and ids, never personal data."""
+    if isinstance(result, list):
+        return f"{len(result)} item(s)"
+    if not isinstance(result, dict):
+        return None
+    if "count" in result:
+        return f"{result['count']} found"
+    if "delivery_id" in result:
+        return f"delivery {result['delivery_id']}"
+    if "segments" in result:
+        return f"{len(result['segments'])} segment(s)"
+    if step.kind == "get_person":
+        return f"{len(result.get('attributes') or {})} attribute(s)"
+    return None
