@@ -47,7 +47,9 @@ def run_flow(
 def execute(run: PreparedRun, listeners: list[Listener] = ()) -> RunSummary:
     """Run a prepared (and preflighted) flow."""
     with Transport(run.endpoints, run.credentials, run.options.transport) as transport:
-        executor = Executor(run, transport, list(listeners), workers=run.options.workers)
+        executor = Executor(
+            run, transport, list(listeners), workers=run.options.workers, batch=run.options.batch
+        )
         return executor.execute()
 
 

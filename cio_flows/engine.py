@@ -41,6 +41,7 @@ class RunOptions:
     data: Path | None = None  # --data FILE, replaces for_each.file
     run_id: str | None = None
     workers: int = 8  # rows in parallel; steps within a row stay in order
+    batch: bool = True  # coalesce identify/track over rows into batch calls
     environ: Mapping[str, str] | None = None  # default os.environ
     transport: TransportSettings = field(default_factory=TransportSettings)
 
@@ -76,6 +77,7 @@ class PreparedRun:
         self.data = self._data_source()
         self._check_vars()
         self._check_data_columns()
+        self._depends = {step.key: tuple(sorted(_saved_names_used(step))) for step in flow.all_steps}
 
     # --- checks before anything is sent ----------------------------------------------------
 
@@ -224,7 +226,7 @@ class PreparedRun:
             row_key = self.row_key(row, context)
             row_number = row.number if row else None
             for step in self.flow.all_steps:
-                depends = tuple(sorted(_saved_names_used(step)))
+                depends = self._depends[step.key]
                 if isinstance(step.loop, str) and "steps" in step.loop:
                     depends = (*depends, "steps (loop)")
                 if depends:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any
@@ -30,6 +30,15 @@ from .events import (
 )
 from .model import Step
 from .operations import OPERATIONS, Request, Response
+from .operations.batching import (
+    BATCH_KINDS,
+    MAX_ITEM_BYTES,
+    batch_errors,
+    batch_item,
+    batch_request,
+    item_size,
+    split_batches,
+)
 from .rows import Row
 from .templating import evaluate_condition
 from .transport import Transport
@@ -47,6 +56,19 @@ class PreviousOutcome:
 PreviousLookup = Callable[[str], Mapping[str, PreviousOutcome]]
 
 
+@dataclass
+class _RowState:
+    row: Row | None
+    row_key: str
+    context: dict[str, Any]
+    before: Mapping[str, PreviousOutcome]
+    failed: bool = False
+
+    @property
+    def number(self) -> int | None:
+        return self.row.number if self.row else None
+
+
 class StepFailure(Exception):
     """A step that ran but did not succeed: an expectation, a wait that timed out."""
 
@@ -61,6 +83,8 @@ class Executor:
         workers: int = 8,
         previous: PreviousLookup | None = None,
         resend_unknown: bool = False,
+        batch: bool = False,
+        chunk_size: int = 500,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.run = run
@@ -69,6 +93,9 @@ class Executor:
         self.workers = max(1, workers)
         self.previous = previous
         self.resend_unknown = resend_unknown
+        # Batching pays off only over rows, and only when some step can go in a batch.
+        self.batch = batch and run.data is not None and any(map(self.batchable, run.flow.all_steps))
+        self.chunk_size = max(1, chunk_size)
         self._sleep = sleep
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -107,24 +134,39 @@ class Executor:
         self.emit(RunFinished(summary))
         return summary
 
+    def _units(self) -> Iterator[tuple[Callable[[Any], None], Any]]:
+        """Work items: one row each, or chunks of rows whose batchable steps share batches."""
+        if not self.batch:
+            for row in self.run.rows():
+                yield self._run_row, row
+            return
+        chunk: list[Row] = []
+        for row in self.run.rows():
+            chunk.append(row)
+            if len(chunk) >= self.chunk_size:
+                yield self._run_chunk, chunk
+                chunk = []
+        if chunk:
+            yield self._run_chunk, chunk
+
     def _run_rows(self) -> None:
         if self.workers == 1:
-            for row in self.run.rows():
+            for work, unit in self._units():
                 if self._stop.is_set():
                     break
-                self._run_row(row)
+                work(unit)
             return
         # Bounded in flight: rows stream from the file, memory stays flat.
         in_flight: set[Future] = set()
         with ThreadPoolExecutor(self.workers, thread_name_prefix="cio-row") as pool:
             try:
-                for row in self.run.rows():
+                for work, unit in self._units():
                     if self._stop.is_set():
                         break
                     while len(in_flight) >= self.workers * 2:
                         done, in_flight = wait(in_flight, return_when=FIRST_COMPLETED)
                         _raise_first(done)
-                    in_flight.add(pool.submit(self._run_row, row))
+                    in_flight.add(pool.submit(work, unit))
             except KeyboardInterrupt:
                 self._stop.set()
                 self.summary.interrupted = True
@@ -135,7 +177,7 @@ class Executor:
         with self._lock:
             self.summary.counts[status] += 1
 
-    def _run_row(self, row: Row | None) -> None:
+    def _start_row(self, row: Row | None) -> _RowState | None:
         row_number = row.number if row else None
         with self._lock:
             self.summary.rows += 1
@@ -148,20 +190,140 @@ class Executor:
             self.emit(
                 StepFinished(self.run.flow.steps[0], row_number, None, FAILED, 0.0, error=str(exc))
             )
-            return
+            return None
         before = self.previous(row_key) if self.previous else {}
-        failed = False
+        return _RowState(row, row_key, context, before)
+
+    def _record(self, state: _RowState, outcome: StepFinished) -> None:
+        self._count(outcome.status)
+        state.failed = state.failed or outcome.status in (FAILED, UNKNOWN)
+        self.emit(outcome)
+
+    def _run_row(self, row: Row | None) -> None:
+        state = self._start_row(row)
+        if state is None:
+            return
         for step in self.run.flow.all_steps:
             if self._stop.is_set():
                 return  # not recorded: a resume runs the rest
-            if failed and step.section == "steps":
-                outcome = StepFinished(step, row_number, row_key, SKIPPED, 0.0)
-            else:
-                outcome = self._step_or_replay(step, row, row_key, context, before.get(step.key))
-            self._count(outcome.status)
-            failed = failed or outcome.status in (FAILED, UNKNOWN)
-            self.emit(outcome)
-        self._finish_row(row_number, row_key, failed=failed)
+            self._record(state, self._step_for_row(step, state))
+        self._finish_row(state.number, state.row_key, failed=state.failed)
+
+    def _step_for_row(self, step: Step, state: _RowState) -> StepFinished:
+        if state.failed and step.section == "steps":
+            return StepFinished(step, state.number, state.row_key, SKIPPED, 0.0)
+        replay = self._replay(step, state)
+        if replay is not None:
+            return replay
+        return self._run_step(step, state)
+
+    # --- batched chunks ----------------------------------------------------------------------
+
+    def batchable(self, step: Step) -> bool:
+        return step.kind in BATCH_KINDS and step.loop is None and step.wait_until is None
+
+    def _run_chunk(self, rows: list[Row]) -> None:
+        states = [s for s in map(self._start_row, rows) if s is not None]
+        for step in self.run.flow.all_steps:
+            if self._stop.is_set():
+                return
+            if not self.batchable(step):
+                for state in states:
+                    self._record(state, self._step_for_row(step, state))
+                continue
+            pending: list[tuple[_RowState, dict[str, Any]]] = []
+            for state in states:
+                outcome, item = self._batch_entry(step, state)
+                if outcome is not None:
+                    self._record(state, outcome)
+                else:
+                    pending.append((state, item))
+            for state, outcome in self._send_batches(step, pending):
+                self._record(state, outcome)
+        for state in states:
+            self._finish_row(state.number, state.row_key, failed=state.failed)
+
+    def _batch_entry(self, step: Step, state: _RowState):
+        """(outcome, None) when the step is settled without sending, else (None, batch item)."""
+        if state.failed and step.section == "steps":
+            return StepFinished(step, state.number, state.row_key, SKIPPED, 0.0), None
+        replay = self._replay(step, state)
+        if replay is not None:
+            return replay, None
+        try:
+            if step.when is not None and not holds(step.when, state.context):
+                return StepFinished(
+                    step, state.number, state.row_key, SKIPPED, 0.0, detail="when is false"
+                ), None
+            payload = self.run.render(step, state.context, state.row)
+            keys = self.run.keys(state.row_key, step)
+            item = batch_item(step.kind, payload, keys, self.run.people_family)
+        except FlowInputError as exc:
+            error = exc.with_context(step=step.name, row=state.number).describe()
+            return StepFinished(step, state.number, state.row_key, FAILED, 0.0, error=error), None
+        if item is None:  # cannot go in a batch (e.g. anonymous on Track): send alone
+            return self._run_step(step, state), None
+        size = item_size(item)
+        if size > MAX_ITEM_BYTES:
+            error = f"step '{step.name}': row {state.number}: payload is {size} bytes; Customer.io takes at most {MAX_ITEM_BYTES} per item"
+            return StepFinished(step, state.number, state.row_key, FAILED, 0.0, error=error), None
+        return None, (item, size)
+
+    def _send_batches(self, step: Step, pending):
+        """Send pending items in batches; yield (row state, outcome) per item."""
+        family = self.run.people_family
+        sizes = [size for _, (_, size) in pending]
+        for indexes in split_batches(sizes):
+            group = [pending[i] for i in indexes]
+            started = time.monotonic()
+            request = batch_request(family, [item for _, (item, _) in group])
+            try:
+                response = self.transport.send(request)
+            except TransportError as exc:
+                elapsed = time.monotonic() - started
+                for state, _ in group:
+                    yield (
+                        state,
+                        StepFinished(
+                            step,
+                            state.number,
+                            state.row_key,
+                            FAILED,
+                            elapsed,
+                            exc.attempts,
+                            f"batch: {exc}",
+                        ),
+                    )
+                continue
+            elapsed = time.monotonic() - started
+            rejected = batch_errors(response.body) if response.status == 207 else {}
+            for position, (state, _) in enumerate(group):
+                if position in rejected:
+                    error = f"step '{step.name}': row {state.number}: rejected in batch: {rejected[position]}"
+                    outcome = StepFinished(
+                        step, state.number, state.row_key, FAILED, elapsed, response.attempts, error
+                    )
+                else:
+                    outcome = self._settle(step, state, {}, elapsed, response.attempts, "batched")
+                yield state, outcome
+
+    def _settle(
+        self, step: Step, state: _RowState, result: Any, elapsed: float, attempts: int, detail: Any
+    ) -> StepFinished:
+        """Save and check expectations for a step whose request succeeded."""
+        try:
+            self._save(step, state.context, result)
+            self._check_expectations(step, state.context, result, state.number)
+        except FlowInputError as exc:
+            error = exc.with_context(step=step.name, row=state.number).describe()
+            return StepFinished(step, state.number, state.row_key, FAILED, elapsed, attempts, error)
+        except StepFailure as exc:
+            return StepFinished(
+                step, state.number, state.row_key, FAILED, elapsed, attempts, str(exc)
+            )
+        return StepFinished(
+            step, state.number, state.row_key, OK, elapsed, attempts, detail=detail
+        )
 
     def _finish_row(self, row_number, row_key, *, failed: bool) -> None:
         if failed:
@@ -169,45 +331,46 @@ class Executor:
                 self.summary.failed_rows.append(row_number or 0)
         self.emit(RowFinished(row_number, row_key, FAILED if failed else OK))
 
-    def _step_or_replay(self, step, row, row_key, context, previous: PreviousOutcome | None):
-        row_number = row.number if row else None
-        if previous is not None and previous.status == OK:
+    def _replay(self, step: Step, state: _RowState) -> StepFinished | None:
+        """The outcome of a step settled in an earlier attempt of this run, if any."""
+        previous = state.before.get(step.key)
+        if previous is None:
+            return None
+        if previous.status == OK:
             if step.save:
-                context["steps"][step.save] = previous.result
-            return StepFinished(step, row_number, row_key, OK, 0.0, detail="done before")
-        if previous is not None and previous.status == UNKNOWN and not self.resend_unknown:
+                state.context["steps"][step.save] = previous.result
+            return StepFinished(step, state.number, state.row_key, OK, 0.0, detail="done before")
+        if previous.status == UNKNOWN and not self.resend_unknown:
             error = "outcome unknown in an earlier attempt: not resent (use --resend-unknown)"
-            return StepFinished(step, row_number, row_key, UNKNOWN, 0.0, error=error)
-        return self._run_step(step, row, row_key, context)
+            return StepFinished(step, state.number, state.row_key, UNKNOWN, 0.0, error=error)
+        return None
 
     # --- one step --------------------------------------------------------------------------
 
-    def _run_step(self, step: Step, row, row_key: str, context: dict[str, Any]) -> StepFinished:
-        row_number = row.number if row else None
+    def _run_step(self, step: Step, state: _RowState) -> StepFinished:
         started = time.monotonic()
         sender = _CountingSend(self.transport)
 
         def finished(status: str, error: str | None = None, detail: Any = None) -> StepFinished:
             elapsed = time.monotonic() - started
             return StepFinished(
-                step, row_number, row_key, status, elapsed, sender.attempts, error, detail
+                step, state.number, state.row_key, status, elapsed, sender.attempts, error, detail
             )
 
         try:
-            if step.when is not None and not holds(step.when, context):
+            if step.when is not None and not holds(step.when, state.context):
                 return finished(SKIPPED, detail="when is false")
-            result = self._perform(step, row, row_key, context, sender)
-            self._save(step, context, result)
-            self._check_expectations(step, context, result, row_number)
+            result = self._perform(step, state.row, state.row_key, state.context, sender)
         except FlowInputError as exc:
-            return finished(FAILED, exc.with_context(step=step.name, row=row_number).describe())
+            return finished(FAILED, exc.with_context(step=step.name, row=state.number).describe())
         except StepFailure as exc:
             return finished(FAILED, str(exc))
         except TransportError as exc:
             if exc.outcome == "unknown":
                 return finished(UNKNOWN, f"{exc} (outcome unknown: not resent)")
             return finished(FAILED, str(exc))
-        return finished(OK, detail=_summarize(step, result))
+        elapsed = time.monotonic() - started
+        return self._settle(step, state, result, elapsed, sender.attempts, _summarize(step, result))
 
     def _perform(self, step: Step, row, row_key, context, sender) -> Any:
         if step.loop is None:

@@ -10,6 +10,7 @@ import hashlib
 import secrets
 import uuid
 from datetime import UTC, datetime
+from functools import lru_cache
 
 from .operations import StepKeys
 
@@ -23,6 +24,7 @@ def new_run_id(now: datetime | None = None) -> str:
     return now.strftime("%Y%m%d%H%M%S") + secrets.token_hex(3)
 
 
+@lru_cache(maxsize=64)
 def run_started_ms(run_id: str) -> int:
     try:
         when = datetime.strptime(run_id[:14], "%Y%m%d%H%M%S").replace(tzinfo=UTC)
@@ -33,7 +35,7 @@ def run_started_ms(run_id: str) -> int:
 
 def step_keys(run_id: str, row_key: str, step_key: str) -> StepKeys:
     name = f"{run_id}/{row_key}/{step_key}"
-    return StepKeys(message_id=str(uuid.uuid5(_NAMESPACE, name)), event_id=_ulid(run_id, name))
+    return StepKeys(lambda: str(uuid.uuid5(_NAMESPACE, name)), lambda: _ulid(run_id, name))
 
 
 def _ulid(run_id: str, name: str) -> str:

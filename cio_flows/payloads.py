@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+import fastjsonschema
 from jsonschema import ValidationError
 
 from .errors import Location, PayloadError
-from .schema_store import step_validator
+from .schema_store import fast_step_check, step_validator
 from .templating import is_template
 
 
@@ -47,6 +48,12 @@ def check_payload(
     row: int | None = None,
 ) -> None:
     """Raise PayloadError for the first problem, located at the offending field."""
+    if not allow_templates:
+        try:
+            fast_step_check(kind)(payload)
+            return
+        except fastjsonschema.JsonSchemaException:
+            pass  # jsonschema below says precisely where and why
     errors = payload_errors(kind, payload, allow_templates=allow_templates)
     if errors:
         error = errors[0]

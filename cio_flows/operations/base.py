@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Protocol
 from urllib.parse import quote
 
@@ -35,12 +36,25 @@ class Response:
     attempts: int = 1
 
 
-@dataclass(frozen=True)
 class StepKeys:
-    """Deterministic dedupe keys for one (run, row, step), so a resent request is not a duplicate."""
+    """Deterministic dedupe keys for one (run, row, step), so a resent request is not a duplicate.
 
-    message_id: str  # Pipelines messageId (a UUID)
-    event_id: str  # Track event id (a ULID)
+    Computed on first use: most steps need one of the two, many need neither.
+    """
+
+    def __init__(self, message_id: Callable[[], str], event_id: Callable[[], str]) -> None:
+        self._make_message_id = message_id
+        self._make_event_id = event_id
+
+    @cached_property
+    def message_id(self) -> str:
+        """Pipelines messageId (a UUID)."""
+        return self._make_message_id()
+
+    @cached_property
+    def event_id(self) -> str:
+        """Track event id (a ULID)."""
+        return self._make_event_id()
 
 
 Send = Callable[[Request], Response]
