@@ -11,7 +11,7 @@ from pathlib import Path
 from .config import Credentials
 from .engine import PlannedStep, PreparedRun, RunOptions, with_endpoint_root
 from .events import Listener, RunSummary
-from .executor import Executor
+from .executor import Executor, PreviousLookup
 from .loader import load_flow
 from .transport import Transport
 
@@ -44,11 +44,27 @@ def run_flow(
     return execute(run, listeners)
 
 
-def execute(run: PreparedRun, listeners: list[Listener] = ()) -> RunSummary:
-    """Run a prepared (and preflighted) flow."""
+def execute(
+    run: PreparedRun,
+    listeners: list[Listener] = (),
+    *,
+    previous: PreviousLookup | None = None,
+    resend_unknown: bool = False,
+) -> RunSummary:
+    """Run a prepared (and preflighted) flow.
+
+    previous: on resume, each row's outcomes from the earlier attempt (steps that succeeded are
+    not sent again; sends whose outcome is unknown are not resent unless resend_unknown).
+    """
     with Transport(run.endpoints, run.credentials, run.options.transport) as transport:
         executor = Executor(
-            run, transport, list(listeners), workers=run.options.workers, batch=run.options.batch
+            run,
+            transport,
+            list(listeners),
+            workers=run.options.workers,
+            batch=run.options.batch,
+            previous=previous,
+            resend_unknown=resend_unknown,
         )
         return executor.execute()
 

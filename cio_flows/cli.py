@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from contextlib import ExitStack
+from dataclasses import replace
 from pathlib import Path
 
 import click
@@ -12,8 +13,10 @@ import click
 from . import api
 from .engine import RunOptions
 from .errors import FlowInputError
+from .journal import Journal
 from .redact import Redactor
-from .reporting import ConsoleReporter
+from .reporting import ConsoleReporter, JsonReport, JUnitReport, JUnitSuite, ProgressReporter
+from .scenarios import run_scenarios
 from .transport import auth_description
 
 EXIT_OK, EXIT_FAILED, EXIT_INVALID = 0, 1, 2
@@ -135,10 +138,53 @@ def _full_url(run, request) -> str:
 @var_option
 @data_option
 @emulator_option
-def run(flow: Path, region, var, data, emulator: bool) -> None:
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 256),
+    default=8,
+    show_default=True,
+    help="Rows in parallel; steps within a row stay in order.",
+)
+@click.option(
+    "--batch/--no-batch",
+    default=True,
+    show_default=True,
+    help="Coalesce identify/track over rows into batch calls.",
+)
+@click.option(
+    "--resume",
+    "resume_id",
+    metavar="RUN_ID",
+    help="Run again what did not succeed in run RUN_ID (same flow and rows).",
+)
+@click.option(
+    "--resend-unknown",
+    is_flag=True,
+    help="With --resume: also resend sends whose outcome is unknown (may send twice).",
+)
+@click.option("--report", type=click.Path(dir_okay=False), help="Write a JSON report here.")
+@click.option("--junit", type=click.Path(dir_okay=False), help="Write JUnit XML here.")
+def run(
+    flow: Path,
+    region,
+    var,
+    data,
+    emulator: bool,
+    workers,
+    batch,
+    resume_id,
+    resend_unknown,
+    report,
+    junit,
+) -> None:
     """Run FLOW. Exit 0 when every step succeeded, 1 when some failed, 2 on invalid input."""
-    options = _options(region, var, data)
+    options = replace(_options(region, var, data), workers=workers, batch=batch)
     with ExitStack() as stack:
+        journal = None
+        previous = None
+        if resume_id:
+            journal = stack.enter_context(Journal(redactor=Redactor(api.secrets_of(options))))
+            options, previous = _resume(journal, resume_id, options, var, data)
         if emulator:
             options = stack.enter_context(api.emulated(options))
         redact = Redactor(api.secrets_of(options))
@@ -151,11 +197,96 @@ def run(flow: Path, region, var, data, emulator: bool) -> None:
             prepared.preflight()
         except FlowInputError as exc:
             _fail_invalid(exc, redact)
+        if journal is None:  # opened only for a valid flow: an invalid one leaves no trace
+            journal = stack.enter_context(Journal(redactor=redact))
         write(f"run id: {prepared.run_id}")
         if emulator:
             write(f"emulator: {prepared.endpoints.app}")
-        summary = api.execute(prepared, [ConsoleReporter(write)])
+        journal.start_run(
+            prepared.run_id,
+            str(flow),
+            prepared.flow.name,
+            prepared.region,
+            {
+                "vars": dict(options.vars),
+                "data": str(options.data or "") or None,
+                "workers": workers,
+                "batch": batch,
+            },
+        )
+        listeners = [
+            ConsoleReporter(write, verbose_rows=prepared.data is None),
+            journal.listener(prepared.run_id),
+            ProgressReporter(),
+        ]
+        if report:
+            listeners.append(JsonReport(report, redactor=redact))
+        if junit:
+            listeners.append(JUnitReport(junit, redactor=redact))
+        summary = api.execute(prepared, listeners, previous=previous, resend_unknown=resend_unknown)
     sys.exit(summary.exit_code)
+
+
+def _resume(journal: Journal, run_id: str, options: RunOptions, var, data):
+    """Options for resuming run_id: its id, vars and data unless given again."""
+    record = journal.run(run_id)
+    if record is None:
+        click.echo(f"error: no run '{run_id}' in the journal {journal.path}", err=True)
+        sys.exit(EXIT_INVALID)
+    stored = record.options or {}
+    vars_ = options.vars if var else stored.get("vars") or {}
+    data_path = options.data if data else (Path(stored["data"]) if stored.get("data") else None)
+    resumed = replace(options, run_id=run_id, vars=vars_, data=data_path)
+    return resumed, lambda row_key: journal.row_outcomes(run_id, row_key)
+
+
+@main.command()
+@click.option("--limit", type=int, default=20, show_default=True)
+def runs(limit: int) -> None:
+    """Recent runs from the journal, newest first."""
+    with Journal() as journal:
+        records = journal.runs(limit)
+    if not records:
+        click.echo("no runs yet")
+        return
+    for r in records:
+        counts = ", ".join(f"{v} {k}" for k, v in r.counts.items() if v)
+        started = r.started_at.strftime("%Y-%m-%d %H:%M:%S")
+        click.echo(f"{r.run_id}  {started}  {r.status:<11} {r.flow_name} ({r.flow_path})  {counts}")
+
+
+@main.command("test")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@emulator_option
+@click.option("--junit", type=click.Path(dir_okay=False), help="Write JUnit XML here.")
+def test_command(paths, emulator: bool, junit) -> None:
+    """Run every flow under PATHS as a test case. Exit 1 if any fails, 2 if any is invalid."""
+    suite = JUnitSuite("cio-flows")
+    redact = Redactor(api.secrets_of(RunOptions()))
+    results = list(run_scenarios(paths, RunOptions(), emulator=emulator))
+    for result in results:
+        if result.invalid is not None:
+            click.echo(redact(f"INVALID  {result.path}: {result.invalid.describe()}"))
+            suite.add_error(result.name, str(result.path), result.invalid.describe())
+            continue
+        mark = "passed" if result.passed else "FAILED"
+        click.echo(redact(f"{mark:<8} {result.name} ({result.path}) in {result.elapsed:.2f} s"))
+        for failure in result.failures:
+            click.echo(redact(f"         {failure}"))
+        suite.add_flow(
+            result.name,
+            str(result.path),
+            result.summary,
+            [redact(f) for f in result.failures],
+            result.elapsed,
+        )
+    if junit:
+        suite.write(junit)
+    passed = sum(r.passed for r in results)
+    click.echo(f"{passed} passed, {len(results) - passed} failed")
+    if any(r.invalid for r in results):
+        sys.exit(EXIT_INVALID)
+    sys.exit(EXIT_OK if passed == len(results) else EXIT_FAILED)
 
 
 @main.command()

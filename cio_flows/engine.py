@@ -77,7 +77,9 @@ class PreparedRun:
         self.data = self._data_source()
         self._check_vars()
         self._check_data_columns()
-        self._depends = {step.key: tuple(sorted(_saved_names_used(step))) for step in flow.all_steps}
+        self._depends = {
+            step.key: tuple(sorted(_saved_names_used(step))) for step in flow.all_steps
+        }
 
     # --- checks before anything is sent ----------------------------------------------------
 

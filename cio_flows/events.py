@@ -30,6 +30,7 @@ class StepFinished:
     attempts: int = 0
     error: str | None = None
     detail: Any = None  # a short summary of the response, never a payload
+    saved: Any = None  # what the step saved (steps.<save>), for the journal and a resume
 
 
 @dataclass(frozen=True)

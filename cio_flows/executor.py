@@ -321,8 +321,9 @@ class Executor:
             return StepFinished(
                 step, state.number, state.row_key, FAILED, elapsed, attempts, str(exc)
             )
+        saved = state.context["steps"].get(step.save) if step.save else None
         return StepFinished(
-            step, state.number, state.row_key, OK, elapsed, attempts, detail=detail
+            step, state.number, state.row_key, OK, elapsed, attempts, detail=detail, saved=saved
         )
 
     def _finish_row(self, row_number, row_key, *, failed: bool) -> None:

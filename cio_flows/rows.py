@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import ijson
+
 from .errors import DataFileError, Location
 
 FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json"}
@@ -102,29 +104,24 @@ class DataSource:
         return value
 
     def _json_rows(self) -> Iterator[Row]:
-        # A JSON array is parsed whole by the standard library; use JSON Lines for large files.
-        with self._open() as handle:
-            text = handle.read()
-        try:
-            value = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise DataFileError(
-                f"invalid JSON: {exc.msg}", location=Location(str(self.path), exc.lineno, exc.colno)
-            ) from None
-        if not isinstance(value, list):
-            raise DataFileError(
-                "a .json data file must hold an array of objects",
-                location=Location(str(self.path), 1, 1),
-                expected="array",
-                found=type(value).__name__,
-            )
-        for number, item in enumerate(value, start=1):
-            if not isinstance(item, dict):
+        """A JSON array, parsed incrementally so a large file is never held whole."""
+        with self.path.open("rb") as handle:
+            items = ijson.items(handle, "item", use_float=True)
+            number = 0
+            try:
+                for number, item in enumerate(items, start=1):
+                    if not isinstance(item, dict):
+                        raise DataFileError(
+                            "each row must be a JSON object",
+                            location=Location(str(self.path), 1, 1),
+                            row=number,
+                            expected="object",
+                            found=type(item).__name__,
+                        )
+                    yield Row(number, 1, item)
+            except ijson.JSONError as exc:
                 raise DataFileError(
-                    "each row must be a JSON object",
+                    f"invalid JSON after row {number}: {exc}",
                     location=Location(str(self.path), 1, 1),
-                    row=number,
-                    expected="object",
-                    found=type(item).__name__,
-                )
-            yield Row(number, 1, item)
+                    expected="an array of objects",
+                ) from None

@@ -23,6 +23,12 @@ SECRETS = {
 }
 
 
+@pytest.fixture(autouse=True)
+def _journal_in_tmp(tmp_path, monkeypatch):
+    """Runs write their journal under the test's tmp_path, never into the repository."""
+    monkeypatch.setenv("CIO_FLOWS_JOURNAL", str(tmp_path / "journal.db"))
+
+
 @dataclass
 class Recorded:
     method: str

@@ -11,12 +11,12 @@ import re
 from pathlib import Path
 
 import pytest
+from conftest import SECRETS
 
 from cio_flows import RunOptions, run_flow
 from cio_flows.api import options_for_emulator
 from cio_flows.emulator import DEMO_CREDENTIALS, Emulator
 from cio_flows.events import StepFinished
-from conftest import SECRETS
 
 HERE = Path(__file__).parent
 CASSETTES = HERE / "cassettes"
@@ -70,7 +70,13 @@ def _run(options: RunOptions) -> list[StepFinished]:
 def test_onboarding_via_pipelines_replays(target):
     events = _run(target)
     assert [e.step.kind for e in events] == [
-        "identify", "track", "send_email", "search", "get_person", "list_segments", "delete",
+        "identify",
+        "track",
+        "send_email",
+        "search",
+        "get_person",
+        "list_segments",
+        "delete",
     ]
     assert events[2].detail.startswith("delivery ")
 
@@ -88,10 +94,17 @@ def test_onboarding_via_track_replays(target):
 def test_cassettes_exist_and_hold_no_keys():
     files = sorted(CASSETTES.rglob("*.yaml"))
     assert len(files) >= 2
-    forbidden = [*SECRETS.values(), DEMO_CREDENTIALS.track_key, DEMO_CREDENTIALS.pipelines_key,
-                 DEMO_CREDENTIALS.app_key]
-    forbidden += [os.environ[v] for v in ("CUSTOMERIO_TRACK_TOKEN", "CUSTOMERIO_PIPELINES_KEY",
-                                          "CUSTOMERIO_APP_TOKEN") if os.environ.get(v)]
+    forbidden = [
+        *SECRETS.values(),
+        DEMO_CREDENTIALS.track_key,
+        DEMO_CREDENTIALS.pipelines_key,
+        DEMO_CREDENTIALS.app_key,
+    ]
+    forbidden += [
+        os.environ[v]
+        for v in ("CUSTOMERIO_TRACK_TOKEN", "CUSTOMERIO_PIPELINES_KEY", "CUSTOMERIO_APP_TOKEN")
+        if os.environ.get(v)
+    ]
     for path in files:
         text = path.read_text()
         assert not re.search(r"(?i)authorization|\bbasic [a-z0-9+/=]{8,}|\bbearer ", text), path

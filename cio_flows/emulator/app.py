@@ -13,11 +13,13 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import gzip
+import io
 import json
 import logging
 import time
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, unquote
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -45,6 +47,7 @@ log = logging.getLogger("cio_flows.emulator")
 JSON = "application/json; charset=utf-8"
 MAX_BODY = 4 * 1024 * 1024  # beyond any Customer.io limit: refused before reading (413)
 EMPTY = b"{}"
+SLASH = "\ufffe"  # stands in for an encoded slash inside one path segment while routing
 
 
 def error_body(
@@ -116,7 +119,7 @@ class Dispatcher:
         entry = {
             "time": time.time(),
             "method": scope["method"],
-            "path": scope["path"],
+            "path": scope["path"].replace(SLASH, "/"),
             "query": scope["query_string"].decode("latin-1"),
             "family": family,
         }
@@ -170,11 +173,16 @@ class Dispatcher:
                 return finish(401, error_body(style, 401, "unauthorized"), "unauthorized")
             body = None
             if raw is not None:
+                if raw and req_headers.get("content-encoding", "").lower() == "gzip":
+                    raw = _gunzip(raw)  # the official Pipelines client can gzip its batches
                 body = parsed = _parse(raw, req_headers.get("content-type"), family)
+            params = request.path_params
+            if SLASH in scope["path"]:
+                params = {k: v.replace(SLASH, "/") for k, v in params.items()}
             req = Req(
                 spec.method,
-                scope["path"],
-                request.path_params,
+                scope["path"].replace(SLASH, "/"),
+                params,
                 request.query_params,
                 body,
                 len(raw or b""),
@@ -195,6 +203,17 @@ class Dispatcher:
             log.exception("emulator handler failed for %s %s", scope["method"], scope["path"])
             return finish(500, error_body(style, 500, "internal server error"), "exception")
         return finish(status, _json(payload))
+
+
+def _gunzip(raw: bytes) -> bytes:
+    try:
+        with gzip.GzipFile(fileobj=io.BytesIO(raw)) as f:
+            out = f.read(MAX_BODY + 1)
+    except (OSError, EOFError):
+        raise ApiError(400, "body is not valid gzip") from None
+    if len(out) > MAX_BODY:
+        raise ApiError(413, "request body too large")
+    return out
 
 
 def _parse(raw: bytes, content_type: str | None, family: str) -> Any:
@@ -254,4 +273,19 @@ def build_app(state: State) -> Starlette:
 
     methods = ["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"]
     routes.append(Route("/{rest:path}", unknown, methods=methods))
-    return Starlette(routes=routes)
+    return _keep_encoded_slashes(Starlette(routes=routes))
+
+
+def _keep_encoded_slashes(app: Starlette):
+    """An identifier may hold an encoded slash (`a%2Fb`): route on the raw segments so it stays
+    one path parameter (uvicorn has already decoded it into a real `/`)."""
+
+    async def wrapper(scope, receive, send) -> None:
+        raw = scope.get("raw_path")
+        if scope["type"] == "http" and raw and b"%2f" in raw.lower():
+            segments = raw.decode("latin-1").split("/")
+            scope["path"] = "/".join(unquote(seg).replace("/", SLASH) for seg in segments)
+        await app(scope, receive, send)
+
+    wrapper.app = app  # type: ignore[attr-defined]
+    return wrapper

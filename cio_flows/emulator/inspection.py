@@ -15,6 +15,7 @@ Authorization header, and bodies are scrubbed of every key the emulator knows.
 
 from __future__ import annotations
 
+import copy
 import json
 from typing import Any
 
@@ -38,8 +39,14 @@ def _index(state: State) -> dict[int, dict[str, Any]]:
 
 
 def requests(state: State, family: str | None = None, limit: int | None = None) -> list[dict]:
-    rows = [dict(e) for e in state.log if family is None or e["family"] == family]
-    return rows[-limit:] if limit else rows
+    rows = [e for e in state.log if family is None or e["family"] == family]
+    if limit:
+        rows = rows[-limit:]
+    # Copies, bodies included: the log must not change because a caller edited what it got.
+    return [
+        {k: copy.deepcopy(v) if k == "body" else v for k, v in e.items() if k != "_bytes"}
+        for e in rows
+    ]
 
 
 def people(state: State) -> list[dict[str, Any]]:

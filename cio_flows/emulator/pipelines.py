@@ -51,7 +51,10 @@ def pipelines_batch(state: State, req: Req) -> tuple[int, Any]:
     if req.strict:  # refuse the whole batch before storing anything
         for i, item in enumerate(items):
             _check_item(item, i, req.size)
-            validate(item["type"], item)
+            try:
+                validate(item["type"], item)
+            except ApiError as exc:
+                raise ApiError(400, f"batch[{i}]: {exc.message}") from None
     for i, item in enumerate(items):
         try:
             _check_item(item, i, req.size)

@@ -1,10 +1,17 @@
 """Transactional sends: POST /v1/send/{email,push,sms,whatsapp,in_app,inbox_message}.
 
-Errors use the send endpoints' own shape, `{"meta": {"error": "..."}}`. When the workspace defines
-templates, `transactional_message_id` must name one (by number or trigger name) on the matching
-channel: unknown is 404, wrong channel 400. With no templates at all, any id is accepted so a bare
-emulator still runs simple flows. Every accepted send is recorded as a delivery; nothing is sent.
-Sends are not idempotent here either: the same body twice makes two deliveries.
+Errors use the send endpoints' own shape, `{"meta": {"error": "..."}}`. Required fields follow the
+spec: email needs `to` (and a template, unless `body`, `subject` and `from` are all given); sms
+needs `transactional_message_id`, `identifiers` and `to`; push, whatsapp, in_app and
+inbox_message need `transactional_message_id` and `identifiers`. `identifiers` holds exactly one
+of id, email, cio_id; an unknown id or email is created.
+
+When the workspace defines templates, `transactional_message_id` must name one, by number or by
+trigger name (case-insensitive), on the matching channel: unknown is 404, wrong channel 400.
+`auto_create: true` with an unknown trigger name creates an empty template on this channel, as
+Customer.io does. With no templates at all, any id is accepted so a bare emulator still runs
+simple flows. Every accepted send is recorded as a delivery; nothing is sent. Sends are not
+idempotent: the same body twice makes two deliveries.
 """
 
 from __future__ import annotations
@@ -21,19 +28,26 @@ PAYLOAD_LIMIT = 1024 * 1024
 ATTACHMENTS_LIMIT = 2 * 1024 * 1024
 MAX_RECIPIENTS = 15
 CHANNELS = ("email", "push", "sms", "whatsapp", "in_app", "inbox_message")
+NEEDS_TO = ("email", "sms")
 
 
 def new_delivery_id() -> str:
     return base64.urlsafe_b64encode(os.urandom(15)).decode()
 
 
-def _template(state: State, ref: Any, channel: str) -> tuple[int | None, str]:
+def _template(state: State, body: dict[str, Any], channel: str) -> tuple[int | None, str | None]:
+    ref = body.get("transactional_message_id")
+    if ref is None and channel == "email" and all(body.get(k) for k in ("body", "subject", "from")):
+        return None, None  # an email written out in full needs no template
     if ref is None or ref == "" or isinstance(ref, bool) or not isinstance(ref, int | str):
         raise ApiError(400, "transactional_message_id is required (a number or trigger name)")
     key = str(ref)
+    numeric = isinstance(ref, int) or key.isdigit()
     if not state.templates:
-        return (int(key) if key.isdigit() else None), key
-    tpl = state.templates.get(key)
+        return (int(key) if numeric else None), key
+    tpl = state.templates.get(f"id:{key}" if numeric else f"trigger:{key.lower()}")
+    if tpl is None and not numeric and body.get("auto_create") is True:
+        tpl = _auto_create(state, key, channel)
     if tpl is None:
         raise ApiError(404, f"transactional message {key!r} not found")
     if tpl["channel"] != channel:
@@ -41,6 +55,15 @@ def _template(state: State, ref: Any, channel: str) -> tuple[int | None, str]:
             400, f"transactional message {key!r} is a {tpl['channel']} message, not {channel}"
         )
     return tpl["id"], key
+
+
+def _auto_create(state: State, trigger: str, channel: str) -> dict[str, Any]:
+    tid = state.store.db.execute(
+        "INSERT INTO templates(trigger, name, channel) VALUES(?,?,?)", (trigger, trigger, channel)
+    ).lastrowid
+    tpl = {"id": tid, "trigger": trigger, "name": trigger, "channel": channel}
+    state.add_template(tpl)
+    return tpl
 
 
 def _identifiers(body: dict[str, Any]) -> tuple[str, str]:
@@ -98,21 +121,22 @@ def send(state: State, req: Req, channel: str) -> tuple[int, Any]:
         _check_email(body, req.size)
     elif req.size > PAYLOAD_LIMIT:
         raise ApiError(400, "payload exceeds 1 MB")
-    template_id, template = _template(state, body.get("transactional_message_id"), channel)
-    kind, value = _identifiers(body)
+    recipient = body.get("to")
+    if channel in NEEDS_TO and (not isinstance(recipient, str) or not recipient.strip()):
+        raise ApiError(400, "'to' is required")
+    template_id, template = _template(state, body, channel)
+    pk, identifiers = None, None
+    if channel != "email" or body.get("identifiers") is not None:
+        kind, value = _identifiers(body)
+        identifiers = {kind: value}
     data = body.get("message_data")
     if data is not None and not isinstance(data, dict):
         raise ApiError(400, "'message_data' must be an object")
     send_at = body.get("send_at")
     if send_at is not None and (isinstance(send_at, bool) or not isinstance(send_at, int)):
         raise ApiError(400, "'send_at' must be a unix timestamp")
-    store = state.store
-    pk = _person(store, kind, value)
-    recipient = body.get("to")
-    if channel == "email" and not recipient:
-        recipient = store.person(pk)["email"]
-        if not recipient:
-            raise ApiError(400, "the person has no email address; set 'to'")
+    if identifiers:
+        pk = _person(state.store, kind, value)
     queued_at = now()
     delivery = {
         "id": new_delivery_id(),
@@ -120,14 +144,14 @@ def send(state: State, req: Req, channel: str) -> tuple[int, Any]:
         "channel": channel,
         "template_id": template_id,
         "template": template,
-        "identifiers": {kind: value},
+        "identifiers": identifiers or {},
         "recipient": None if recipient is None else str(recipient),
         "subject": body.get("subject") if isinstance(body.get("subject"), str) else None,
         "body": body,
         "created": queued_at,
         "send_at": send_at,
     }
-    store.add_delivery(delivery)
+    state.store.add_delivery(delivery)
     return 200, {"delivery_id": delivery["id"], "queued_at": queued_at}
 
 

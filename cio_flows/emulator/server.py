@@ -196,6 +196,21 @@ class Inspector:
         return self._view(inspection.devices)
 
 
+def banner(url: str, credentials: Credentials, environ=None) -> str:
+    """What `serve` prints: where to point each family and which keys it accepts. Demo keys are
+    shown; a key taken from the environment is never printed, only where it came from."""
+    shown = credentials.describe() if environ is None else credentials.describe(environ)
+    lines = [
+        f"Customer.io emulator listening on {url}",
+        f"  Track:     {url}/api/v1/..., /api/v2/...  (Basic site_id:track_key)",
+        f"  Pipelines: {url}/v1/identify, /v1/batch, ...  (Basic pipelines_key:)",
+        f"  App:       {url}/v1/customers, /v1/send/email, ...  (Bearer app_key)",
+        *(f"  {name:14s} {value}" for name, value in shown.items()),
+        f"  Inspect:   {url}/_emulator/requests | people | events | deliveries | segments",
+    ]
+    return "\n".join(lines)
+
+
 def serve(
     port: int = 8710,
     db_path: str | None = None,
@@ -211,16 +226,7 @@ def serve(
     out = out or sys.stdout
     creds = credentials or Credentials.from_env()
     emulator = Emulator(creds, db_path, workspace, limits, faults, host, port).start()
-    shown = creds.describe()
-    print(f"Customer.io emulator listening on {emulator.url}", file=out)
-    print(f"  Track:     {emulator.url}/api/v1/...  Basic site_id:track_key", file=out)
-    print(f"  Pipelines: {emulator.url}/v1/...      Basic pipelines_key:", file=out)
-    print(f"  App:       {emulator.url}/v1/...      Bearer app_key", file=out)
-    for name, value in shown.items():
-        print(f"  {name}: {value}", file=out)
-    print(
-        f"  inspect:   {emulator.url}/_emulator/requests | people | events | deliveries", file=out
-    )
+    print(banner(emulator.url, creds), file=out)
     print("Press Ctrl-C to stop.", file=out, flush=True)
     try:
         while emulator._thread is not None and emulator._thread.is_alive():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections import deque
 from typing import Any
 
@@ -12,7 +13,8 @@ from .faults import FaultInjector, TokenBucket
 from .filters import SegmentResolver
 from .store import Store
 
-REQUEST_LOG_SIZE = 50_000
+REQUEST_LOG_SIZE = 50_000  # entries kept, oldest dropped first ...
+REQUEST_LOG_BYTES = 64 * 1024 * 1024  # ... and at most this much request body in total
 _KEY_FIELDS = frozenset({"writeKey", "write_key", "api_key", "apiKey"})
 
 
@@ -33,8 +35,10 @@ class State:
         # Constructor arguments override the workspace file, family by family.
         self.base_limits = {**parse_limits(self.workspace.get("limits")), **parse_limits(limits)}
         self.base_faults = {**parse_faults(self.workspace.get("faults")), **parse_faults(faults)}
-        self.log: deque[dict[str, Any]] = deque(maxlen=REQUEST_LOG_SIZE)
+        self.log: deque[dict[str, Any]] = deque()
+        self.log_bytes = 0
         self.seq = 0
+        self._snapshot: sqlite3.Connection | None = None
         self.set_behaviour(self.base_limits, self.base_faults)
         fresh = self.store.db.execute("SELECT COUNT(*) FROM people").fetchone()[0] == 0
         no_segments = self.store.db.execute("SELECT COUNT(*) FROM segments").fetchone()[0] == 0
@@ -57,26 +61,42 @@ class State:
     def load_workspace(self) -> None:
         with self.store.tx():
             ws.apply(self.store, self.workspace)
+        self._take_snapshot()
+
+    def _take_snapshot(self) -> None:
+        # A page-level copy of the freshly loaded workspace: restoring it takes well under a
+        # millisecond, where reloading 300 people takes tens (tests reset before each test).
+        self._snapshot = sqlite3.connect(":memory:", check_same_thread=False)
+        self.store.db.backup(self._snapshot)
 
     def reset(self, *, empty: bool = False) -> None:
         """Back to the workspace's initial state (or nothing at all), request log cleared."""
-        with self.store.tx():
-            self.store.wipe()
+        if not empty and self._snapshot is not None:
+            self._snapshot.backup(self.store.db)
+        else:
+            with self.store.tx():
+                self.store.wipe()
+                if not empty:
+                    ws.apply(self.store, self.workspace)
             if not empty:
-                ws.apply(self.store, self.workspace)
+                self._take_snapshot()
         self.refresh_templates()
         self.log.clear()
+        self.log_bytes = 0
         self.seq = 0
         self.set_behaviour(self.base_limits, self.base_faults)
 
     def refresh_templates(self) -> None:
+        """Templates by `id:<n>` and by `trigger:<name>` (trigger names are case-insensitive)."""
         rows = self.store.db.execute("SELECT id, trigger, name, channel FROM templates").fetchall()
         self.templates: dict[str, dict[str, Any]] = {}
         for tid, trigger, name, channel in rows:
-            tpl = {"id": tid, "trigger": trigger, "name": name, "channel": channel}
-            self.templates[str(tid)] = tpl
-            if trigger:
-                self.templates.setdefault(trigger, tpl)
+            self.add_template({"id": tid, "trigger": trigger, "name": name, "channel": channel})
+
+    def add_template(self, tpl: dict[str, Any]) -> None:
+        self.templates[f"id:{tpl['id']}"] = tpl
+        if tpl["trigger"]:
+            self.templates.setdefault(f"trigger:{tpl['trigger'].lower()}", tpl)
 
     # -- request log -------------------------------------------------------------------------
 
@@ -85,7 +105,11 @@ class State:
         self.seq += 1
         entry["seq"] = self.seq
         entry["body"] = self._scrub(raw, parsed) if raw else None
+        entry["_bytes"] = size = len(raw) if raw else 0
         self.log.append(entry)
+        self.log_bytes += size
+        while len(self.log) > REQUEST_LOG_SIZE or self.log_bytes > REQUEST_LOG_BYTES:
+            self.log_bytes -= self.log.popleft()["_bytes"]
 
     def _scrub(self, raw: bytes, parsed: Any) -> Any:
         if any(s.encode() in raw for s in self.secrets):

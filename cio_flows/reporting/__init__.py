@@ -1,5 +1,8 @@
-"""Listeners for engine events: console lines, JSON and JUnit reports."""
+"""Listeners for engine events: console lines, progress bar, JSON and JUnit reports."""
 
 from .console import ConsoleReporter
+from .json_report import JsonReport
+from .junit import JUnitReport, JUnitSuite
+from .progress import ProgressReporter
 
-__all__ = ["ConsoleReporter"]
+__all__ = ["ConsoleReporter", "JUnitReport", "JUnitSuite", "JsonReport", "ProgressReporter"]

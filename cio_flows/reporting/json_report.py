@@ -1,0 +1,167 @@
+"""A JSON report of one run, written when it finishes.
+
+Only failures and per-step aggregates are kept in memory, never every ok outcome, so a
+million-row run costs what its failures cost (and at most `max_failures` of those).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from ..errors import Location
+from ..events import FAILED, OK, SKIPPED, UNKNOWN, Event, RunFinished, RunStarted, StepFinished
+from ..model import Step
+from ..redact import Redactor
+
+
+@dataclass
+class StepStats:
+    """One step aggregated over rows."""
+
+    name: str
+    kind: str
+    location: Location
+    count: int = 0
+    ok: int = 0
+    failed: int = 0
+    unknown: int = 0
+    skipped: int = 0
+    total_ms: float = 0.0
+
+    def add(self, event: StepFinished) -> None:
+        self.count += 1
+        if event.status == OK:
+            self.ok += 1
+        elif event.status == FAILED:
+            self.failed += 1
+        elif event.status == UNKNOWN:
+            self.unknown += 1
+        elif event.status == SKIPPED:
+            self.skipped += 1
+        self.total_ms += event.elapsed * 1000
+
+    def as_dict(self) -> dict[str, Any]:
+        ran = self.count - self.skipped
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "location": str(self.location),
+            "count": self.count,
+            "ok": self.ok,
+            "failed": self.failed,
+            "unknown": self.unknown,
+            "skipped": self.skipped,
+            "total_ms": round(self.total_ms, 3),
+            "avg_ms": round(self.total_ms / ran, 3) if ran else 0.0,
+        }
+
+
+class RunCollector:
+    """Step stats and failures of one run, shared by the JSON and JUnit reports."""
+
+    def __init__(
+        self,
+        *,
+        max_failures: int = 10_000,
+        per_step: int | None = None,
+        redactor: Redactor | None = None,
+    ) -> None:
+        self.max_failures = max_failures
+        self.per_step = per_step  # at most this many failures kept for each step
+        self.redact = redactor or (lambda text: text)
+        self.started: RunStarted | None = None
+        self.started_at: datetime | None = None
+        self.steps: dict[str, StepStats] = {}  # by step key, in the order first seen
+        self.failures: list[dict[str, Any]] = []
+        self.failures_omitted = 0
+        self._lock = threading.Lock()
+
+    def add(self, event: Event) -> None:
+        with self._lock:
+            if isinstance(event, RunStarted):
+                self.started, self.started_at = event, datetime.now(UTC)
+            elif isinstance(event, StepFinished):
+                self._step(event)
+
+    def _step(self, event: StepFinished) -> None:
+        step = event.step
+        stats = self.steps.get(step.key)
+        if stats is None:
+            stats = self.steps[step.key] = StepStats(step.name, step.kind, step.location)
+        stats.add(event)
+        if event.status not in (FAILED, UNKNOWN):
+            return
+        kept_for_step = stats.failed + stats.unknown - 1
+        if len(self.failures) >= self.max_failures or (
+            self.per_step is not None and kept_for_step >= self.per_step
+        ):
+            self.failures_omitted += 1
+            return
+        self.failures.append(failure_entry(step, event, self.redact))
+
+
+def failure_entry(step: Step, event: StepFinished, redact) -> dict[str, Any]:
+    return {
+        "row": event.row_number,
+        "row_key": event.row_key,
+        "step": step.name,
+        "step_key": step.key,
+        "kind": step.kind,
+        "status": event.status,
+        "error": redact(event.error) if event.error else None,
+        "location": str(step.location),
+    }
+
+
+class JsonReport:
+    """Listener: on RunFinished writes the report to `path` (atomically)."""
+
+    def __init__(
+        self, path: str | Path, *, redactor: Redactor | None = None, max_failures: int = 10_000
+    ) -> None:
+        self.path = Path(path)
+        self.collector = RunCollector(max_failures=max_failures, redactor=redactor)
+
+    def __call__(self, event: Event) -> None:
+        if isinstance(event, RunFinished):
+            write_json(self.path, self.report(event))
+        else:
+            self.collector.add(event)
+
+    def report(self, finished: RunFinished) -> dict[str, Any]:
+        c, s = self.collector, finished.summary
+        started = c.started
+        return {
+            "run_id": s.run_id,
+            "flow": s.flow_name,
+            "flow_path": started.flow_path if started else None,
+            "region": started.region if started else None,
+            "status": "interrupted" if s.interrupted else "passed" if s.ok else "failed",
+            "started_at": c.started_at.isoformat() if c.started_at else None,
+            "finished_at": datetime.now(UTC).isoformat(),
+            "elapsed": round(s.elapsed, 3),
+            "counts": dict(s.counts),
+            "rows": s.rows,
+            "failed_rows": list(s.failed_rows),
+            "requests": s.requests,
+            "retries": s.retries,
+            "throttled": s.throttled,
+            "interrupted": s.interrupted,
+            "steps": [stats.as_dict() for stats in c.steps.values()],
+            "failures": c.failures,
+            "failures_omitted": c.failures_omitted,
+        }
+
+
+def write_json(path: Path, data: Any) -> None:
+    """Write via a temporary file, so a reader never sees half a report."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(data, indent=2, default=str) + "\n", encoding="utf-8")
+    os.replace(tmp, path)

@@ -1,0 +1,134 @@
+"""Bad input of every kind gets a proper answer, and nothing takes the server down."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+
+import pytest
+import requests
+
+from cio_flows.emulator import pipelines as pipelines_module
+
+from .conftest import APP_AUTH, PIPELINES_AUTH, TRACK_AUTH
+
+
+def raw(client, method: str, path: str, data: bytes, headers: dict) -> requests.Response:
+    return client.http.request(method, client.url + path, data=data, headers=headers)
+
+
+JSON = {"Content-Type": "application/json"}
+
+
+@pytest.mark.parametrize(
+    "body", [b"{not json", b"\xff\xfe", b'{"a": 1'], ids=["syntax", "bytes", "cut"]
+)
+def test_malformed_json(client, emu, body):
+    r = raw(client, "PUT", "/api/v1/customers/m", body, TRACK_AUTH | JSON)
+    assert r.status_code == 400 and r.json() == {
+        "meta": {"errors": ["malformed JSON in request body"]}
+    }
+    r = raw(client, "POST", "/v1/customers", body, APP_AUTH | JSON)
+    assert r.status_code == 400 and r.json()["errors"][0]["status"] == "400"
+    r = raw(client, "POST", "/v1/send/email", body, APP_AUTH | JSON)
+    assert r.status_code == 400 and r.json()["meta"]["error"]
+    r = raw(client, "POST", "/v1/identify", body, PIPELINES_AUTH | JSON)
+    assert (r.status_code, r.json()) == (200, {})
+    r = raw(client, "POST", "/v1/identify", body, PIPELINES_AUTH | JSON | {"X-Strict-Mode": "1"})
+    assert r.status_code == 400 and r.json()["meta"]["errors"]
+    r = raw(client, "POST", "/api/v2/batch", body, TRACK_AUTH | JSON)
+    assert r.status_code == 400 and r.json()["errors"][0]["message"]
+    assert emu.inspect.person("m") is None
+
+
+@pytest.mark.parametrize("body", [b"[]", b'"text"', b"42", b"null"])
+def test_json_that_is_not_an_object(client, body):
+    assert raw(client, "PUT", "/api/v1/customers/m", body, TRACK_AUTH | JSON).status_code == 400
+    assert raw(client, "POST", "/v1/customers", body, APP_AUTH | JSON).status_code == 400
+    assert raw(client, "POST", "/api/v2/entity", body, TRACK_AUTH | JSON).status_code == 400
+
+
+def test_wrong_content_type_is_415(client, emu):
+    headers = TRACK_AUTH | {"Content-Type": "text/plain"}
+    r = raw(client, "PUT", "/api/v1/customers/ct", b'{"a": 1}', headers)
+    assert r.status_code == 415 and r.json()["meta"]["errors"]
+    r = raw(client, "POST", "/v1/send/email", b"{}", APP_AUTH | {"Content-Type": "application/xml"})
+    assert r.status_code == 415
+    assert emu.inspect.person("ct") is None
+
+
+def test_json_with_charset_is_fine(client):
+    r = raw(
+        client,
+        "PUT",
+        "/api/v1/customers/cs",
+        b'{"a": 1}',
+        TRACK_AUTH | {"Content-Type": "application/json; charset=utf-8"},
+    )
+    assert r.status_code == 200
+
+
+def test_oversized_body_is_413_without_reading_it(client):
+    big = b'{"a": "' + b"x" * (5 * 1024 * 1024) + b'"}'
+    r = raw(client, "PUT", "/api/v1/customers/big", big, TRACK_AUTH | JSON)
+    assert r.status_code == 413 and r.json()["meta"]["errors"]
+
+
+def test_unknown_paths_and_methods(client):
+    r = client.app("GET", "/v1/nothing-here")
+    assert r.status_code == 404 and r.json()["errors"][0]["status"] == "404"
+    r = client.track("GET", "/api/v1/nope")
+    assert r.status_code == 404 and r.json()["meta"]["errors"]
+    assert client.track("PATCH", "/api/v1/customers/x").status_code == 405
+    assert client.http.get(client.url + "/").status_code == 404
+
+
+def test_empty_body_on_put_is_an_empty_attribute_map(client):
+    r = raw(client, "PUT", "/api/v1/customers/empty", b"", TRACK_AUTH)
+    assert r.status_code == 200
+    assert client.attributes("empty").status_code == 200
+
+
+def test_handler_crash_answers_500_and_leaves_nothing_half_written(client, emu, monkeypatch):
+    real = pipelines_module.EFFECTS["track"]
+
+    def explode(store, msg, *args):
+        if msg["event"] == "boom":
+            raise RuntimeError("simulated bug")
+        return real(store, msg, *args)
+
+    monkeypatch.setitem(pipelines_module.EFFECTS, "track", explode)
+    batch = [
+        {"type": "identify", "userId": "half", "traits": {"a": 1}},
+        {"type": "track", "userId": "half", "event": "fine"},
+        {"type": "track", "userId": "half", "event": "boom"},
+    ]
+    r = client.pipelines("/batch", {"batch": batch})
+    assert r.status_code == 500
+    assert r.json() == {"meta": {"errors": ["internal server error"]}}
+    assert emu.inspect.person("half") is None
+    assert not [e for e in emu.inspect.events() if e["name"] == "fine"]
+    assert emu.inspect.requests()[-1]["status"] == 500
+    # ... and the server carries on.
+    monkeypatch.undo()
+    assert client.pipelines("/batch", {"batch": batch[:2]}).status_code == 200
+    assert emu.inspect.person("half") is not None
+
+
+def test_garbage_on_the_socket_does_not_kill_the_server(client, emu):
+    host, port = client.url.removeprefix("http://").split(":")
+    for junk in (b"NOT HTTP AT ALL\r\n\r\n", b"GET /v1/segments HTTP/1.1\r\nHost", b"\x00" * 100):
+        with socket.create_connection((host, int(port)), timeout=2) as s:
+            s.sendall(junk)
+            s.shutdown(socket.SHUT_WR)
+            with contextlib.suppress(OSError):
+                s.recv(1024)
+    assert client.app("GET", "/v1/segments").status_code == 200
+
+
+def test_percent_encoded_identifiers_are_decoded(client):
+    client.track("PUT", "/api/v1/customers/a%2Fb%20c", {"x": 1})
+    r = client.app("GET", "/v1/customers/attributes", params=None)  # not a real path: GET
+    assert r.status_code == 405
+    r = client.app("POST", "/v1/customers/attributes", {"ids": ["a/b c"]})
+    assert [c["customer"]["id"] for c in r.json()["customers"]] == ["a/b c"]

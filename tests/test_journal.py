@@ -1,0 +1,294 @@
+"""The run journal: round trip, upserts, threads, batched commits, SIGKILL, resume data, secrets."""
+
+from __future__ import annotations
+
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cio_flows.errors import Location
+from cio_flows.events import RowFinished, RunFinished, RunStarted, RunSummary, StepFinished
+from cio_flows.journal import Journal, Outcome, default_journal_path
+from cio_flows.model import Step
+from cio_flows.redact import Redactor
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def step(index: int, name: str = "", kind: str = "identify", save: str | None = None) -> Step:
+    return Step(
+        kind=kind,
+        payload={},
+        name=name or f"step{index}",
+        index=index,
+        section="steps",
+        location=Location("flows/demo.yaml", 10 + index, 5),
+        save=save,
+    )
+
+
+def committed(path: Path, run_id: str = "r1") -> int:
+    """Outcomes another connection can see: what survives a crash."""
+    with sqlite3.connect(path) as db:
+        return db.execute("SELECT count(*) FROM outcomes WHERE run_id = ?", (run_id,)).fetchone()[0]
+
+
+def summary(run_id: str = "r1", **kw: Any) -> RunSummary:
+    s = RunSummary(run_id, "demo")
+    for name, value in kw.items():
+        setattr(s, name, value)
+    return s
+
+
+@pytest.fixture
+def journal(tmp_path: Path):
+    with Journal(tmp_path / "j" / "journal.db") as j:
+        yield j
+
+
+def test_round_trip(tmp_path: Path) -> None:
+    path = tmp_path / "journal.db"
+    with Journal(path) as j:
+        options = {"vars": {"plan": "pro"}, "data": "people.csv", "batch": True}
+        j.start_run("r1", "flows/demo.yaml", "demo", "eu", options)
+        j.record("r1", "u1", "steps.0", "ok", 1)
+        j.record("r1", "u2", "steps.0", "failed", 3, "HTTP 400: bad email")
+        j.finish_run(
+            "r1", summary(counts={"ok": 1, "failed": 1, "skipped": 0, "unknown": 0}, rows=2)
+        )
+    with Journal(path) as j:  # reopened: everything was committed on finish
+        (run,) = j.runs()
+        assert run == j.run("r1")
+        assert (run.run_id, run.flow_name, run.flow_path, run.region) == (
+            "r1",
+            "demo",
+            "flows/demo.yaml",
+            "eu",
+        )
+        assert run.status == "failed"
+        assert run.counts["failed"] == 1 and run.rows == 2
+        assert run.options == {"vars": {"plan": "pro"}, "data": "people.csv", "batch": True}
+        assert run.finished_at is not None and run.finished_at >= run.started_at
+        assert j.outcomes("r1") == {
+            ("u1", "steps.0"): Outcome("ok", 1, None),
+            ("u2", "steps.0"): Outcome("failed", 3, "HTTP 400: bad email"),
+        }
+        assert j.run("nope") is None
+
+
+def test_wal_mode_and_default_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    target = tmp_path / "nested" / "dir" / "runs.db"
+    monkeypatch.setenv("CIO_FLOWS_JOURNAL", str(target))
+    assert default_journal_path() == target
+    with Journal():
+        pass
+    with sqlite3.connect(target) as db:
+        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    monkeypatch.delenv("CIO_FLOWS_JOURNAL")
+    assert default_journal_path() == Path(".cio-flows/journal.db")
+
+
+def test_runs_newest_first_with_status(journal: Journal) -> None:
+    for n, outcome in enumerate(["passed", "failed", "interrupted", "running"]):
+        run_id = f"r{n}"
+        journal.start_run(run_id, "f.yaml", "f", "us", {})
+        if outcome == "failed":
+            journal.finish_run(
+                run_id, summary(run_id, counts={"ok": 0, "failed": 1, "skipped": 0, "unknown": 0})
+            )
+        elif outcome != "running":
+            journal.finish_run(run_id, summary(run_id, interrupted=outcome == "interrupted"))
+        time.sleep(0.01)
+    statuses = [(r.run_id, r.status) for r in journal.runs()]
+    # r3 is still running in this (live) process
+    assert statuses == [
+        ("r3", "running"),
+        ("r2", "interrupted"),
+        ("r1", "failed"),
+        ("r0", "passed"),
+    ]
+    assert [r.run_id for r in journal.runs(limit=2)] == ["r3", "r2"]
+
+
+def test_upsert_keeps_one_row_per_row_and_step(journal: Journal) -> None:
+    journal.start_run("r1", "f.yaml", "f", "us", {})
+    journal.record("r1", "u1", "steps.0", "ok", 1, result={"id": 7})
+    journal.record("r1", "u1", "steps.1", "failed", 2, "timeout")
+    # a resume: the replayed step carries no result, the retried one now passes
+    journal.record("r1", "u1", "steps.0", "ok", 0)
+    journal.record("r1", "u1", "steps.1", "ok", 1)
+    journal.flush()
+    assert journal.outcomes("r1") == {
+        ("u1", "steps.0"): Outcome("ok", 1, None, {"id": 7}),
+        ("u1", "steps.1"): Outcome("ok", 3, None),
+    }
+
+
+def test_concurrent_records_from_eight_threads(tmp_path: Path) -> None:
+    path = tmp_path / "journal.db"
+    per_thread = 2_500
+    with Journal(path, batch_size=700, flush_interval=0.05) as j:
+        j.start_run("r1", "f.yaml", "f", "us", {})
+        listen = j.listener("r1")
+        steps = [step(0), step(1)]
+
+        def worker(t: int) -> None:
+            for n in range(per_thread):
+                status = "failed" if n % 10 == 0 else "ok"
+                listen(StepFinished(steps[n % 2], n, f"t{t}-{n // 2}", status, 0.001, 1))
+
+        threads = [threading.Thread(target=worker, args=(t,)) for t in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        j.flush()
+        assert committed(path) == 8 * per_thread
+        assert j.run("r1").counts == {"ok": 18_000, "failed": 2_000, "skipped": 0, "unknown": 0}
+        outcomes = j.outcomes("r1")
+        assert len(outcomes) == 8 * per_thread
+        assert sum(o.status == "failed" for o in outcomes.values()) == 8 * 250
+
+
+def test_commits_are_batched(tmp_path: Path) -> None:
+    path = tmp_path / "journal.db"
+    with Journal(path, batch_size=1000, flush_interval=3600) as j:
+        j.start_run("r1", "f.yaml", "f", "us", {})
+        for n in range(10):
+            j.record("r1", str(n), "steps.0", "ok", 1)
+        assert committed(path) == 0  # buffered, not one commit per record
+        j.flush()
+        assert committed(path) == 10
+        for n in range(10, 2510):
+            j.record("r1", str(n), "steps.0", "ok", 1)
+        assert committed(path) == 2010  # two full batches went in on their own
+    assert committed(path) == 2510  # close flushes the rest
+
+
+def test_commits_on_a_timer_when_quiet(tmp_path: Path) -> None:
+    path = tmp_path / "journal.db"
+    with Journal(path, batch_size=1000, flush_interval=0.05) as j:
+        j.start_run("r1", "f.yaml", "f", "us", {})
+        j.record("r1", "u1", "steps.0", "ok", 1)
+        deadline = time.monotonic() + 5
+        while committed(path) == 0 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert committed(path) == 1
+
+
+_CHILD = textwrap.dedent(
+    """
+    import sys, time
+    from cio_flows.journal import Journal
+    j = Journal(sys.argv[1], batch_size=100, flush_interval=3600)
+    j.start_run("r1", "f.yaml", "f", "us", {"data": "people.csv"})
+    for n in range(int(sys.argv[2])):
+        j.record("r1", str(n), "steps.0", "ok", 1, result={"n": n})
+    print("recorded", flush=True)
+    time.sleep(60)
+    """
+)
+
+
+def test_sigkill_leaves_a_readable_journal_shown_interrupted(tmp_path: Path) -> None:
+    path, n, batch = tmp_path / "journal.db", 1234, 100
+    child = subprocess.Popen(
+        [sys.executable, "-c", _CHILD, str(path), str(n)],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+    )
+    try:
+        assert child.stdout.readline().strip() == "recorded"
+        with Journal(path) as j:
+            assert j.run("r1").status == "running"  # its process is alive
+        child.send_signal(signal.SIGKILL)
+    finally:
+        child.kill()
+        child.wait()  # reaped: a zombie would still answer kill(pid, 0)
+    with Journal(path) as j:
+        run = j.run("r1")
+        assert run.status == "interrupted"
+        assert [r.status for r in j.runs()] == ["interrupted"]
+        assert run.options == {"data": "people.csv"}
+        outcomes = j.outcomes("r1")
+        assert n - batch < len(outcomes) <= n  # at most the last, uncommitted batch is lost
+        assert outcomes[("0", "steps.0")] == Outcome("ok", 1, None, {"n": 0})
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+def test_listener_keeps_what_a_resume_needs(tmp_path: Path) -> None:
+    path = tmp_path / "journal.db"
+    lookup, create = step(0, "lookup", "get_person", save="person"), step(1, "create")
+    with Journal(path) as j:
+        listen = j.listener("r1")
+        listen(RunStarted("r1", "demo", "flows/demo.yaml", "us", {}))
+        listen(StepFinished(lookup, 1, "u1", "ok", 0.01, 1, saved={"cio_id": "a1"}))
+        listen(StepFinished(create, 1, "u1", "ok", 0.01, 1))
+        listen(RowFinished(1, "u1", "ok"))
+        listen(StepFinished(lookup, 2, "u2", "ok", 0.01, 1, saved={"cio_id": "a2"}))
+        listen(StepFinished(create, 2, "u2", "unknown", 0.01, 2, "timed out after sending"))
+        listen(RowFinished(2, "u2", "failed"))
+        listen(StepFinished(create, None, None, "failed", 0.0, 0, "bad row key"))
+        s = summary(counts={"ok": 3, "failed": 1, "skipped": 0, "unknown": 1}, rows=3)
+        listen(RunFinished(s))
+    with Journal(path) as j:
+        run = j.run("r1")
+        assert (run.status, run.flow_path, run.rows) == ("failed", "flows/demo.yaml", 3)
+        assert j.row_outcomes("r1", "u1") == {
+            "steps.0": Outcome("ok", 1, None, {"cio_id": "a1"}),
+            "steps.1": Outcome("ok", 1, None),
+        }
+        assert j.row_outcomes("r1", "u2")["steps.1"] == Outcome(
+            "unknown", 2, "timed out after sending"
+        )
+        assert j.outcomes("r1")[("-", "steps.1")].error == "bad row key"
+        # resume: same run id, the CLI's options kept, status back to running
+        j.start_run("r1", "flows/demo.yaml", "demo", "us", {"resume": True})
+        listen = j.listener("r1")
+        listen(RunStarted("r1", "demo", "flows/demo.yaml", "us", {}))
+        listen(StepFinished(lookup, 2, "u2", "ok", 0.0, 0, detail="done before"))
+        listen(StepFinished(create, 2, "u2", "ok", 0.02, 1))
+        listen(RowFinished(2, "u2", "ok"))
+        j.flush()
+        assert j.run("r1").status == "running"
+        assert j.run("r1").options == {"resume": True}
+        assert j.run("r1").rows == 1  # progress so far, stored with each commit
+        assert j.row_outcomes("r1", "u2") == {
+            "steps.0": Outcome("ok", 1, None, {"cio_id": "a2"}),  # saved response survives
+            "steps.1": Outcome("ok", 3, None),
+        }
+
+
+def test_no_key_reaches_the_journal_file(tmp_path: Path) -> None:
+    secret = "track-secret-abcdef"
+    folder = tmp_path / "j"
+    with Journal(folder / "journal.db", redactor=Redactor([secret])) as j:
+        j.start_run("r1", "f.yaml", "f", "us", {"vars": {"token": secret}})
+        j.record(
+            "r1",
+            "u1",
+            "steps.0",
+            "failed",
+            1,
+            f"401 for key {secret}; Authorization: Bearer xyz123",
+        )
+        j.record("r1", "u1", "steps.1", "ok", 1, result={"echo": secret})
+        j.finish_run("r1", summary())
+        outcome = j.outcomes("r1")[("u1", "steps.0")]
+        assert outcome.error == "401 for key ***; Authorization: Bearer ***"
+        assert j.outcomes("r1")[("u1", "steps.1")].result == {"echo": "***"}
+    files = list(folder.iterdir())
+    assert files
+    for file in files:
+        data = file.read_bytes()
+        assert secret.encode() not in data and b"xyz123" not in data, file
