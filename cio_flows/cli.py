@@ -269,6 +269,10 @@ def test_command(paths, emulator: bool, junit) -> None:
             click.echo(redact(f"INVALID  {result.path}: {result.invalid.describe()}"))
             suite.add_error(result.name, str(result.path), result.invalid.describe())
             continue
+        if result.summary is None:  # another flow is invalid, so nothing was sent
+            click.echo(f"NOT RUN  {result.path}")
+            suite.add_error(result.name, str(result.path), "not run: another flow is invalid")
+            continue
         mark = "passed" if result.passed else "FAILED"
         click.echo(redact(f"{mark:<8} {result.name} ({result.path}) in {result.elapsed:.2f} s"))
         for failure in result.failures:

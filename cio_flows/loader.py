@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
-from jsonschema import ValidationError
 
 from .errors import FlowSchemaError, FlowSyntaxError, Location
 from .model import READ_KINDS, STEP_KINDS, Condition, Flow, ForEach, SourceMap, Step, Wait
-from .schema_store import validator
+from .schema_store import is_valid, validator
 from .templating import check_templates
+
+if TYPE_CHECKING:
+    from jsonschema import ValidationError
 
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
@@ -91,7 +93,11 @@ def _to_python(loader, node, path, file, values, keys) -> Any:
 
 def check_structure(data: Any, source: SourceMap) -> None:
     """Validate against schemas/flow.schema.json; report the first problem in document order."""
-    errors = list(validator("flow.schema.json").iter_errors(data))
+    errors = (
+        []
+        if is_valid("flow.schema.json", data)
+        else list(validator("flow.schema.json").iter_errors(data))
+    )
     if errors:
         first = min(errors, key=lambda e: _position_key(source, e))
         raise _schema_problem(first, source)

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import fastjsonschema
-from jsonschema import ValidationError
 
 from .errors import Location, PayloadError
 from .schema_store import fast_step_check, step_validator
 from .templating import is_template
+
+if TYPE_CHECKING:
+    from jsonschema import ValidationError
 
 
 def payload_errors(
@@ -48,12 +50,11 @@ def check_payload(
     row: int | None = None,
 ) -> None:
     """Raise PayloadError for the first problem, located at the offending field."""
-    if not allow_templates:
-        try:
-            fast_step_check(kind)(payload)
-            return
-        except fastjsonschema.JsonSchemaException:
-            pass  # jsonschema below says precisely where and why
+    try:
+        fast_step_check(kind)(payload)
+        return
+    except fastjsonschema.JsonSchemaException:
+        pass  # jsonschema below says precisely where and why (or, with templates, whether)
     errors = payload_errors(kind, payload, allow_templates=allow_templates)
     if errors:
         error = errors[0]

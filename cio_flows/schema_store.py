@@ -6,10 +6,12 @@ import json
 from collections.abc import Callable
 from functools import cache
 from importlib.resources import files
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import fastjsonschema
-from jsonschema import Draft202012Validator
+
+if TYPE_CHECKING:
+    from jsonschema import Draft202012Validator
 
 
 def schema_text(name: str) -> str:
@@ -24,6 +26,9 @@ def load_schema(name: str) -> dict[str, Any]:
 
 @cache
 def validator(name: str) -> Draft202012Validator:
+    """The full validator, for precise error paths. Imported late: it costs ~1 s at startup."""
+    from jsonschema import Draft202012Validator
+
     schema = load_schema(name)
     Draft202012Validator.check_schema(schema)
     return Draft202012Validator(schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
@@ -34,7 +39,19 @@ def step_validator(kind: str) -> Draft202012Validator:
 
 
 @cache
-def fast_step_check(kind: str) -> Callable[[Any], Any]:
-    """A compiled validator that raises on the first error: the fast path for valid payloads."""
+def fast_check(name: str) -> Callable[[Any], Any]:
+    """A compiled validator that raises on the first error: the fast path for valid input."""
     # A fresh copy: the compiler resolves references in place.
-    return fastjsonschema.compile(json.loads(schema_text(f"steps/{kind}.json")))
+    return fastjsonschema.compile(json.loads(schema_text(name)))
+
+
+def fast_step_check(kind: str) -> Callable[[Any], Any]:
+    return fast_check(f"steps/{kind}.json")
+
+
+def is_valid(name: str, instance: Any) -> bool:
+    try:
+        fast_check(name)(instance)
+    except fastjsonschema.JsonSchemaException:
+        return False
+    return True

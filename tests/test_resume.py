@@ -118,3 +118,35 @@ def test_faults_and_429s_still_deliver_every_event_once(tmp_path):
         assert summary.throttled == statuses.count(429)
         assert len(emu.inspect.people()) == rows
         assert len(emu.inspect.events()) == rows
+
+
+def test_ctrl_c_stops_cleanly_and_the_journal_says_interrupted(flow, tmp_path):
+    with Emulator(workspace={}, faults={"pipelines": {"latency": 0.02}}) as emulator:
+        env = cli_env(emulator, tmp_path)
+        first = subprocess.Popen(
+            cli("run", str(flow), "--no-batch", "--workers", "2"),
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        run_id = first.stdout.readline().strip().removeprefix("run id: ")
+        while len(emulator.inspect.requests("pipelines")) < 40:
+            time.sleep(0.02)
+        first.send_signal(signal.SIGINT)
+        out, err = first.communicate(timeout=30)
+        assert first.returncode == 1, out + err
+        assert "interrupted: the run did not finish" in out
+        assert "Traceback" not in err
+        runs = subprocess.run(cli("runs"), env=env, capture_output=True, text=True, timeout=60)
+        line = next(line for line in runs.stdout.splitlines() if line.startswith(run_id))
+        assert "interrupted" in line
+        resumed = subprocess.run(
+            cli("run", str(flow), "--resume", run_id),
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+        assert len(emulator.inspect.events()) == ROWS

@@ -149,3 +149,48 @@ def test_pytest_plugin_collects_flow_files_as_items():
     assert "5 passed" in result.stdout
     for name in ("onboarding", "plan_upgrade", "churn_winback", "password_reset", "gdpr_delete"):
         assert f"flows/scenarios/{name}.yaml::{name}" in result.stdout
+
+
+def test_cli_test_command_writes_one_junit_case_per_flow(tmp_path):
+    import xml.etree.ElementTree as ET
+
+    from click.testing import CliRunner
+
+    from cio_flows.cli import main
+
+    suite = tmp_path / "scenarios"
+    suite.mkdir()
+    churn = FLOWS / "scenarios" / "churn_winback.yaml"
+    (suite / churn.name).write_text(churn.read_text())
+    broken = break_expectation(
+        suite,
+        FLOWS / "scenarios" / "onboarding.yaml",
+        "response.queued_at > 0",
+        "response.queued_at < 0",
+    )
+    junit = tmp_path / "out.xml"
+    result = CliRunner().invoke(
+        main, ["test", str(suite), "--emulator", "--junit", str(junit)], env={}
+    )
+    assert result.exit_code == 1, result.output
+    assert "1 passed, 1 failed" in result.output
+    root = ET.parse(junit).getroot()
+    cases = root.iter("testcase")
+    by_name = {case.get("name"): case for case in cases}
+    assert set(by_name) == {"scenario_churn_winback", "scenario_onboarding"}
+    failure = by_name["scenario_onboarding"].find("failure")
+    assert failure is not None and f"{broken}:" in failure.text
+    assert "expected" in failure.text and by_name["scenario_churn_winback"].find("failure") is None
+
+
+def test_cli_test_command_stops_on_an_invalid_flow_before_sending(tmp_path):
+    from click.testing import CliRunner
+
+    from cio_flows.cli import main
+
+    (tmp_path / "bad.yaml").write_text("version: 1\nname: bad\nsteps:\n  - nope: {}\n")
+    (tmp_path / "good.yaml").write_text((FLOWS / "scenarios" / "password_reset.yaml").read_text())
+    result = CliRunner().invoke(main, ["test", str(tmp_path), "--emulator"], env={})
+    assert result.exit_code == 2
+    assert "INVALID" in result.output and "unknown step kind or option 'nope'" in result.output
+    assert "passed " not in result.output.split("\n")[0]

@@ -219,16 +219,16 @@ class Workspace:
 
     def _bulk_read(self, identifiers: list[dict[str, Any]]) -> dict[tuple[str, str], dict]:
         """(id_type, value) -> customer. Grouped by id type: one kind of id per call."""
-        wanted: dict[str, list[str]] = {}
+        wanted: dict[str, dict[str, None]] = {}  # id_type -> values, ordered and unique
         for ident in identifiers:
             key = reads.lookup_key(ident)
-            if key and key[1] not in wanted.setdefault(key[0], []):
-                wanted[key[0]].append(key[1])
+            if key:
+                wanted.setdefault(key[0], {})[key[1]] = None
         customers: dict[tuple[str, str], dict] = {}
         bar = self._bar(sum(map(len, wanted.values())), "attributes")
         try:
             for id_type, values in wanted.items():
-                for batch in reads.batches(values):
+                for batch in reads.batches(list(values)):
                     body = self._send(reads.bulk_attributes(batch, id_type)).body or {}
                     for item in body.get("customers") or []:
                         customer = item.get("customer") or {}
