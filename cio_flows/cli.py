@@ -302,7 +302,11 @@ def emulator(port: int, db, workspace) -> None:
     from .emulator import serve
 
     kwargs = {"workspace": workspace} if workspace else {}
-    serve(port=port, db_path=db, **kwargs)
+    try:
+        serve(port=port, db_path=db, **kwargs)
+    except OSError as exc:  # the port is taken, or not ours to bind
+        click.echo(f"error: cannot listen on 127.0.0.1:{port}: {exc.strerror or exc}", err=True)
+        sys.exit(EXIT_INVALID)
 
 
 if __name__ == "__main__":

@@ -7,14 +7,13 @@ import gc
 from collections.abc import Iterator
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
-pd = pytest.importorskip("pandas")
-
-from cio_flows.analysis import Workspace, coerce_columns, reads  # noqa: E402
-from cio_flows.emulator import DEMO_CREDENTIALS  # noqa: E402
-from cio_flows.errors import CredentialsError  # noqa: E402
-from cio_flows.operations import Response  # noqa: E402
+from cio_flows.analysis import Workspace, coerce_columns, reads
+from cio_flows.emulator import DEMO_CREDENTIALS
+from cio_flows.errors import CredentialsError
+from cio_flows.operations import Response
 
 FLOWS = Path(__file__).resolve().parent.parent / "flows"
 
@@ -268,3 +267,20 @@ def test_reading_10000_people_respects_the_app_api_budget_and_rate() -> None:
     times = sorted(e["time"] for e in log)
     gaps = [later - earlier for earlier, later in zip(times, times[10:], strict=False)]
     assert min(gaps) >= 1.0 - 0.025, f"11 requests within {min(gaps):.3f} s"
+
+
+def test_public_surface() -> None:
+    import cio_flows.analysis as analysis
+
+    assert sorted(analysis.__all__) == [
+        "EVERYONE",
+        "Workspace",
+        "coerce_columns",
+        "describe_summary",
+        "plot_distribution",
+        "plot_overlap",
+        "plot_segment_sizes",
+        "segment_report",
+        "timestamps",
+    ]
+    assert all(hasattr(analysis, name) for name in analysis.__all__)

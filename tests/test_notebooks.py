@@ -19,16 +19,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import nbclient
+import nbformat
 import pytest
+from papermill.iorw import load_notebook_node
+from papermill.parameterize import parameterize_notebook
 
-nbformat = pytest.importorskip("nbformat")
-nbclient = pytest.importorskip("nbclient")
-papermill = pytest.importorskip("papermill")
-
-from papermill.iorw import load_notebook_node  # noqa: E402
-from papermill.parameterize import parameterize_notebook  # noqa: E402
-
-from cio_flows.emulator import DEMO_CREDENTIALS, Credentials, Emulator  # noqa: E402
+from cio_flows.emulator import DEMO_CREDENTIALS, Credentials, Emulator
 
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 NAMES = ("people_explorer.ipynb", "segment_analysis.ipynb", "flow_runner.ipynb")
