@@ -83,7 +83,9 @@ Call = Callable[[requests.Session, str, int], requests.Response]
 
 def identify(s: requests.Session, url: str, n: int) -> requests.Response:
     body = {"userId": f"bench_{n}", "traits": {"plan": "pro", "n": n}}
-    return s.post(f"{url}/v1/identify", json=body, headers={"Authorization": _basic(PIPELINES_KEY, "")})
+    return s.post(
+        f"{url}/v1/identify", json=body, headers={"Authorization": _basic(PIPELINES_KEY, "")}
+    )
 
 
 def track_event(s: requests.Session, url: str, n: int) -> requests.Response:
@@ -201,7 +203,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--threads", type=int, default=4)
     parser.add_argument(
-        "--client", choices=("requests", "raw"), default="requests",
+        "--client",
+        choices=("requests", "raw"),
+        default="requests",
         help="raw: http.client keep-alive, to load the server harder with the same CPU",
     )
     args = parser.parse_args()
