@@ -23,6 +23,7 @@ from .payloads import check_payload
 from .rows import DataSource, Row
 from .templating import (
     compile_template,
+    compile_value,
     evaluate_condition,
     iter_templates,
     render_string,
@@ -80,6 +81,12 @@ class PreparedRun:
         self._depends = {
             step.key: tuple(sorted(_saved_names_used(step))) for step in flow.all_steps
         }
+        # Compiled once per step: rendering a row walks no YAML and computes no positions.
+        self._payload_locators = {step.key: self._payload_locator(step) for step in flow.all_steps}
+        self._renderers = {
+            step.key: compile_value(step.payload, self._payload_locators[step.key])
+            for step in flow.all_steps
+        }
 
     # --- checks before anything is sent ----------------------------------------------------
 
@@ -89,6 +96,9 @@ class PreparedRun:
         if self.flow.for_each and self.flow.for_each.file:
             return DataSource(self.flow.path.parent / self.flow.for_each.file)
         return None
+
+    def _payload_locator(self, step: Step):
+        return lambda path: self.flow.locate((*step.path, step.kind, *path))
 
     def _check_vars(self) -> None:
         declared = {name for name, _ in self.flow.vars}
@@ -202,9 +212,9 @@ class PreparedRun:
     def render(self, step: Step, context: dict[str, Any], row: Row | None) -> dict[str, Any]:
         """The step's payload rendered and validated; raises FlowInputError naming step and row."""
         row_number = row.number if row else None
-        locate = lambda path: self.flow.locate((*step.path, step.kind, *path))  # noqa: E731
+        locate = self._payload_locators[step.key]
         try:
-            payload = render_value(step.payload, context, locate)
+            payload = self._renderers[step.key](context)
             check_payload(step.kind, payload, locate, step=step.name, row=row_number)
         except FlowInputError as exc:
             raise exc.with_context(step=step.name, row=row_number) from None

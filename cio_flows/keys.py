@@ -35,7 +35,16 @@ def run_started_ms(run_id: str) -> int:
 
 def step_keys(run_id: str, row_key: str, step_key: str) -> StepKeys:
     name = f"{run_id}/{row_key}/{step_key}"
-    return StepKeys(lambda: str(uuid.uuid5(_NAMESPACE, name)), lambda: _ulid(run_id, name))
+    return StepKeys(lambda: _uuid5(name), lambda: _ulid(run_id, name))
+
+
+def _uuid5(name: str) -> str:
+    """uuid.uuid5(_NAMESPACE, name) without building a UUID object (a hot path over rows)."""
+    digest = bytearray(hashlib.sha1(_NAMESPACE.bytes + name.encode()).digest()[:16])
+    digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
+    digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant
+    h = digest.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def _ulid(run_id: str, name: str) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -76,7 +77,7 @@ class Step:
         """Path of the step node in the flow document."""
         return (self.section, self.index)
 
-    @property
+    @cached_property
     def key(self) -> str:
         """Stable identity within a flow, used by the journal and idempotency keys."""
         return f"{self.section}.{self.index}"

@@ -16,6 +16,7 @@ class RetryPolicy:
     base_delay: float = 0.25  # seconds; doubles each attempt
     max_delay: float = 30.0
     max_retry_after: float = 120.0  # a longer Retry-After (e.g. a daily quota) is a failure
+    max_throttled: int = 50  # 429s are the server pacing us, not failures: a separate budget
 
     def backoff(self, attempt: int, rng: random.Random | None = None) -> float:
         """Capped exponential backoff with full jitter, for attempt 1, 2, ..."""

@@ -27,7 +27,11 @@ if TYPE_CHECKING:
 _WHOLE_EXPRESSION = re.compile(r"^\s*\{\{(?P<expr>(?:(?!\{\{|\}\}).)*)\}\}\s*$", re.DOTALL)
 _TEMPLATE_MARKERS = ("{{", "{%", "{#")
 # `{{ row.email }}`: the most common template, looked up without Jinja (10x faster per row).
-_DOTTED_NAME = re.compile(r"^\s*\{\{\s*(?P<path>[A-Za-z]\w*(?:\.[A-Za-z]\w*)*)\s*\}\}\s*$")
+# Optionally piped through argument-less filters: `{{ row.amount | float }}`.
+_DOTTED_NAME = re.compile(
+    r"^\s*\{\{\s*(?P<path>[A-Za-z]\w*(?:\.[A-Za-z]\w*)*)\s*"
+    r"(?P<filters>(?:\|\s*[A-Za-z_]\w*\s*)*)\}\}\s*$"
+)
 
 # Names every template can use besides the flow's vars.
 RUN_NAMES = frozenset({"row", "steps", "run", "env", "item", "response"})
@@ -86,7 +90,11 @@ def compile_template(source: str) -> Compiled:
     """Compile once; raises jinja2.TemplateSyntaxError."""
     dotted = _DOTTED_NAME.match(source)
     if dotted:
-        return _compile_lookup(source, dotted.group("path").split("."))
+        filters = [f.strip() for f in dotted.group("filters").split("|")[1:]]
+        functions = [ENVIRONMENT.filters.get(name) for name in filters]
+        # Filters that want the environment or context, or unknown ones, go the Jinja way.
+        if all(f is not None and not hasattr(f, "jinja_pass_arg") for f in functions):
+            return _compile_lookup(source, dotted.group("path").split("."), functions)
     return _compile_jinja(source)
 
 
@@ -108,8 +116,8 @@ def _compile_jinja(source: str) -> Compiled:
     return Compiled(source, template.render, ENVIRONMENT.parse(source))
 
 
-def _compile_lookup(source: str, path: list[str]) -> Compiled:
-    """A plain name or dotted path over mappings; anything else falls back to Jinja's own rules."""
+def _compile_lookup(source: str, path: list[str], filters: list[Callable]) -> Compiled:
+    """A dotted path over mappings, then plain filters; anything else takes Jinja's own way."""
     slow = _compile_jinja(source)
 
     def lookup(context: dict[str, Any]) -> Any:
@@ -118,6 +126,8 @@ def _compile_lookup(source: str, path: list[str]) -> Compiled:
             if type(value) is not dict or part not in value:
                 return slow.render(context)  # Jinja raises the proper undefined error
             value = value[part]
+        for apply in filters:
+            value = apply(value)
         return value
 
     return Compiled(source, lookup, slow.ast)
@@ -128,23 +138,50 @@ Locate = Callable[[tuple], Location]
 
 def render_value(value: Any, context: dict[str, Any], locate: Locate, path: tuple = ()) -> Any:
     """Render every template string inside a value (mapping keys too), keeping native types."""
+    return compile_value(value, locate, path)(context)
+
+
+Renderer = Callable[[dict[str, Any]], Any]
+
+
+def compile_value(value: Any, locate: Locate, path: tuple = ()) -> Renderer:
+    """A function rendering `value` for a context: the walk over the value happens once, here.
+
+    Static leaves are returned as they are; containers are rebuilt on every call, so no two
+    renders share a mapping or list that a caller might change.
+    """
     if isinstance(value, str):
         if not is_template(value):
-            return value
-        return render_string(value, context, locate(path))
+            return lambda _context: value
+        location = locate(path)
+        try:
+            compiled = compile_template(value)
+        except TemplateSyntaxError:  # reported with its location on first render
+            return lambda context: render_string(value, context, location)
+        return lambda context: _render(compiled, context, location)
     if isinstance(value, dict):
-        return {
-            render_value(k, context, locate, path): render_value(v, context, locate, (*path, k))
+        items = [
+            (compile_value(k, locate, path), compile_value(v, locate, (*path, k)))
             for k, v in value.items()
-        }
+        ]
+        return lambda context: {key(context): item(context) for key, item in items}
     if isinstance(value, list):
-        return [render_value(item, context, locate, (*path, i)) for i, item in enumerate(value)]
-    return value
+        parts = [compile_value(item, locate, (*path, i)) for i, item in enumerate(value)]
+        return lambda context: [part(context) for part in parts]
+    return lambda _context: value
 
 
 def render_string(source: str, context: dict[str, Any], location: Location | None) -> Any:
     try:
-        return compile_template(source).render(context)
+        compiled = compile_template(source)
+    except TemplateSyntaxError as exc:
+        raise TemplateError(f"template syntax error: {exc.message}", location=location) from None
+    return _render(compiled, context, location)
+
+
+def _render(compiled: Compiled, context: dict[str, Any], location: Location | None) -> Any:
+    try:
+        return compiled.render(context)
     except UndefinedError as exc:
         raise TemplateError(_undefined_reason(exc), location=location) from None
     except TemplateSyntaxError as exc:

@@ -115,6 +115,7 @@ class Transport:
         policy = self.settings.retry
         limiter = self._limiters.get(request.rate_bucket)
         attempt = 0
+        throttled = 0
         while True:
             attempt += 1
             if limiter:
@@ -152,7 +153,11 @@ class Transport:
                     limiter.pause(retry_after)
             retryable = status_is_retryable(raw.status_code, request.repeatable)
             too_long = retry_after is not None and retry_after > policy.max_retry_after
-            if retryable and attempt < policy.max_attempts and not too_long:
+            if raw.status_code == 429:
+                throttled += 1
+            failures = attempt - throttled  # attempts that failed for other reasons than 429
+            within_budget = failures < policy.max_attempts and throttled <= policy.max_throttled
+            if retryable and within_budget and not too_long:
                 self._count("retries")
                 if not (limiter and raw.status_code == 429 and retry_after):
                     self._sleep(policy.delay(attempt, retry_after))

@@ -143,3 +143,12 @@ def test_region_hosts_and_overrides():
 
 def test_credentials_repr_hides_keys():
     assert "track-key" not in repr(CREDS) and "app-key" not in repr(CREDS)
+
+
+def test_429s_do_not_use_up_the_attempts_for_failures(recording_server):
+    answers = iter([(429, {"Retry-After": "0"}, None)] * 8)
+    recording_server.handler = lambda r: next(answers, (200, {}, {}))
+    with transport_for(recording_server) as transport:  # max_attempts=4
+        response = transport.send(Request("pipelines", "POST", "/v1/batch", {"batch": []}))
+    assert response.status == 200 and response.attempts == 9
+    assert transport.stats["throttled"] == 8

@@ -1,0 +1,174 @@
+"""What each contender does, run inside its own child process (see sync_benchmark.run_child).
+
+Every function takes a plain dict of parameters and returns a plain dict: `elapsed` (seconds of
+sending, from the first call to the last answer or flush), `peak_mb` (the child's peak RSS) and
+whatever else the contender can say about itself. Heavy imports stay inside the functions so an
+official client's child never loads cio-flows, and its peak memory is its own.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import resource
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from workload import EVENT, properties, read_rows, traits
+
+SITE_ID, TRACK_KEY, PIPELINES_KEY = "bench-site", "bench-track-key", "bench-pipelines-key"
+
+
+def _peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+class Clock:
+    """Wall and CPU seconds of the sending part only (imports and setup excluded)."""
+
+    def __init__(self) -> None:
+        self.wall, self.cpu = time.perf_counter(), time.process_time()
+
+    def finish(self, **extra: Any) -> dict[str, Any]:
+        return {
+            "elapsed": time.perf_counter() - self.wall,
+            "cpu": time.process_time() - self.cpu,
+            **extra,
+            "peak_mb": _peak_mb(),
+        }
+
+
+class ErrorTally:
+    """A run listener keeping the most common step errors, row numbers folded together."""
+
+    def __init__(self) -> None:
+        self.counts: Counter[str] = Counter()
+
+    def __call__(self, event: Any) -> None:
+        error = getattr(event, "error", None)
+        if error:
+            self.counts[re.sub(r"\brow \d+", "row N", error)[:200]] += 1
+
+    def top(self, n: int = 3) -> list[tuple[str, int]]:
+        return self.counts.most_common(n)
+
+
+# --- the official clients --------------------------------------------------------------------
+
+
+def _fails(error: type[Exception], call, *args: Any, **kwargs: Any) -> int:
+    """1 when the call raised `error` (how the Track client reports a failed request), else 0."""
+    try:
+        call(*args, **kwargs)
+    except error:
+        return 1
+    return 0
+
+
+def official_track(params: dict[str, Any]) -> dict[str, Any]:
+    """customerio.CustomerIO: one identify and one track per row, one request at a time."""
+    from customerio import CustomerIO, CustomerIOException
+
+    client = CustomerIO(SITE_ID, TRACK_KEY)
+    # It always builds an https:// URL; point it at the server and give plain http the same
+    # retrying adapter it mounts for https, so it behaves as it would against Customer.io.
+    client.base_url = params["url"] + "/api/v1"
+    client.http.mount("http://", client.http.get_adapter("https://track.customer.io"))
+    errors = 0
+    clock = Clock()
+    for record in read_rows(Path(params["data"]), params["rows"]):
+        uid = record["id"]
+        errors += _fails(CustomerIOException, client.identify, uid, **traits(record))
+        errors += _fails(CustomerIOException, client.track, uid, EVENT, properties(record))
+    client.close()
+    return clock.finish(client_errors=errors)
+
+
+def official_pipelines(params: dict[str, Any]) -> dict[str, Any]:
+    """customerio.analytics.Client with its defaults: a 10,000-event queue and one consumer."""
+    from customerio.analytics import Client
+
+    # It logs one warning per event its full queue turns away; we count them instead.
+    logging.getLogger("customerio").disabled = True
+    failed_uploads: list[int] = []
+    client = Client(
+        PIPELINES_KEY,
+        host=params["url"],
+        on_error=lambda _exc, batch: failed_uploads.append(len(batch)),
+    )
+    refused = 0
+    clock = Clock()
+    for record in read_rows(Path(params["data"]), params["rows"]):
+        uid = record["id"]
+        refused += not client.identify(user_id=uid, traits=traits(record))[0]
+        refused += not client.track(user_id=uid, event=EVENT, properties=properties(record))[0]
+    client.shutdown()  # flush the queue and stop the consumer: nothing is left behind
+    return clock.finish(queue_refused=refused, client_errors=sum(failed_uploads))
+
+
+# --- cio-flows -------------------------------------------------------------------------------
+
+
+def _cio_options(params: dict[str, Any]):
+    from dataclasses import fields, replace
+
+    from cio_flows.engine import RunOptions
+    from cio_flows.ratelimit import RateLimits
+    from cio_flows.transport import TransportSettings
+
+    url = params["url"]
+    environ = {"CUSTOMERIO_TRACK_URL": url, "CUSTOMERIO_PIPELINES_URL": url}
+    if params["family"] == "pipelines":
+        environ["CUSTOMERIO_PIPELINES_KEY"] = PIPELINES_KEY
+    else:  # Track credentials only: identify and track go to the Track API
+        environ.update(CUSTOMERIO_SITE_ID=SITE_ID, CUSTOMERIO_TRACK_TOKEN=TRACK_KEY)
+    rate = params["client_rate"]
+    options = RunOptions(
+        data=Path(params["data"]),
+        run_id=params["run_id"],
+        workers=params["workers"],
+        environ=environ,
+        transport=TransportSettings(
+            rate_limits=RateLimits.defaults({"track": rate, "pipelines": rate})
+        ),
+    )
+    if "batch" in {f.name for f in fields(RunOptions)}:
+        options = replace(options, batch=params["batch"])
+    elif params["batch"]:
+        raise RuntimeError("RunOptions has no batch field: batching is not available")
+    return options
+
+
+def cio_flows(params: dict[str, Any]) -> dict[str, Any]:
+    """run_flow over the data file, as the CLI would; the only listener tallies errors."""
+    from cio_flows.api import run_flow
+
+    options = _cio_options(params)
+    errors = ErrorTally()
+    clock = Clock()
+    summary = run_flow(params["flow"], options, [errors])
+    return clock.finish(
+        errors=errors.top(),
+        exit_code=summary.exit_code,
+        failed_rows=len(summary.failed_rows),
+        client_requests=summary.requests,
+        client_retries=summary.retries,
+        client_throttled=summary.throttled,
+    )
+
+
+def cio_plan(params: dict[str, Any]) -> dict[str, Any]:
+    """PreparedRun.plan() over every row: render and validate, send nothing."""
+    from cio_flows.api import validate_flow
+
+    run = validate_flow(params["flow"], _cio_options(params))
+    clock = Clock()
+    rows = steps = 0
+    last = None
+    for planned in run.plan():
+        rows += planned.row_number != last
+        last = planned.row_number
+        steps += 1
+    return clock.finish(planned_rows=rows, planned_steps=steps)
