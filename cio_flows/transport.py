@@ -91,6 +91,9 @@ class Transport:
         session.mount("https://", adapter)
         session.auth = auth_for(family, self._credentials)
         session.headers.update({"User-Agent": USER_AGENT, "Accept": "application/json"})
+        if family == "pipelines":
+            # Without it Pipelines answers 200 even to a bad key or payload: failures must show.
+            session.headers["X-Strict-Mode"] = "1"
         return session
 
     def url(self, request: Request) -> str:

@@ -194,3 +194,19 @@ def test_cli_test_command_stops_on_an_invalid_flow_before_sending(tmp_path):
     assert result.exit_code == 2
     assert "INVALID" in result.output and "unknown step kind or option 'nope'" in result.output
     assert "passed " not in result.output.split("\n")[0]
+
+
+def test_a_wrong_pipelines_key_fails_instead_of_a_silent_200(emulator, options, write_flow):
+    from dataclasses import replace
+
+    flow = write_flow("version: 1\nname: t\nsteps:\n  - identify: {userId: wrong_key_user}\n")
+    env = {**options.environ, "CUSTOMERIO_PIPELINES_KEY": "not-the-key"}
+    events: list[StepFinished] = []
+    summary = run_flow(
+        flow,
+        replace(options, environ=env),
+        [lambda e: isinstance(e, StepFinished) and events.append(e)],
+    )
+    assert summary.exit_code == 1
+    assert "HTTP 401" in events[0].error and "not-the-key" not in events[0].error
+    assert emulator.inspect.person("wrong_key_user") is None

@@ -37,6 +37,8 @@ def test_each_family_uses_its_own_auth_scheme(recording_server):
         transport.send(Request("app", "GET", "/v1/segments"))
     auths = [r.headers["Authorization"] for r in recording_server.requests]
     assert auths == [basic("pipe-key", ""), basic("site-1", "track-key"), "Bearer app-key"]
+    strict = [r.headers.get("X-Strict-Mode") for r in recording_server.requests]
+    assert strict == ["1", None, None]  # Pipelines only: its permissive 200s would hide errors
 
 
 def test_retry_after_is_honoured_then_succeeds(recording_server):
