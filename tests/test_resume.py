@@ -51,6 +51,22 @@ def cli(*args: str) -> list[str]:
     return [sys.executable, "-m", "cio_flows.cli", *args]
 
 
+def start_run_until(emulator, env, flow, *, workers: int, requests: int):
+    """Start `cio-flows run` row by row; return (process, run id) once `requests` have arrived."""
+    process = subprocess.Popen(
+        cli("run", str(flow), "--no-batch", "--workers", str(workers)),
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    run_id = process.stdout.readline().strip().removeprefix("run id: ")
+    deadline = time.monotonic() + 60
+    while len(emulator.inspect.requests("pipelines")) < requests and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return process, run_id
+
+
 def message_ids(emulator) -> dict[tuple[str, str], set[str]]:
     """(userId, kind) -> every messageId the emulator received for it."""
     seen: dict[tuple[str, str], set[str]] = defaultdict(set)
@@ -66,17 +82,7 @@ def message_ids(emulator) -> dict[tuple[str, str], set[str]]:
 def test_sigkill_then_resume_delivers_every_row_with_the_same_ids(flow, tmp_path):
     with Emulator(workspace={}, faults={"pipelines": {"latency": 0.02}}) as emulator:
         env = cli_env(emulator, tmp_path)
-        first = subprocess.Popen(
-            cli("run", str(flow), "--no-batch", "--workers", "4"),
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        run_id = first.stdout.readline().strip().removeprefix("run id: ")
-        deadline = time.monotonic() + 60
-        while len(emulator.inspect.requests("pipelines")) < ROWS and time.monotonic() < deadline:
-            time.sleep(0.02)
+        first, run_id = start_run_until(emulator, env, flow, workers=4, requests=ROWS)
         first.send_signal(signal.SIGKILL)
         first.wait(timeout=10)
         before = len(emulator.inspect.requests("pipelines"))
@@ -123,16 +129,7 @@ def test_faults_and_429s_still_deliver_every_event_once(tmp_path):
 def test_ctrl_c_stops_cleanly_and_the_journal_says_interrupted(flow, tmp_path):
     with Emulator(workspace={}, faults={"pipelines": {"latency": 0.02}}) as emulator:
         env = cli_env(emulator, tmp_path)
-        first = subprocess.Popen(
-            cli("run", str(flow), "--no-batch", "--workers", "2"),
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        run_id = first.stdout.readline().strip().removeprefix("run id: ")
-        while len(emulator.inspect.requests("pipelines")) < 40:
-            time.sleep(0.02)
+        first, run_id = start_run_until(emulator, env, flow, workers=2, requests=40)
         first.send_signal(signal.SIGINT)
         out, err = first.communicate(timeout=30)
         assert first.returncode == 1, out + err
