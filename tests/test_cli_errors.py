@@ -81,3 +81,24 @@ def test_valid_flow_validates(write_flow):
     result = run_cli(["validate", str(write_flow(GOOD_HEAD + "  - list_segments:\n"))], {})
     assert result.exit_code == 0
     assert "valid flow 'demo' with 1 step(s)" in result.output
+
+
+def test_emulator_flags_become_limits_and_faults():
+    from cio_flows.cli import emulator_behaviour
+
+    limits, faults = emulator_behaviour(
+        None, ("track=50", "app=5"), ("all=0.05",), ("track=0.1",), ()
+    )
+    assert limits == {"track": 50.0, "app": 5.0}
+    assert faults == {
+        "track": {"latency": 0.05, "error_rate": 0.1},
+        "pipelines": {"latency": 0.05},
+        "app": {"latency": 0.05},
+    }
+    assert emulator_behaviour("customerio", (), (), (), ()) == ("customerio", None)
+
+
+def test_emulator_rejects_a_bad_family_setting():
+    result = CliRunner().invoke(main, ["emulator", "--limit", "trak=5"])
+    assert result.exit_code == 2
+    assert "expected FAMILY=NUMBER" in result.output and "'trak=5'" in result.output
