@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import socket
 import time
 from typing import Any
 
@@ -34,6 +33,7 @@ from workload import EVENT, KINDS, row_index
 
 from cio_flows.emulator.config import Faults, RateLimit
 from cio_flows.emulator.faults import FaultInjector, TokenBucket, retry_after
+from cio_flows.emulator.server import listening_socket
 
 JSON = "application/json"
 OK_BODY = b"{}"
@@ -233,10 +233,7 @@ def _answer(counts: Counts, status: int, body: bytes, headers=None) -> Response:
 
 
 def serve(port: int, host: str = "127.0.0.1") -> None:
-    # IPPROTO_TCP explicitly so asyncio sets TCP_NODELAY (see cio_flows/emulator/server.py).
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
+    sock = listening_socket(host, port)  # sets up TCP_NODELAY like the emulator
     config = uvicorn.Config(
         build_app(),
         http="httptools",

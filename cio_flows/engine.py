@@ -27,7 +27,6 @@ from .templating import (
     evaluate_condition,
     iter_templates,
     render_string,
-    render_value,
     row_fields,
 )
 from .transport import TransportSettings
@@ -81,6 +80,8 @@ class PreparedRun:
         self._depends = {
             step.key: tuple(sorted(_saved_names_used(step))) for step in flow.all_steps
         }
+        # Vars in order, --var values as given; compiled once, rendered per row.
+        self._var_renderers = [(name, self._var_renderer(name, value)) for name, value in flow.vars]
         # Compiled once per step: rendering a row walks no YAML and computes no positions.
         self._payload_locators = {step.key: self._payload_locator(step) for step in flow.all_steps}
         self._renderers = {
@@ -96,6 +97,13 @@ class PreparedRun:
         if self.flow.for_each and self.flow.for_each.file:
             return DataSource(self.flow.path.parent / self.flow.for_each.file)
         return None
+
+    def _var_renderer(self, name: str, value: Any):
+        if name in self.options.vars:
+            given = self.options.vars[name]
+            return lambda _context: given
+        location = self.flow.locate(("vars", name))
+        return compile_value(value, lambda _path: location)
 
     def _payload_locator(self, step: Step):
         return lambda path: self.flow.locate((*step.path, step.kind, *path))
@@ -193,12 +201,8 @@ class PreparedRun:
         }
         if row is not None:
             context["row"] = row.data
-        for name, value in self.flow.vars:
-            if name in self.options.vars:
-                context[name] = self.options.vars[name]
-                continue
-            location = self.flow.locate(("vars", name))
-            context[name] = render_value(value, context, lambda _p, loc=location: loc)
+        for name, render in self._var_renderers:
+            context[name] = render(context)
         return context
 
     def row_key(self, row: Row | None, context: dict[str, Any]) -> str:

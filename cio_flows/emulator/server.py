@@ -31,6 +31,18 @@ class _Protocol(HttpToolsProtocol):
         self.scope["cio.transport"] = self.transport  # type: ignore[typeddict-unknown-key]
 
 
+def listening_socket(host: str, port: int) -> socket.socket:
+    """A bound TCP socket for uvicorn; port 0 picks a free one.
+
+    IPPROTO_TCP explicitly: asyncio only sets TCP_NODELAY on sockets that say so, and without it
+    Nagle plus delayed ACKs cost ~40 ms per response.
+    """
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    return sock
+
+
 class Emulator:
     """A local Customer.io (Track, Pipelines and App APIs) on one port.
 
@@ -76,11 +88,7 @@ class Emulator:
     def start(self) -> Emulator:
         if self._server is not None:
             return self
-        # IPPROTO_TCP explicitly: asyncio only sets TCP_NODELAY on sockets that say so, and
-        # without it Nagle plus delayed ACKs cost ~40 ms per response.
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((self.host, self.port))
+        sock = listening_socket(self.host, self.port)
         self.port = sock.getsockname()[1]
         config = uvicorn.Config(
             build_app(self._state),

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .core import ERRORS_FIELD, TRACK, ApiError, Req, byte_len, collect, route
+from .core import ERRORS_FIELD, TRACK, ApiError, Req, byte_len, collect, optional_object, route
 from .state import State
 from .store import CIO_ID, EMAIL, ID, Store, dumps
 from .track import (
@@ -135,15 +135,6 @@ def _identifiers(op: dict[str, Any]) -> tuple[str, str]:
     return kind, check_identifier(str(value), f"identifiers.{kind}")
 
 
-def _attributes(op: dict[str, Any], key: str = "attributes") -> dict[str, Any]:
-    value = op.get(key)
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise ApiError(400, f"'{key}' must be an object", field=key)
-    return value
-
-
 def _person(store: Store, action: str, op: dict[str, Any]) -> None:
     if action == "merge":
         primary = person_ref(store, op.get("primary"), "primary")
@@ -153,7 +144,7 @@ def _person(store: Store, action: str, op: dict[str, Any]) -> None:
         return
     kind, value = _identifiers(op)
     if action == "identify":
-        attrs = dict(_attributes(op))
+        attrs = dict(optional_object(op, "attributes"))
         if "cio_relationships" in op:
             attrs["cio_relationships"] = op["cio_relationships"]
         upsert(store, kind, value, attrs)
@@ -192,7 +183,7 @@ def _person(store: Store, action: str, op: dict[str, Any]) -> None:
 
 
 def _event(store: Store, action: str, op: dict, kind: str, value: str, pk: int | None) -> None:
-    name, data = op.get("name"), _attributes(op)
+    name, data = op.get("name"), optional_object(op, "attributes")
     if action == "event" or name is not None:
         check_event(name, data)
     event_id = op.get("id")
@@ -233,7 +224,7 @@ def _object(store: Store, action: str, op: dict[str, Any]) -> None:
         store.delete_object(type_id, object_id)
         return
     if action in ("identify", "identify_anonymous"):
-        store.put_object(type_id, object_id, _attributes(op))
+        store.put_object(type_id, object_id, optional_object(op, "attributes"))
     people = op.get("cio_relationships") or []
     if not isinstance(people, list):
         raise ApiError(400, "cio_relationships must be a list", field="cio_relationships")
@@ -260,7 +251,7 @@ def _delivery(store: Store, op: dict[str, Any]) -> None:
     store.add_event(
         None,
         str(op["name"]),
-        {"delivery_id": ident["id"], **_attributes(op)},
+        {"delivery_id": ident["id"], **optional_object(op, "attributes")},
         type="delivery",
         timestamp=unix(op.get("timestamp")),
         family=TRACK,
