@@ -68,8 +68,10 @@ def _fails(error: type[Exception], call, *args: Any, **kwargs: Any) -> int:
 
 
 def official_track(params: dict[str, Any]) -> dict[str, Any]:
-    """customerio.CustomerIO: one identify and one track per row, one request at a time."""
-    from customerio import CustomerIO, CustomerIOException
+    """customerio.track.CustomerIO: one identify and one track per row, one request at a time."""
+    # Not from the package root: customerio-cdp-analytics may have replaced its __init__.py.
+    from customerio.client_base import CustomerIOException
+    from customerio.track import CustomerIO
 
     client = CustomerIO(SITE_ID, TRACK_KEY)
     # It always builds an https:// URL; point it at the server and give plain http the same

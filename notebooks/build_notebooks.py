@@ -276,7 +276,9 @@ def flow_runner() -> nbformat.NotebookNode:
             _code(
                 CONNECT_PARAMETERS
                 + """\
-flow_path = "../flows/onboarding.yaml"  # relative to this notebook
+# Relative paths: to the working directory, else to the project around it, else to the cio-flows
+# checkout (cio_flows.analysis.find_path), so the notebook runs from any directory.
+flow_path = "flows/onboarding.yaml"
 flow_vars = {}  # overrides of the flow's vars, e.g. {"email": "someone@example.com"}
 data = None  # a CSV / JSON Lines file of rows, replacing the flow's for_each
 run_on_real_workspace = False  # a real workspace is only written to when this is True

@@ -10,9 +10,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from cio_flows.analysis import Workspace, coerce_columns, reads
+from cio_flows.analysis import Workspace, coerce_columns, find_path, reads
 from cio_flows.emulator import DEMO_CREDENTIALS
-from cio_flows.errors import CredentialsError
+from cio_flows.errors import CredentialsError, FlowSyntaxError
 from cio_flows.operations import Response
 
 FLOWS = Path(__file__).resolve().parent.parent / "flows"
@@ -139,6 +139,31 @@ def test_run_gives_one_row_per_step(ws: Workspace) -> None:
     assert list(results["status"]) == ["ok"] * 6
     assert results.attrs["summary"].ok
     assert results.loc[results["kind"] == "search", "detail"].item() == "1 found"
+
+
+def test_relative_flow_paths_work_from_any_working_directory(ws: Workspace, monkeypatch, tmp_path):
+    # JupyterLab starts the kernel in notebooks/, papermill wherever the shell is.
+    for cwd in (FLOWS.parent / "notebooks", FLOWS.parent, tmp_path):
+        monkeypatch.chdir(cwd)
+        assert len(ws.plan_table("flows/onboarding.yaml")) == 6
+    with pytest.raises(FlowSyntaxError, match=r"^flows/nope\.yaml:1:1: flow file not found"):
+        ws.plan_table("flows/nope.yaml")
+
+
+def test_find_path_prefers_the_working_directory_then_its_project(monkeypatch, tmp_path):
+    project = tmp_path / "project"
+    (project / "notebooks").mkdir(parents=True)
+    (project / "flows").mkdir()
+    (project / "pyproject.toml").write_text("")
+    (project / "flows" / "onboarding.yaml").write_text("")
+    (project / "notebooks" / "local.csv").write_text("")
+    monkeypatch.chdir(project / "notebooks")
+    assert find_path("local.csv") == Path("local.csv")  # as given: found where it says
+    assert find_path("flows/onboarding.yaml") == project / "flows" / "onboarding.yaml"
+    monkeypatch.chdir(tmp_path)  # no project here: the cio-flows checkout
+    assert find_path("flows/onboarding.yaml") == FLOWS / "onboarding.yaml"
+    assert find_path("flows/missing.yaml") == Path("flows/missing.yaml")
+    assert find_path(tmp_path / "x.yaml") == tmp_path / "x.yaml"
 
 
 # --- connecting -----------------------------------------------------------------------------
@@ -277,6 +302,7 @@ def test_public_surface() -> None:
         "Workspace",
         "coerce_columns",
         "describe_summary",
+        "find_path",
         "plot_distribution",
         "plot_overlap",
         "plot_segment_sizes",

@@ -6,6 +6,8 @@
   and the App/Track/Pipelines URLs pointing at an emulator that accepts exactly those keys.
 
 No output of either run may contain a key, in the clear or in an encoded Authorization header.
+Both run with the notebook's folder as the working directory, as JupyterLab does; the README's
+papermill commands run from the repository root (and the flow runner from a foreign directory).
 """
 
 from __future__ import annotations
@@ -14,6 +16,9 @@ import base64
 import importlib.util
 import json
 import os
+import re
+import shlex
+import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,7 +32,8 @@ from papermill.parameterize import parameterize_notebook
 
 from cio_flows.emulator import DEMO_CREDENTIALS, Credentials, Emulator
 
-NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOKS = ROOT / "notebooks"
 NAMES = ("people_explorer.ipynb", "segment_analysis.ipynb", "flow_runner.ipynb")
 KERNEL = "python3"
 CELL_TIMEOUT = 120
@@ -213,6 +219,75 @@ def test_flow_runner_does_not_write_to_a_real_workspace_unless_asked(kernel: str
         deliveries = emulator.inspect.deliveries()
     assert "Not run" in _text(notebook)
     assert writes == [] and deliveries == []
+
+
+# --- papermill from the repository root, as the README shows ----------------------------------
+
+
+def _readme_papermill_block() -> list[list[str]]:
+    """The commands of the README's shell block that runs papermill, split into words."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    block = next(b for b in re.findall(r"```sh\n(.*?)```", readme, re.S) if "papermill" in b)
+    return [shlex.split(line) for line in block.splitlines() if line.strip()]
+
+
+def _local(word: str, out: Path) -> str:
+    """The README's words, except that `.venv/bin/` is this interpreter's and `out/` is `out`."""
+    if word.startswith(".venv/bin/"):
+        return str(Path(sys.executable).parent / word.removeprefix(".venv/bin/"))
+    if word == "out" or word.startswith("out/"):
+        return str(out / word)
+    return word
+
+
+def _run(command: list[str], cwd: Path) -> None:
+    done = subprocess.run(
+        command, cwd=cwd, env=_kernel_env(), capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, f"{shlex.join(command)} in {cwd}:\n{done.stderr[-3000:]}"
+
+
+def _papermill_output(path: Path):
+    notebook = nbformat.read(path, as_version=4)
+    assert not [o for o in _outputs(notebook) if o.get("output_type") == "error"]
+    text = _text(notebook)
+    for secret in _forbidden(DEMO_CREDENTIALS):
+        assert secret not in text, f"a key appears in the outputs of {path.name}"
+    return text
+
+
+@pytest.fixture(scope="module")
+def readme_papermill(kernel: str, tmp_path_factory) -> dict[str, str]:
+    """Every notebook through the README's papermill command, run from the repository root:
+    the README's block as written, then the same command for each other notebook."""
+    out = tmp_path_factory.mktemp("papermill")
+    commands = [[_local(w, out) for w in words] for words in _readme_papermill_block()]
+    for command in commands:
+        _run(command, ROOT)
+    papermill, source, target = next(c for c in commands if "papermill" in c[0])[:3]
+    assert Path(source).parent == Path("notebooks"), "the README runs a notebook from the root"
+    texts = {Path(source).name: _papermill_output(Path(target))}
+    for name in NAMES:
+        if name not in texts:
+            _run([papermill, f"notebooks/{name}", str(out / name)], ROOT)
+            texts[name] = _papermill_output(out / name)
+    return texts
+
+
+def test_readme_papermill_command_runs_every_notebook_from_the_root(readme_papermill) -> None:
+    assert set(readme_papermill) == set(NAMES)
+    assert "passed: 6 ok" in readme_papermill["flow_runner.ipynb"]
+    assert "300 people with" in readme_papermill["people_explorer.ipynb"]
+    focus = next(s for s in _demo_segments() if s["id"] == 6)  # `-p focus_segment 6`
+    assert (
+        f"{focus['name']}: {focus['count']} people\n" in readme_papermill["segment_analysis.ipynb"]
+    )
+
+
+def test_flow_runner_runs_from_a_directory_outside_the_repository(kernel: str, tmp_path) -> None:
+    papermill = str(Path(sys.executable).parent / "papermill")
+    _run([papermill, str(NOTEBOOKS / "flow_runner.ipynb"), "out.ipynb"], tmp_path)
+    assert "passed: 6 ok" in _papermill_output(tmp_path / "out.ipynb")
 
 
 def test_readme_picture_renders_from_the_demo_data(tmp_path: Path) -> None:

@@ -6,7 +6,7 @@ charts over them, and flows planned and run from a notebook.
         people = ws.people({"segment": {"id": 1}})
         sizes = ws.segments()
         both = ws.overlap()
-        results = ws.run("flows/onboarding.yaml")
+        results = ws.run("flows/onboarding.yaml")  # relative paths: see find_path
 
 Needs the `notebooks` extra (pandas, matplotlib): `pip install 'cio-flows[notebooks]'`.
 """
@@ -16,6 +16,7 @@ from __future__ import annotations
 from .charts import plot_distribution, plot_overlap, plot_segment_sizes, segment_report
 from .flows import describe_summary
 from .frames import coerce_columns, timestamps
+from .paths import find_path
 from .reads import EVERYONE
 from .workspace import Workspace
 
@@ -24,6 +25,7 @@ __all__ = [
     "Workspace",
     "coerce_columns",
     "describe_summary",
+    "find_path",
     "plot_distribution",
     "plot_overlap",
     "plot_segment_sizes",

@@ -21,6 +21,7 @@ from ..errors import CredentialsError
 from ..operations import Request, Response
 from ..transport import Transport, TransportSettings
 from . import flows, frames, progress, reads
+from .paths import find_path
 
 TARGETS = ("auto", "emulator", "env")
 
@@ -341,25 +342,30 @@ class Workspace:
 
     # --- flows -------------------------------------------------------------------------------
 
+    # Relative flow and data paths go through find_path: a notebook's working directory depends
+    # on how it was started (JupyterLab, papermill from the repository root, elsewhere).
+
     def _flow_options(self, data: str | Path | None, vars: dict[str, Any]) -> RunOptions:
         return replace(
             self.options,
             vars={name: str(value) for name, value in vars.items()},
-            data=Path(data) if data is not None else None,
+            data=find_path(data) if data is not None else None,
         )
 
     def plan_table(
         self, flow_path: str | Path, data: str | Path | None = None, **vars: Any
     ) -> pd.DataFrame:
-        """The requests a run would send, one row each (keys never shown); sends nothing."""
-        return flows.plan_table(flow_path, self._flow_options(data, vars))
+        """The requests a run would send, one row each (keys never shown); sends nothing.
+        Relative paths: see `find_path`."""
+        return flows.plan_table(find_path(flow_path), self._flow_options(data, vars))
 
     def run(
         self, flow_path: str | Path, data: str | Path | None = None, **vars: Any
     ) -> pd.DataFrame:
         """Run a flow against this workspace: one row per step result (step, kind, row,
-        status, ms, error, ...); the RunSummary is in `.attrs["summary"]`."""
-        return flows.run_table(flow_path, self._flow_options(data, vars))
+        status, ms, error, ...); the RunSummary is in `.attrs["summary"]`. Relative paths: see
+        `find_path`."""
+        return flows.run_table(find_path(flow_path), self._flow_options(data, vars))
 
 
 def _labels(segments: pd.DataFrame) -> list[str]:

@@ -31,13 +31,16 @@ from .core import (
     APP,
     ERRORS_DETAIL,
     ERRORS_FIELD,
+    MAX_JSON_DEPTH,
     META_ERROR,
     META_ERRORS,
     PIPELINES,
     TRACK,
     ApiError,
+    JsonTooDeep,
     Req,
     RouteSpec,
+    load_json,
 )
 from .faults import retry_after
 from .state import State
@@ -226,7 +229,10 @@ def _parse(raw: bytes, content_type: str | None, family: str) -> Any:
     if not raw.strip():
         return {}
     try:
-        return json.loads(raw)
+        return load_json(raw)
+    except JsonTooDeep:
+        message = f"JSON in request body is nested deeper than {MAX_JSON_DEPTH} levels"
+        raise ApiError(400, message) from None
     except (ValueError, UnicodeDecodeError):
         raise ApiError(400, "malformed JSON in request body") from None
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -30,6 +31,42 @@ class ApiError(Exception):
         self.message = message
         self.field = field
         self.reason = reason
+
+
+# Deeper bodies are refused: everything downstream (the store, the request log, the inspection
+# API) recurses through them, and Python runs out of stack near 1,000 levels.
+MAX_JSON_DEPTH = 128
+
+
+class JsonTooDeep(ValueError):
+    """A JSON body nested deeper than MAX_JSON_DEPTH."""
+
+
+def load_json(raw: bytes) -> Any:
+    """json.loads that refuses bodies nested deeper than MAX_JSON_DEPTH (JsonTooDeep)."""
+    try:
+        value = json.loads(raw)
+    except RecursionError:  # nested deeper than the decoder's stack allows
+        raise JsonTooDeep(MAX_JSON_DEPTH) from None
+    # Cheap bound first: a body with few containers cannot be deep, and most requests are small.
+    containers = raw.count(b"[") + raw.count(b"{")
+    if containers > MAX_JSON_DEPTH and _deeper_than(value, MAX_JSON_DEPTH):
+        raise JsonTooDeep(MAX_JSON_DEPTH)
+    return value
+
+
+def _deeper_than(value: Any, limit: int) -> bool:
+    """Level by level, without recursion (the point is not to need the stack)."""
+    level = [value]
+    for _ in range(limit):
+        below: list[Any] = []
+        for node in level:
+            children = node.values() if type(node) is dict else node
+            below += [c for c in children if type(c) is dict or type(c) is list]
+        if not below:
+            return False
+        level = below
+    return True
 
 
 @dataclass

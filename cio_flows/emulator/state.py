@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from collections import deque
 from typing import Any
 
 from . import workspace as ws
 from .config import Credentials, Faults, RateLimit, parse_faults, parse_limits
+from .core import load_json
 from .faults import FaultInjector, TokenBucket
 from .filters import SegmentResolver
 from .store import Store
@@ -120,8 +120,8 @@ class State:
             raw = text.encode()
         if parsed is None:
             try:
-                parsed = json.loads(raw)
-            except ValueError:
+                parsed = load_json(raw)
+            except ValueError:  # malformed or nested too deeply: kept as text
                 return raw[:65536].decode("utf-8", "replace")
         if isinstance(parsed, dict) and not _KEY_FIELDS.isdisjoint(parsed):
             parsed = {k: "[REDACTED]" if k in _KEY_FIELDS else v for k, v in parsed.items()}

@@ -1,14 +1,18 @@
 """Customer.io's own Python clients, pointed at the emulator, and read back via the App API.
 
 The Track client hard-codes https, so its base_url is overridden after construction; the App
-client takes `url`; the Pipelines client takes `host`.
+client takes `url`; the Pipelines client takes `host`. Names come from the modules that define
+them: customerio and customerio-cdp-analytics both ship customerio/__init__.py, and whichever pip
+installs last decides what the package root exports (tests/test_fresh_machine.py).
 """
 
 from __future__ import annotations
 
 import pytest
-from customerio import APIClient, CustomerIO, CustomerIOException, SendEmailRequest
 from customerio.analytics import Client as PipelinesClient
+from customerio.api import APIClient, SendEmailRequest
+from customerio.client_base import CustomerIOException
+from customerio.track import CustomerIO
 
 from cio_flows.emulator import DEMO_CREDENTIALS as C
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import socket
 
 import pytest
@@ -39,6 +40,51 @@ def test_malformed_json(client, emu, body):
     r = raw(client, "POST", "/api/v2/batch", body, TRACK_AUTH | JSON)
     assert r.status_code == 400 and r.json()["errors"][0]["message"]
     assert emu.inspect.person("m") is None
+
+
+def _nested(depth: int, kind: str) -> bytes:
+    if kind == "arrays":
+        return b"[" * depth + b"]" * depth
+    return b'{"a":' * depth + b"1" + b"}" * depth
+
+
+TOO_DEEP = "JSON in request body is nested deeper than 128 levels"
+
+
+# 100,000 levels overflow the decoder's stack; 500 parse but would overflow whatever walks them
+# later (the store, the request log, the inspection API).
+@pytest.mark.parametrize("kind", ["arrays", "objects"])
+@pytest.mark.parametrize("depth", [100_000, 500, 129])
+def test_deeply_nested_json_gets_the_family_400(client, emu, depth, kind):
+    body = _nested(depth, kind)
+    events = len(emu.inspect.events())
+    r = raw(client, "PUT", "/api/v1/customers/deep", body, TRACK_AUTH | JSON)
+    assert (r.status_code, r.json()) == (400, {"meta": {"errors": [TOO_DEEP]}})
+    r = raw(client, "POST", "/api/v2/batch", body, TRACK_AUTH | JSON)
+    assert r.status_code == 400 and r.json()["errors"][0]["message"] == TOO_DEEP
+    r = raw(client, "POST", "/v1/customers", body, APP_AUTH | JSON)
+    assert (r.status_code, r.json()) == (400, {"errors": [{"detail": TOO_DEEP, "status": "400"}]})
+    r = raw(client, "POST", "/v1/send/email", body, APP_AUTH | JSON)
+    assert (r.status_code, r.json()) == (400, {"meta": {"error": TOO_DEEP}})
+    # Pipelines answers bad JSON as it answers malformed JSON: 200 {} unless strict.
+    r = raw(client, "POST", "/v1/identify", body, PIPELINES_AUTH | JSON)
+    assert (r.status_code, r.json()) == (200, {})
+    r = raw(client, "POST", "/v1/batch", body, PIPELINES_AUTH | JSON | {"X-Strict-Mode": "1"})
+    assert (r.status_code, r.json()) == (400, {"meta": {"errors": [TOO_DEEP]}})
+    # Nothing was stored, the request log (kept as text) still reads, and the server carries on.
+    assert emu.inspect.person("deep") is None and len(emu.inspect.events()) == events
+    logged = client.http.get(client.url + "/_emulator/requests")
+    assert logged.status_code == 200 and len(logged.json()) == 6
+    assert client.app("GET", "/v1/segments").status_code == 200
+
+
+def test_nesting_up_to_the_limit_is_stored_and_read_back(client, emu):
+    properties = json.loads(_nested(127, "objects"))  # 128 levels with the event around it
+    event = {"userId": "nest", "event": "deep", "properties": properties}
+    r = client.pipelines("/track", event, headers={"X-Strict-Mode": "1"})
+    assert (r.status_code, r.json()) == (200, {})
+    assert [e["data"] for e in emu.inspect.events() if e["name"] == "deep"] == [properties]
+    assert client.http.get(client.url + "/_emulator/requests").status_code == 200
 
 
 @pytest.mark.parametrize("body", [b"[]", b'"text"', b"42", b"null"])
