@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import difflib
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 import fastjsonschema
@@ -26,7 +27,18 @@ def payload_errors(
     errors = list(step_validator(kind).iter_errors(payload))
     if allow_templates:
         errors = [e for e in errors if not _about_template(e)]
-    return sorted(errors, key=lambda e: [str(p) for p in e.absolute_path])
+    # At one place an unknown field comes first: `usrId` is why `userId` is missing.
+    return sorted(
+        errors,
+        key=lambda e: ([str(p) for p in e.absolute_path], e.validator != "additionalProperties"),
+    )
+
+
+def did_you_mean(word: str, choices: Iterable[str]) -> str:
+    """`; did you mean 'steps'?` for the closest choice, or "" when none is close."""
+    by_folded = {choice.casefold(): choice for choice in choices}
+    close = difflib.get_close_matches(word.casefold(), list(by_folded), n=1, cutoff=0.6)
+    return f"; did you mean '{by_folded[close[0]]}'?" if close else ""
 
 
 def _about_template(error: ValidationError) -> bool:
@@ -40,16 +52,24 @@ def _about_template(error: ValidationError) -> bool:
     return False
 
 
+Locate = Callable[[tuple], Location]
+
+
 def check_payload(
     kind: str,
     payload: Any,
-    locate,
+    locate: Locate,
     *,
+    locate_key: Locate | None = None,
     allow_templates: bool = False,
     step: str | None = None,
     row: int | None = None,
 ) -> None:
-    """Raise PayloadError for the first problem, located at the offending field."""
+    """Raise PayloadError for the first problem, located at the offending field.
+
+    locate finds a value by its path in the payload; locate_key, when given, a mapping key (so
+    an unknown field is reported on its own line).
+    """
     try:
         fast_step_check(kind)(payload)
         return
@@ -58,7 +78,17 @@ def check_payload(
     errors = payload_errors(kind, payload, allow_templates=allow_templates)
     if errors:
         error = errors[0]
-        raise payload_error(error, locate(tuple(error.absolute_path)), step=step, row=row)
+        path = tuple(error.absolute_path)
+        if error.validator == "additionalProperties":
+            path = (*path, _unknown_fields(error)[0])
+            location = (locate_key or locate)(path)
+        else:
+            location = locate(path)
+        raise payload_error(error, location, step=step, row=row)
+
+
+def _unknown_fields(error: ValidationError) -> list[str]:
+    return sorted(set(error.instance) - set(error.schema.get("properties", {})))
 
 
 def payload_error(
@@ -73,15 +103,15 @@ def payload_error(
             f"missing required field '{name}'", location=location, step=step, row=row
         )
     if validator == "additionalProperties":
-        extra = sorted(set(error.instance) - set(error.schema.get("properties", {})))
-        allowed = ", ".join(sorted(error.schema.get("properties", {})))
+        unknown = _unknown_fields(error)[0]
+        known = sorted(error.schema.get("properties", {}))
         return PayloadError(
-            f"unknown field '{extra[0]}'" + (f" in '{field}'" if field else ""),
+            f"unknown field '{unknown}'" + (f" in '{field}'" if field else ""),
             location=location,
             step=step,
             row=row,
-            expected=f"one of {allowed}",
-            found=f"'{extra[0]}'",
+            expected=f"one of {', '.join(known)}",
+            found=f"'{unknown}'" + did_you_mean(unknown, known),
         )
     where = f"field '{field}'" if field else "the payload"
     return PayloadError(
