@@ -11,8 +11,9 @@ from pathlib import Path
 from .config import Credentials
 from .engine import PlannedStep, PreparedRun, RunOptions, with_endpoint_root
 from .events import Listener, RunSummary
-from .executor import Executor, PreviousLookup
+from .executor import Executor, InFlightMarker, PreviousLookup
 from .loader import load_flow
+from .redact import environ_secrets
 from .transport import Transport
 
 
@@ -50,11 +51,14 @@ def execute(
     *,
     previous: PreviousLookup | None = None,
     resend_unknown: bool = False,
+    in_flight: InFlightMarker | None = None,
 ) -> RunSummary:
     """Run a prepared (and preflighted) flow.
 
     previous: on resume, each row's outcomes from the earlier attempt (steps that succeeded are
     not sent again; sends whose outcome is unknown are not resent unless resend_unknown).
+    in_flight: called (row key, step key) before each send that is not safe to repeat, to record
+    it durably first (Journal.in_flight_marker).
     """
     with Transport(run.endpoints, run.credentials, run.options.transport) as transport:
         executor = Executor(
@@ -65,6 +69,7 @@ def execute(
             batch=run.options.batch,
             previous=previous,
             resend_unknown=resend_unknown,
+            in_flight=in_flight,
         )
         return executor.execute()
 
@@ -100,7 +105,7 @@ def options_for_emulator(emulator, options: RunOptions | None = None) -> RunOpti
 
 
 def secrets_of(options: RunOptions) -> list[str]:
-    environ = options.environ
-    return (
-        Credentials.from_env(environ) if environ is not None else Credentials.from_env()
-    ).secrets()
+    """What outputs mask: the keys as the transport sends them, and the value of every variable
+    whose name says KEY, TOKEN, SECRET or PASSWORD."""
+    environ = os.environ if options.environ is None else options.environ
+    return Credentials.from_env(environ).secrets() + environ_secrets(environ)

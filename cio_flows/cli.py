@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import signal
 import sys
-from contextlib import ExitStack
+import threading
+from contextlib import ExitStack, contextmanager
 from dataclasses import replace
 from pathlib import Path
 
@@ -12,14 +14,15 @@ import click
 
 from . import api
 from .engine import RunOptions
-from .errors import FlowInputError
+from .errors import FlowInputError, JournalError
+from .events import EXIT_UNAVAILABLE
 from .journal import Journal
 from .redact import Redactor
 from .reporting import ConsoleReporter, JsonReport, JUnitReport, JUnitSuite, ProgressReporter
 from .scenarios import run_scenarios
 from .transport import auth_description
 
-EXIT_OK, EXIT_FAILED, EXIT_INVALID = 0, 1, 2
+EXIT_OK, EXIT_FAILED, EXIT_INVALID = 0, 1, 2  # and EXIT_UNAVAILABLE (4), from events
 
 
 def _parse_vars(values: tuple[str, ...]) -> dict[str, str]:
@@ -180,10 +183,11 @@ def run(
     """Run FLOW. Exit 0 when every step succeeded, 1 when some failed, 2 on invalid input."""
     options = replace(_options(region, var, data), workers=workers, batch=batch)
     with ExitStack() as stack:
+        stack.enter_context(_sigterm_as_ctrl_c())
         journal = None
         previous = None
         if resume_id:
-            journal = stack.enter_context(Journal(redactor=Redactor(api.secrets_of(options))))
+            journal = stack.enter_context(_open_journal(Redactor(api.secrets_of(options))))
             options, previous = _resume(journal, resume_id, options, var, data)
         if emulator:
             options = stack.enter_context(api.emulated(options))
@@ -198,22 +202,23 @@ def run(
         except FlowInputError as exc:
             _fail_invalid(exc, redact)
         if journal is None:  # opened only for a valid flow: an invalid one leaves no trace
-            journal = stack.enter_context(Journal(redactor=redact))
+            journal = stack.enter_context(_open_journal(redact))
+        run_options = {
+            "vars": dict(options.vars),
+            "data": str(options.data or "") or None,
+            "workers": workers,
+            "batch": batch,
+        }
+        try:  # also locks the run id: a second process running it stops here, nothing sent
+            journal.start_run(
+                prepared.run_id, str(flow), prepared.flow.name, prepared.region, run_options
+            )
+        except JournalError as exc:
+            click.echo(redact(f"error: {exc}"), err=True)
+            sys.exit(EXIT_INVALID)
         write(f"run id: {prepared.run_id}")
         if emulator:
             write(f"emulator: {prepared.endpoints.app}")
-        journal.start_run(
-            prepared.run_id,
-            str(flow),
-            prepared.flow.name,
-            prepared.region,
-            {
-                "vars": dict(options.vars),
-                "data": str(options.data or "") or None,
-                "workers": workers,
-                "batch": batch,
-            },
-        )
         listeners = [
             ConsoleReporter(write, verbose_rows=prepared.data is None),
             journal.listener(prepared.run_id),
@@ -223,8 +228,50 @@ def run(
             listeners.append(JsonReport(report, redactor=redact))
         if junit:
             listeners.append(JUnitReport(junit, redactor=redact))
-        summary = api.execute(prepared, listeners, previous=previous, resend_unknown=resend_unknown)
+        summary = api.execute(
+            prepared,
+            listeners,
+            previous=previous,
+            resend_unknown=resend_unknown,
+            in_flight=journal.in_flight_marker(prepared.run_id),
+        )
+        if journal.failure is not None:
+            click.echo(
+                redact(
+                    f"error: {journal.failure}: stopped sending (a send is recorded before it"
+                    f" leaves); once the journal can be written: --resume {prepared.run_id}"
+                ),
+                err=True,
+            )
+            sys.exit(EXIT_UNAVAILABLE)
     sys.exit(summary.exit_code)
+
+
+def _open_journal(redactor: Redactor) -> Journal:
+    """The journal, checked writable before anything is sent: exit 2 naming the path if not."""
+    try:
+        return Journal(redactor=redactor)
+    except JournalError as exc:
+        click.echo(redactor(f"error: {exc}"), err=True)
+        sys.exit(EXIT_INVALID)
+
+
+@contextmanager
+def _sigterm_as_ctrl_c():
+    """SIGTERM (kill, a CI timeout, systemd) stops a run as Ctrl-C does: no new steps, the
+    journal flushed, the run marked interrupted and resumable."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signals are delivered to the main thread only
+        return
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _resume(journal: Journal, run_id: str, options: RunOptions, var, data):
@@ -244,7 +291,7 @@ def _resume(journal: Journal, run_id: str, options: RunOptions, var, data):
 @click.option("--limit", type=int, default=20, show_default=True)
 def runs(limit: int) -> None:
     """Recent runs from the journal, newest first."""
-    with Journal() as journal:
+    with _open_journal(Redactor()) as journal:
         records = journal.runs(limit)
     if not records:
         click.echo("no runs yet")

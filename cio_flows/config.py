@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 from .errors import CredentialsError
 
@@ -36,13 +37,59 @@ class Endpoints:
             raise CredentialsError("unknown region", expected="us or eu", found=repr(region))
         suffix = "" if region == "us" else "-eu"
         roots = {
-            family: (environ.get(var) or _HOSTS[family].format(suffix=suffix)).rstrip("/")
+            family: (
+                check_root_url(var, environ[var])
+                if environ.get(var)
+                else _HOSTS[family].format(suffix=suffix)
+            ).rstrip("/")
             for family, var in _URL_OVERRIDES.items()
         }
         return cls(**roots)
 
     def root(self, family: str) -> str:
         return getattr(self, family)
+
+
+def check_root_url(variable: str, value: str) -> str:
+    """A URL override as given, or CredentialsError naming the variable (nothing sent yet)."""
+    problem = _url_problem(value)
+    if problem:
+        raise CredentialsError(
+            f"{variable} is not a usable root URL: {problem}",
+            expected="http:// or https:// and a host, such as http://127.0.0.1:8710",
+            found=repr(_without_password(value)),
+        )
+    return value
+
+
+def _url_problem(value: str) -> str | None:
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+    except ValueError as exc:
+        return str(exc)
+    if not parts.scheme:
+        return "it has no scheme"
+    if parts.scheme.lower() not in ("http", "https"):
+        return f"the scheme must be http or https, not '{parts.scheme}'"
+    if any(c.isspace() or ord(c) < 32 for c in value):
+        return "it contains spaces or control characters"
+    if not parts.hostname:
+        return "it has no host"
+    if parts.query or parts.fragment:
+        return "it has a query or fragment (the runner appends paths to it)"
+    return None
+
+
+def _without_password(value: str) -> str:
+    """The URL to print: a password in it is masked."""
+    try:
+        parts = urlsplit(value)
+        if parts.password:
+            return value.replace(f":{parts.password}@", ":***@", 1)
+    except ValueError:
+        pass
+    return value
 
 
 @dataclass(frozen=True)
@@ -82,8 +129,15 @@ class Credentials:
         return [name for name, value in needed if not value]
 
     def secrets(self) -> list[str]:
-        """Every value that must never reach output (the site id is not secret on its own)."""
-        return [s for s in (self.track_token, self.pipelines_key, self.app_token) if s]
+        """Every value that must never reach output, as the transport sends it too: `KEY:` for
+        Pipelines and `SITE_ID:KEY` for Track (the redactor adds their base64 forms). The site
+        id is not secret on its own."""
+        found = [s for s in (self.track_token, self.pipelines_key, self.app_token) if s]
+        if self.pipelines_key:
+            found.append(f"{self.pipelines_key}:")
+        if self.track_token:
+            found.append(f"{self.site_id}:{self.track_token}")
+        return found
 
 
 def resolve_region(cli_region: str | None, flow_region: str | None, environ=None) -> str:

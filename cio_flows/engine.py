@@ -21,6 +21,7 @@ from .model import Flow, Step
 from .operations import OPERATIONS, NeedsPipelines, Request, StepKeys
 from .payloads import check_payload
 from .rows import DataSource, Row
+from .template_sandbox import TemplateEnv
 from .templating import (
     compile_template,
     compile_value,
@@ -69,6 +70,7 @@ class PreparedRun:
         self.options = options or RunOptions()
         environ = os.environ if self.options.environ is None else self.options.environ
         self.environ = dict(environ)
+        self.template_env = TemplateEnv(self.environ)  # without Customer.io's keys
         self.region = resolve_region(self.options.region, flow.region, self.environ)
         self.credentials = credentials or Credentials.from_env(self.environ)
         self.endpoints = endpoints or Endpoints.for_region(self.region, self.environ)
@@ -82,6 +84,7 @@ class PreparedRun:
         }
         # Vars in order, --var values as given; compiled once, rendered per row.
         self._var_renderers = [(name, self._var_renderer(name, value)) for name, value in flow.vars]
+        self._check_data_rows()  # after the vars: a row key may use them
         # Compiled once per step: rendering a row walks no YAML and computes no positions.
         self._payload_locators = {step.key: self._payload_locator(step) for step in flow.all_steps}
         self._renderers = {
@@ -143,6 +146,18 @@ class PreparedRun:
                     found="columns " + ", ".join(sorted(columns)),
                 )
 
+    def _check_data_rows(self) -> None:
+        """The whole data file read once (encoding, structure, unique keys) before any send."""
+        if self.data is not None:
+            keyed = bool(self.flow.for_each and self.flow.for_each.key)
+            self.data.check(self._data_row_key if keyed else None)
+
+    def _data_row_key(self, row: Row) -> str | None:
+        try:
+            return self.row_key(row, self.base_context(row))
+        except FlowInputError:  # that row fails on its own when it runs
+            return None
+
     def _locate_row_field(self, step: Step, name: str):
         for path, source in iter_templates(step.payload, (*step.path, step.kind)):
             if name in row_fields(source):
@@ -196,7 +211,7 @@ class PreparedRun:
     def base_context(self, row: Row | None) -> dict[str, Any]:
         context: dict[str, Any] = {
             "run": {"id": self.run_id, "flow": self.flow.name, "region": self.region},
-            "env": self.environ,
+            "env": self.template_env,
             "steps": {},
         }
         if row is not None:

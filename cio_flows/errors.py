@@ -8,7 +8,8 @@ CioFlowsError
 │   ├── PayloadError       a rendered payload that breaks its step's JSON Schema
 │   ├── DataFileError      for_each / --data rows
 │   └── CredentialsError   missing keys for the API families a flow needs
-└── TransportError         a request that did not succeed (carries whether it may have reached the server)
+├── TransportError         a request that did not succeed (carries whether it may have reached the server)
+└── JournalError           the run journal cannot be opened, locked or written
 """
 
 from __future__ import annotations
@@ -128,3 +129,13 @@ class TransportError(CioFlowsError):
         self.status = status
         self.attempts = attempts
         self.retry_after = retry_after
+
+
+class JournalError(CioFlowsError):
+    """The run journal cannot be opened, locked or written. Before a run: exit 2, nothing sent;
+    during one: sending stops (a send that cannot be recorded first is not sent), exit 4."""
+
+    def __init__(self, path: object, reason: str) -> None:
+        super().__init__(f"journal {path}: {reason}")
+        self.path = path
+        self.reason = reason

@@ -10,6 +10,9 @@ from .model import Step
 
 OK, FAILED, SKIPPED, UNKNOWN = "ok", "failed", "skipped", "unknown"
 
+# Exit statuses (flow-format.md): 3 is for credentials Customer.io refused.
+EXIT_OK, EXIT_FAILED, EXIT_INVALID, EXIT_UNAVAILABLE = 0, 1, 2, 4
+
 
 @dataclass(frozen=True)
 class RunStarted:
@@ -54,6 +57,7 @@ class RunSummary:
     retries: int = 0
     throttled: int = 0
     interrupted: bool = False
+    journal_error: str | None = None  # the journal could not be written: sending stopped
 
     @property
     def ok(self) -> bool:
@@ -61,7 +65,9 @@ class RunSummary:
 
     @property
     def exit_code(self) -> int:
-        return 0 if self.ok else 1
+        if self.journal_error is not None:
+            return EXIT_UNAVAILABLE
+        return EXIT_OK if self.ok else EXIT_FAILED
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from typing import Any
 from .batched import BatchedChunks
 from .conditions import explain, holds
 from .engine import PreparedRun
-from .errors import FlowInputError, TransportError
+from .errors import FlowInputError, JournalError, TransportError
 from .events import (
     FAILED,
     OK,
@@ -47,6 +47,8 @@ class PreviousOutcome:
 
 # row_key -> {step_key: PreviousOutcome}
 PreviousLookup = Callable[[str], Mapping[str, PreviousOutcome]]
+# (row_key, step_key): durably record that a send that is not safe to repeat is about to leave
+InFlightMarker = Callable[[str, str], None]
 
 
 @dataclass
@@ -79,8 +81,10 @@ class Executor(BatchedChunks):
         batch: bool = False,
         chunk_size: int = 500,
         sleep: Callable[[float], None] = time.sleep,
+        in_flight: InFlightMarker | None = None,
     ) -> None:
         self.run = run
+        self.in_flight = in_flight
         self.transport = transport
         self.listeners = list(listeners)
         self.workers = max(1, workers)
@@ -96,6 +100,7 @@ class Executor(BatchedChunks):
         self._sleep = sleep
         self._lock = threading.Lock()
         self._stop = threading.Event()
+        self._journal_error: JournalError | None = None
         self.summary = RunSummary(run.run_id, run.flow.name)
 
     def emit(self, event) -> None:
@@ -104,8 +109,9 @@ class Executor(BatchedChunks):
                 listener(event)
 
     def stop(self) -> None:
-        """Finish the steps in flight, start no new ones (Ctrl-C)."""
+        """Finish the steps in flight, start no new ones (Ctrl-C); retries waiting stop now."""
         self._stop.set()
+        self.transport.interrupt()
 
     # --- rows ------------------------------------------------------------------------------
 
@@ -119,11 +125,15 @@ class Executor(BatchedChunks):
         except KeyboardInterrupt:
             self.stop()
             self.summary.interrupted = True
+        except JournalError as exc:
+            self._journal_failed(exc)
         except FlowInputError as exc:  # the data file breaks deep inside: stop, report
             self.summary.interrupted = True
             self._count(FAILED)
             self.emit(StepFinished(run.flow.steps[0], exc.row, None, FAILED, 0.0, error=str(exc)))
         summary = self.summary
+        if self._journal_error is not None:  # raised in a worker thread
+            self._journal_failed(self._journal_error)
         summary.elapsed = time.monotonic() - started
         stats = self.transport.stats
         summary.requests, summary.retries = stats["requests"], stats["retries"]
@@ -163,12 +173,35 @@ class Executor(BatchedChunks):
                     while len(in_flight) >= self.workers * 2:
                         done, in_flight = wait(in_flight, return_when=FIRST_COMPLETED)
                         _raise_first(done)
-                    in_flight.add(pool.submit(work, unit))
+                    in_flight.add(pool.submit(self._guarded, work, unit))
             except KeyboardInterrupt:
-                self._stop.set()
+                self.stop()
                 self.summary.interrupted = True
-            done, _ = wait(in_flight)
-            _raise_first(done)
+            _raise_first(self._wait_all(in_flight))
+
+    def _wait_all(self, in_flight: set[Future]) -> set[Future]:
+        """The rows in flight, once done. Ctrl-C here too stops them (a backoff ends at once):
+        left to propagate, it would wait in the pool's shutdown for every retry."""
+        while True:
+            try:
+                return wait(in_flight).done
+            except KeyboardInterrupt:
+                self.stop()
+                self.summary.interrupted = True
+
+    def _guarded(self, work: Callable[[Any], None], unit: Any) -> None:
+        """Run a work item in a worker; a journal that cannot be written stops every worker."""
+        try:
+            work(unit)
+        except JournalError as exc:
+            self._journal_error = self._journal_error or exc
+            self.stop()
+
+    def _journal_failed(self, exc: JournalError) -> None:
+        """Nothing more is sent: what cannot be recorded first would be sent blind on resume."""
+        self.stop()
+        self.summary.interrupted = True
+        self.summary.journal_error = str(exc)
 
     def _count(self, status: str, row: int | None = None) -> None:
         with self._lock:
@@ -257,7 +290,7 @@ class Executor(BatchedChunks):
 
     def _run_step(self, step: Step, state: _RowState) -> StepFinished:
         started = time.monotonic()
-        sender = _CountingSend(self.transport)
+        sender = _CountingSend(self.transport, self._marker(state.row_key, step))
 
         def finished(status: str, error: str | None = None, detail: Any = None) -> StepFinished:
             elapsed = time.monotonic() - started
@@ -279,6 +312,11 @@ class Executor(BatchedChunks):
             return finished(FAILED, str(exc))
         elapsed = time.monotonic() - started
         return self._settle(step, state, result, elapsed, sender.attempts, _summarize(step, result))
+
+    def _marker(self, row_key: str, step: Step) -> Callable[[], None] | None:
+        if self.in_flight is None:
+            return None
+        return lambda: self.in_flight(row_key, step.key)
 
     def _perform(self, step: Step, row, row_key, context, sender) -> Any:
         if step.loop is None:
@@ -334,12 +372,19 @@ class Executor(BatchedChunks):
 
 
 class _CountingSend:
-    def __init__(self, transport: Transport) -> None:
+    def __init__(self, transport: Transport, before_send: Callable[[], None] | None = None) -> None:
         self._transport = transport
+        self._before_send = before_send
         self.attempts = 0
 
     def __call__(self, request: Request) -> Response:
-        response = self._transport.send(request)
+        if not request.repeatable and self._before_send is not None:
+            self._before_send()  # committed first: a crash after this is UNKNOWN, never resent
+        try:
+            response = self._transport.send(request)
+        except TransportError as exc:
+            self.attempts += exc.attempts  # a failed request's attempts count too
+            raise
         self.attempts += response.attempts
         return response
 

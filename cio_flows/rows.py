@@ -1,10 +1,17 @@
-"""Data rows for for_each / --data: CSV (header row), JSON Lines or a JSON array, streamed."""
+"""Data rows for for_each / --data: CSV (header row), JSON Lines or a JSON array, streamed.
+
+`DataSource.check()` reads the whole file once before anything is sent: encoding, CSV cell
+counts, JSON syntax, one object per row and (given the key of a row) unique row keys. A file
+that breaks any of these is refused with its line, so a run never stops half-way through it.
+"""
 
 from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Iterator
+from array import array
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,13 +21,19 @@ import ijson
 from .errors import DataFileError, Location
 
 FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json"}
+_BOM = b"\xef\xbb\xbf"
+_WHITESPACE = b" \t\r\n"
+_PIECE = 1 << 16  # bytes fed to the JSON parser at a time when locating lines
 
 
 @dataclass(frozen=True)
 class Row:
     number: int  # 1-based data row number (a CSV's header is not a row)
-    line: int  # line in the file, for error messages
+    line: int  # line in the file where the row starts, for error messages
     data: dict[str, Any]
+
+
+KeyOf = Callable[[Row], "str | None"]  # a row's for_each key; None when it cannot be rendered
 
 
 @dataclass(frozen=True)
@@ -44,7 +57,7 @@ class DataSource:
         for row in self.rows():
             return set(row.data)
         if self.format == "csv":
-            with self._open() as handle:
+            with self._text() as handle:
                 header = next(csv.reader(handle), None)
             return set(header or [])
         return None
@@ -53,30 +66,152 @@ class DataSource:
         reader = {"csv": self._csv_rows, "jsonl": self._jsonl_rows, "json": self._json_rows}
         return reader[self.format]()
 
-    def _open(self):
+    # --- the pre-pass ----------------------------------------------------------------------
+
+    def check(self, key_of: KeyOf | None = None) -> int:
+        """Read every row once, keeping 8 bytes a row; raise DataFileError on the first fault.
+
+        With key_of, two rows with the same key are refused naming both lines: they would get
+        the same messageId and Customer.io would silently drop the second. Returns the row count.
+        """
+        hashes = _KeyHashes() if key_of is not None else None
+        count = 0
+        for row in self.rows():
+            count += 1
+            if hashes is not None:
+                key = key_of(row)
+                if key is not None:
+                    hashes.add(key)
+        if hashes is not None:
+            suspects = hashes.colliding()
+            if suspects:
+                self._refuse_duplicate(key_of, suspects)
+        return count
+
+    def _refuse_duplicate(self, key_of: KeyOf, suspects: set[int]) -> None:
+        """Second pass over the rows whose key hash collided: compare the real keys."""
+        first_seen: dict[str, Row] = {}
+        rows = self._json_located() if self.format == "json" else self.rows()
+        for row in rows:
+            key = key_of(row)
+            if key is None or _key_hash(key) not in suspects:
+                continue
+            first = first_seen.setdefault(key, row)
+            if first is not row:
+                raise DataFileError(
+                    f"duplicate for_each key: line {row.line} has the same key as line {first.line}",
+                    location=Location(str(self.path), row.line, 1),
+                    row=row.number,
+                    expected="a different key on every row (each row's messageIds come from it)",
+                    found=f"key {key!r} on lines {first.line} and {row.line}",
+                )
+
+    # --- opening ---------------------------------------------------------------------------
+
+    def _open(self, **text: str):
         try:
-            return self.path.open(encoding="utf-8-sig", newline="")
+            return self.path.open("r" if text else "rb", **text)
         except FileNotFoundError:
-            raise DataFileError(
-                "data file not found", location=Location(str(self.path), 1, 1)
-            ) from None
+            raise self._unreadable("data file not found") from None
+        except IsADirectoryError:
+            raise self._unreadable("the data file is a directory") from None
+        except OSError as exc:
+            raise self._unreadable(f"cannot read the data file: {exc.strerror or exc}") from None
+
+    def _unreadable(self, reason: str) -> DataFileError:
+        return DataFileError(reason, location=Location(str(self.path), 1, 1))
+
+    @contextmanager
+    def _text(self):
+        """The file as UTF-8 text; a byte that is not UTF-8 becomes an error naming its line."""
+        try:
+            with self._open(encoding="utf-8-sig", newline="") as handle:
+                yield handle
+        except UnicodeDecodeError:
+            error = self._encoding_error()
+            raise error or self._unreadable("the data file is not valid UTF-8") from None
+
+    def _encoding_error(self, last_line: int | None = None) -> DataFileError | None:
+        """Where the first byte that is not UTF-8 is, if on or before last_line (text decodes in
+        blocks, and the JSON parser's message has no position)."""
+        with self._open() as handle:
+            for line_no, raw in enumerate(handle, start=1):
+                if last_line is not None and line_no > last_line:
+                    return None
+                try:
+                    raw.decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    column = len(raw[: exc.start].decode("utf-8", "replace")) + 1
+                    return DataFileError(
+                        "the data file is not valid UTF-8",
+                        location=Location(str(self.path), line_no, column),
+                        expected="UTF-8 text",
+                        found=f"byte 0x{raw[exc.start]:02x}",
+                    )
+        return None
+
+    # --- CSV -------------------------------------------------------------------------------
 
     def _csv_rows(self) -> Iterator[Row]:
-        with self._open() as handle:
-            reader = csv.DictReader(handle)
-            for number, record in enumerate(reader, start=1):
-                if None in record:  # more cells than header columns
-                    raise DataFileError(
-                        "row has more cells than the header has columns",
-                        location=Location(str(self.path), reader.line_num, 1),
-                        row=number,
-                        expected=f"{len(reader.fieldnames or [])} cells",
-                        found=f"{len(reader.fieldnames or []) + len(record[None])} cells",
-                    )
-                yield Row(number, reader.line_num, record)
+        with self._text() as handle:
+            # strict: a quote left open swallows the rest of the file as one cell otherwise
+            reader = csv.reader(handle, strict=True)
+            header = self._csv_header(reader)
+            yield from self._csv_records(reader, header)
+
+    def _csv_header(self, reader) -> list[str]:
+        try:
+            header = next(reader, [])
+        except csv.Error as exc:
+            raise self._csv_error(exc, 1) from None
+        seen: set[str] = set()
+        for name in header:
+            if name in seen:
+                raise DataFileError(
+                    f"the header names column '{name}' twice",
+                    location=Location(str(self.path), reader.line_num, 1),
+                    expected="distinct column names",
+                    found=", ".join(header),
+                )
+            seen.add(name)
+        return header
+
+    def _csv_records(self, reader, header: list[str]) -> Iterator[Row]:
+        width = len(header)
+        number = 0
+        start = reader.line_num + 1  # where the next record starts: a quoted cell may span lines
+        try:
+            for record in reader:
+                if record:  # a blank line is no row
+                    number += 1
+                    if len(record) != width:
+                        raise self._cell_count_error(start, number, width, len(record))
+                    yield Row(number, start, dict(zip(header, record, strict=True)))
+                start = reader.line_num + 1
+        except csv.Error as exc:
+            raise self._csv_error(exc, start, number + 1) from None
+
+    def _csv_error(self, exc: csv.Error, line: int, number: int | None = None) -> DataFileError:
+        return DataFileError(
+            f"CSV syntax error in the row starting here: {exc}",
+            location=Location(str(self.path), line, 1),
+            row=number,
+        )
+
+    def _cell_count_error(self, line: int, number: int, width: int, found: int) -> DataFileError:
+        fewer = "fewer" if found < width else "more"
+        return DataFileError(
+            f"row has {fewer} cells than the header has columns",
+            location=Location(str(self.path), line, 1),
+            row=number,
+            expected=f"{width} cells",
+            found=f"{found} cells",
+        )
+
+    # --- JSON Lines ------------------------------------------------------------------------
 
     def _jsonl_rows(self) -> Iterator[Row]:
-        with self._open() as handle:
+        with self._text() as handle:
             number = 0
             for line_no, line in enumerate(handle, start=1):
                 if not line.strip():
@@ -94,34 +229,156 @@ class DataSource:
                 row=number,
             ) from None
         if not isinstance(value, dict):
-            raise DataFileError(
-                "each row must be a JSON object",
-                location=Location(str(self.path), line_no, 1),
-                row=number,
-                expected="object",
-                found=type(value).__name__,
-            )
+            raise self._not_an_object(line_no, number, value)
         return value
 
+    def _not_an_object(self, line: int, number: int, value: Any) -> DataFileError:
+        return DataFileError(
+            "each row must be a JSON object",
+            location=Location(str(self.path), line, 1),
+            row=number,
+            expected="object",
+            found=type(value).__name__,
+        )
+
+    # --- JSON array ------------------------------------------------------------------------
+
     def _json_rows(self) -> Iterator[Row]:
-        """A JSON array, parsed incrementally so a large file is never held whole."""
-        with self.path.open("rb") as handle:
-            items = ijson.items(handle, "item", use_float=True)
+        """A JSON array, parsed incrementally (in C) so a large file is never held whole.
+
+        Its events carry no positions, so rows get line 0 here; on any fault the file is parsed
+        again in line-sized pieces (`_json_located`) to name the line.
+        """
+        with self._open() as handle:
+            self._json_start(handle)
             number = 0
             try:
-                for number, item in enumerate(items, start=1):
+                for number, item in enumerate(ijson.items(handle, "item", use_float=True), 1):
                     if not isinstance(item, dict):
-                        raise DataFileError(
-                            "each row must be a JSON object",
-                            location=Location(str(self.path), 1, 1),
-                            row=number,
-                            expected="object",
-                            found=type(item).__name__,
-                        )
-                    yield Row(number, 1, item)
-            except ijson.JSONError as exc:
-                raise DataFileError(
-                    f"invalid JSON after row {number}: {exc}",
-                    location=Location(str(self.path), 1, 1),
-                    expected="an array of objects",
-                ) from None
+                        break
+                    yield Row(number, 0, item)
+                else:
+                    return
+            except (ijson.JSONError, UnicodeDecodeError):
+                pass
+        for _ in self._json_located():  # raises the fault with its line
+            pass
+        raise self._unreadable(f"invalid JSON after row {number}")  # only if the file changed
+
+    def _json_start(self, handle) -> None:
+        """Skip a BOM; refuse a file that is not an array before parsing it."""
+        if handle.read(3) != _BOM:
+            handle.seek(0)
+        start = handle.tell()
+        line, first = 1, b""
+        while chunk := handle.read(4096):
+            stripped = chunk.lstrip(_WHITESPACE)
+            if stripped:
+                line += chunk[: len(chunk) - len(stripped)].count(b"\n")
+                first = stripped[:1]
+                break
+            line += chunk.count(b"\n")
+        handle.seek(start)
+        if first != b"[":
+            raise DataFileError(
+                "a .json data file must be an array of row objects",
+                location=Location(str(self.path), line, 1),
+                expected="'['",
+                found=f"'{first.decode('utf-8', 'replace')}'" if first else "an empty file",
+            )
+
+    def _json_located(self) -> Iterator[Row]:
+        """Rows of a JSON array with the line each starts on: slower, for faults and duplicates."""
+        events = ijson.sendable_list()
+        parser = ijson.parse_coro(events, use_float=True)
+        items = _ItemBuilder(self)
+        line = last = 1
+        with self._open() as handle:
+            self._json_start(handle)
+            for piece in iter(lambda: handle.readline(_PIECE), b""):
+                last = line
+                self._json_feed(parser, piece, line)
+                yield from items.rows(events, line)
+                del events[:]
+                line += piece.endswith(b"\n")
+            self._json_feed(parser, None, last)
+            yield from items.rows(events, last)
+
+    def _json_feed(self, parser, piece: bytes | None, line: int) -> None:
+        try:
+            if piece is None:
+                parser.close()
+            else:
+                parser.send(piece)
+        except (ijson.JSONError, UnicodeDecodeError) as exc:
+            raise self._encoding_error(line) or DataFileError(
+                f"invalid JSON: {_first_line(exc)}",
+                location=Location(str(self.path), line, 1),
+            ) from None
+
+
+class _ItemBuilder:
+    """Top-level array items rebuilt from parse events, each with the line it starts on."""
+
+    def __init__(self, source: DataSource) -> None:
+        self.source = source
+        self.number = 0
+        self.line = 0
+        self.depth = 0  # containers open inside the current item
+        self.builder = ijson.ObjectBuilder()
+
+    def rows(self, events, line: int) -> Iterator[Row]:
+        for prefix, event, value in events:
+            if prefix == "":
+                continue  # the array itself
+            if self.depth == 0:  # between items: this event starts one
+                self.number, self.line = self.number + 1, line
+                self.builder = ijson.ObjectBuilder()
+            self.builder.event(event, value)
+            if event in ("start_map", "start_array"):
+                self.depth += 1
+            elif event in ("end_map", "end_array"):
+                self.depth -= 1
+            if self.depth == 0:  # the item is complete
+                item = self.builder.value
+                if not isinstance(item, dict):
+                    raise self.source._not_an_object(self.line, self.number, item)
+                yield Row(self.number, self.line, item)
+
+
+# --- duplicate keys in bounded memory ------------------------------------------------------
+
+_key_hash = hash  # 64 bits, and only compared within this process; collisions are rechecked
+
+
+class _KeyHashes:
+    """Each row key's 8-byte hash, in 256 arrays by low byte: duplicates are then found one
+    small bucket at a time, so the only memory that grows with the file is 8 bytes a row."""
+
+    def __init__(self) -> None:
+        self.buckets = [array("q") for _ in range(256)]
+
+    def add(self, key: str) -> None:
+        value = _key_hash(key)
+        self.buckets[value & 255].append(value)
+
+    def colliding(self) -> set[int]:
+        found: set[int] = set()
+        for bucket in self.buckets:
+            if len(set(bucket)) < len(bucket):
+                seen: set[int] = set()
+                for value in bucket:
+                    if value in seen:
+                        found.add(value)
+                    seen.add(value)
+        return found
+
+    def nbytes(self) -> int:
+        return sum(bucket.buffer_info()[1] * bucket.itemsize for bucket in self.buckets)
+
+
+def _first_line(exc: Exception) -> str:
+    text = exc.args[0] if exc.args else str(exc)
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", "replace")
+    return str(text).strip().splitlines()[0] if str(text).strip() else type(exc).__name__

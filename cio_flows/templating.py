@@ -10,16 +10,25 @@ from __future__ import annotations
 import re
 import uuid as uuid_module
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
-from jinja2 import StrictUndefined, TemplateSyntaxError, UndefinedError, meta, nodes
+from jinja2 import StrictUndefined, Template, TemplateSyntaxError, UndefinedError, meta, nodes
 from jinja2.runtime import Undefined
-from jinja2.sandbox import SandboxedEnvironment, SecurityError
+from jinja2.sandbox import SecurityError
 
 from .errors import Location, TemplateError
+from .template_sandbox import (
+    CREDENTIAL_VARS,
+    MAX_SIZE,
+    NotJsonError,
+    Sandbox,
+    TemplateLimitError,
+    is_secret_name,
+    to_json,
+)
 
 if TYPE_CHECKING:
     from .model import Flow
@@ -61,10 +70,8 @@ def _to_unix(value: Any) -> int:
     return int(parsed.timestamp())
 
 
-def _build_environment() -> SandboxedEnvironment:
-    env = SandboxedEnvironment(
-        undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True
-    )
+def _build_environment() -> Sandbox:
+    env = Sandbox(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
     env.globals.update(now=now, unix_now=unix_now, uuid=new_uuid)
     env.filters.update(unix=_to_unix)
     return env
@@ -113,7 +120,23 @@ def _compile_jinja(source: str) -> Compiled:
 
         return Compiled(source, render_native, ast)
     template = ENVIRONMENT.from_string(source)
-    return Compiled(source, template.render, ENVIRONMENT.parse(source))
+    # Only statements ({% for %}) can repeat output; text without them renders in one go.
+    render = (
+        (lambda context: _render_text(template, context)) if "{%" in source else template.render
+    )
+    return Compiled(source, render, ENVIRONMENT.parse(source))
+
+
+def _render_text(template: Template, context: dict[str, Any]) -> str:
+    """The template's text, stopped as soon as it grows past the limit (a loop of big parts)."""
+    parts: list[str] = []
+    size = 0
+    for part in template.generate(context):
+        size += len(part)
+        if size > MAX_SIZE:
+            raise TemplateLimitError(f"a text of over {MAX_SIZE:,} characters")
+        parts.append(part)
+    return "".join(parts)
 
 
 def _compile_lookup(source: str, path: list[str], filters: list[Callable]) -> Compiled:
@@ -181,7 +204,11 @@ def render_string(source: str, context: dict[str, Any], location: Location | Non
 
 def _render(compiled: Compiled, context: dict[str, Any], location: Location | None) -> Any:
     try:
-        return compiled.render(context)
+        return to_json(compiled.render(context))
+    except TemplateLimitError as exc:
+        raise TemplateError(f"template result too large: {exc}", location=location) from None
+    except NotJsonError as exc:
+        raise TemplateError(f"template result is not JSON: {exc}", location=location) from None
     except UndefinedError as exc:
         raise TemplateError(_undefined_reason(exc), location=location) from None
     except TemplateSyntaxError as exc:
@@ -237,16 +264,21 @@ def _compile_at(source: str, location: Location) -> Compiled:
 def check_templates(flow: Flow, extra_names: frozenset[str] = frozenset()) -> None:
     """Compile every template and check every name it uses is defined somewhere before it."""
     known = set(RUN_NAMES | HELPER_NAMES | extra_names)
+    secrets = _Secrets()
     for name, value in flow.vars:
-        _check_value(flow, value, ("vars", name), known, step=None)
+        if _check_value(flow, value, ("vars", name), known, secrets, step=None):
+            secrets.vars.add(name)  # a var holding a secret is one: same rules
         known.add(name)
+    # A row key and the options below are printed or transformed: no secret in them at all.
+    keyless = _Secrets(vars=secrets.vars, direct_ok=False)
     if flow.for_each and flow.for_each.key:
-        _check_value(flow, flow.for_each.key, ("for_each", "key"), known, step=None)
+        _check_value(flow, flow.for_each.key, ("for_each", "key"), known, keyless, step=None)
     for step in flow.all_steps:
-        _check_value(flow, step.payload, (*step.path, step.kind), known, step=step.name)
+        path = (*step.path, step.kind)
+        _check_value(flow, step.payload, path, known, secrets, step=step.name)
         for expression, location in step_expressions(step):
             compiled = _compile_at(as_expression(expression), location)
-            _check_compiled(compiled, location, known, step.name)
+            _check_compiled(compiled, location, known, keyless, step.name)
 
 
 def step_expressions(step) -> Iterator[tuple[str, Location]]:
@@ -268,15 +300,91 @@ def as_expression(text: str) -> str:
     return text if text.startswith("{{") else "{{ " + text + " }}"
 
 
-def _check_value(flow, value, path, known, *, step) -> None:
+@dataclass
+class _Secrets:
+    """What the static check knows of secrets: the vars that hold one, and whether a template
+    may put one into its output (payloads may; row keys and step options may not)."""
+
+    vars: set[str] = field(default_factory=set)
+    direct_ok: bool = True
+
+
+def _check_value(flow, value, path, known, secrets: _Secrets, *, step) -> bool:
+    """Check every template in `value`; True when one of them reads a secret."""
+    reads = False
     for where, source in iter_templates(value, path):
         location = flow.locate(where)
-        _check_compiled(_compile_at(source, location), location, known, step)
+        compiled = _compile_at(source, location)
+        reads |= _check_compiled(compiled, location, known, secrets, step)
+    return reads
 
 
-def _check_compiled(compiled: Compiled, location: Location, known, step) -> None:
+def _check_compiled(compiled: Compiled, location: Location, known, secrets, step) -> bool:
     for name in sorted(meta.find_undeclared_variables(compiled.ast) - known):
         raise TemplateError(f"undefined name '{name}'", location=location, step=step)
+    reason, reads = _unsafe_reason(compiled.ast, secrets)
+    if reason:
+        raise TemplateError(reason, location=location, step=step)
+    return reads
+
+
+_SECRET_USE = (
+    "use it only as it is, in a payload ({{{{ {0} }}}} or 'text {{{{ {0} }}}}'), so that it "
+    "is masked in every output"
+)
+
+
+def _unsafe_reason(ast: nodes.Template, secrets: _Secrets) -> tuple[str | None, bool]:
+    """Why a template may not run as written (it reads a key, transforms a secret, or yields a
+    function), and whether it reads a secret."""
+    direct: set[int] = set()
+    if secrets.direct_ok:
+        direct = {id(part) for output in ast.find_all(nodes.Output) for part in output.nodes}
+    reads = False
+    for node in ast.find_all((nodes.Getattr, nodes.Getitem, nodes.Name)):
+        name = _secret_read(node, secrets.vars)
+        if name is None:
+            continue
+        if name in CREDENTIAL_VARS:
+            return f"templates cannot read {name}: Customer.io keys are sent by the runner", True
+        if isinstance(node, nodes.Getitem) or id(node) not in direct:
+            if isinstance(node, nodes.Name):
+                return f"var '{name}' holds a secret: {_SECRET_USE.format(name)}", True
+            why = "its name says KEY, TOKEN, SECRET or PASSWORD"
+            return f"env.{name} is secret ({why}): {_SECRET_USE.format('env.' + name)}", True
+        reads = True
+    return _function_as_value(ast), reads
+
+
+def _secret_read(node: nodes.Node, secret_vars: set[str]) -> str | None:
+    """The secret variable or var a node reads, if it reads one."""
+    if isinstance(node, nodes.Name):
+        return node.name if node.ctx == "load" and node.name in secret_vars else None
+    name = _env_name(node)
+    if name is not None and (name in CREDENTIAL_VARS or is_secret_name(name)):
+        return name
+    return None
+
+
+def _function_as_value(ast: nodes.Template) -> str | None:
+    called = {id(call.node) for call in ast.find_all(nodes.Call)}
+    for node in ast.find_all(nodes.Name):
+        if node.name == "self" and node.ctx == "load":
+            return "'self' is not available in templates"
+        if node.name in HELPER_NAMES and node.ctx == "load" and id(node) not in called:
+            return f"'{node.name}' is a function, not a value: call it, {node.name}()"
+    return None
+
+
+def _env_name(node: nodes.Getattr | nodes.Getitem) -> str | None:
+    """NAME of `env.NAME` or `env['NAME']`."""
+    if not (isinstance(node.node, nodes.Name) and node.node.name == "env"):
+        return None
+    if isinstance(node, nodes.Getattr):
+        return node.attr
+    if isinstance(node.arg, nodes.Const) and isinstance(node.arg.value, str):
+        return node.arg.value
+    return None
 
 
 def row_fields(value: Any) -> set[str]:

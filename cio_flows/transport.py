@@ -7,15 +7,19 @@ at one boundary, with an outcome saying whether the server may have acted on the
 from __future__ import annotations
 
 import json
+import socket
+import ssl
 import threading
-import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
 from requests.auth import HTTPBasicAuth
+from urllib3.connection import HTTPSConnection
+from urllib3.connectionpool import HTTPSConnectionPool
 
 from .config import Credentials, Endpoints
 from .errors import TransportError
@@ -24,6 +28,15 @@ from .ratelimit import RateLimiter, RateLimits
 from .retry import RetryPolicy, parse_retry_after, status_is_retryable
 
 USER_AGENT = "cio-flows/0.1"
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+_NEVER_SENT_URL_ERRORS = (
+    requests.exceptions.InvalidURL,
+    requests.exceptions.InvalidSchema,
+    requests.exceptions.MissingSchema,
+)
+# OpenSSL's reasons when the other end answers a TLS hello in plain HTTP.
+_PLAIN_HTTP_SIGNS = frozenset({"WRONG_VERSION_NUMBER", "HTTP_REQUEST", "RECORD_LAYER_FAILURE"})
+_IN_CONNECT = "cio_flows_in_connect"  # set on errors raised while a connection was opening
 
 
 @dataclass(frozen=True)
@@ -62,6 +75,31 @@ def auth_description(family: str) -> str:
     }[family]
 
 
+class _MarkedHTTPSConnection(HTTPSConnection):
+    """Marks errors of connect() (TCP and TLS handshake): no byte of the request has left yet.
+
+    urllib3 reports a handshake timeout as a read timeout; this mark tells them apart.
+    """
+
+    def connect(self) -> None:
+        try:
+            super().connect()
+        except Exception as exc:
+            setattr(exc, _IN_CONNECT, True)
+            raise
+
+
+class _MarkedHTTPSPool(HTTPSConnectionPool):
+    ConnectionCls = _MarkedHTTPSConnection
+
+
+class _Adapter(HTTPAdapter):
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        classes = self.poolmanager.pool_classes_by_scheme
+        self.poolmanager.pool_classes_by_scheme = {**classes, "https": _MarkedHTTPSPool}
+
+
 class Transport:
     """Sends Requests. Thread-safe: one pooled session per family, shared rate limiters."""
 
@@ -71,22 +109,26 @@ class Transport:
         credentials: Credentials,
         settings: TransportSettings | None = None,
         session_factory: Callable[[], requests.Session] = requests.Session,
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], None] | None = None,
     ) -> None:
         self.endpoints = endpoints
         self.settings = settings or TransportSettings()
         self._credentials = credentials
-        self._sleep = sleep
-        self._limiters: dict[str, RateLimiter] = self.settings.rate_limits.build()
+        self._stopping = threading.Event()
+        # Waits end early on interrupt(): Ctrl-C must not sit out a 20 s Retry-After.
+        self._sleep = sleep or self._wait
+        self._limiters = {
+            bucket: RateLimiter(rate, sleep=self._wait)
+            for bucket, rate in self.settings.rate_limits.rates.items()
+            if rate > 0
+        }
         self._sessions = {family: self._session(family, session_factory) for family in FAMILIES}
         self._stats_lock = threading.Lock()
         self.stats = {"requests": 0, "retries": 0, "throttled": 0}
 
     def _session(self, family: str, factory: Callable[[], requests.Session]) -> requests.Session:
         session = factory()
-        adapter = HTTPAdapter(
-            pool_connections=1, pool_maxsize=self.settings.pool_size, max_retries=0
-        )
+        adapter = _Adapter(pool_connections=1, pool_maxsize=self.settings.pool_size, max_retries=0)
         session.mount("http://", adapter)
         session.mount("https://", adapter)
         session.auth = auth_for(family, self._credentials)
@@ -113,38 +155,52 @@ class Transport:
         with self._stats_lock:
             self.stats[key] += 1
 
+    def interrupt(self) -> None:
+        """Stop retrying (Ctrl-C): a backoff in progress ends now and nothing more is sent."""
+        self._stopping.set()
+
+    def _wait(self, seconds: float) -> None:
+        self._stopping.wait(seconds)
+
+    def _post(self, request: Request) -> requests.Response:
+        return self._sessions[request.family].request(
+            request.method,
+            self.url(request),
+            params=request.params or None,
+            data=None if request.body is None else _encode(request.body),
+            headers={"Content-Type": "application/json"} if request.body is not None else None,
+            timeout=(self.settings.connect_timeout, self.settings.read_timeout),
+        )
+
     def send(self, request: Request) -> Response:
         """Send with rate limiting and retries; return a 2xx Response or raise TransportError."""
         policy = self.settings.retry
         limiter = self._limiters.get(request.rate_bucket)
-        attempt = 0
-        throttled = 0
+        attempt = throttled = 0
+        reached = False  # whether some attempt may have reached the server
+        last = ""  # why the previous attempt failed
         while True:
-            attempt += 1
             if limiter:
                 limiter.acquire()
+            if self._stopping.is_set():
+                raise _stopped(request, attempt, reached, last)
+            if attempt:
+                self._count("retries")
+            attempt += 1
             self._count("requests")
             try:
-                raw = self._sessions[request.family].request(
-                    request.method,
-                    self.url(request),
-                    params=request.params or None,
-                    data=None if request.body is None else _encode(request.body),
-                    headers={"Content-Type": "application/json"}
-                    if request.body is not None
-                    else None,
-                    timeout=(self.settings.connect_timeout, self.settings.read_timeout),
-                )
+                raw = self._post(request)
             except requests.exceptions.RequestException as exc:
-                reached = _may_have_reached_server(exc)
-                if (request.repeatable or not reached) and attempt < policy.max_attempts:
-                    self._count("retries")
+                failure = _failure(exc, self.url(request))
+                reached = reached or failure.opened
+                last = failure.cause
+                safe = request.repeatable or not failure.opened
+                if failure.transient and safe and attempt < policy.max_attempts:
                     self._sleep(policy.backoff(attempt))
                     continue
-                outcome = "unknown" if reached else "failed"
                 raise TransportError(
-                    f"{_describe_exception(exc)} after {attempt} attempt(s)",
-                    outcome=outcome,
+                    f"{failure.cause} after {attempt} attempt(s)",
+                    outcome=_outcome(request, reached),
                     attempts=attempt,
                 ) from None
             if raw.status_code < 300:
@@ -152,28 +208,45 @@ class Transport:
             retry_after = parse_retry_after(raw.headers.get("Retry-After"))
             if raw.status_code == 429:
                 self._count("throttled")
+                throttled += 1
                 if limiter and retry_after:
                     limiter.pause(retry_after)
+            reached = reached or raw.status_code >= 500  # a 4xx is the server saying no
+            last = f"HTTP {raw.status_code}{_error_detail(raw)}"
             retryable = status_is_retryable(raw.status_code, request.repeatable)
             too_long = retry_after is not None and retry_after > policy.max_retry_after
-            if raw.status_code == 429:
-                throttled += 1
             failures = attempt - throttled  # attempts that failed for other reasons than 429
             within_budget = failures < policy.max_attempts and throttled <= policy.max_throttled
             if retryable and within_budget and not too_long:
-                self._count("retries")
-                if not (limiter and raw.status_code == 429 and retry_after):
+                if not (limiter and raw.status_code == 429 and retry_after):  # else limiter waits
                     self._sleep(policy.delay(attempt, retry_after))
                 continue
-            # A 5xx on a send: the server had the body and may have acted on it.
-            outcome = "unknown" if raw.status_code >= 500 and not request.repeatable else "failed"
             raise TransportError(
-                f"HTTP {raw.status_code}{_error_detail(raw)} after {attempt} attempt(s)",
-                outcome=outcome,
+                f"{last} after {attempt} attempt(s)",
+                outcome=_outcome(request, reached),
                 status=raw.status_code,
                 attempts=attempt,
                 retry_after=retry_after,
             )
+
+
+def _outcome(request: Request, reached: bool) -> str:
+    """UNKNOWN only for a request that may have reached the server and is unsafe to resend.
+
+    Repeatable requests (reads, and writes that carry a messageId / event id the server
+    deduplicates) are "failed": resending them on resume cannot act twice.
+    """
+    return "unknown" if reached and not request.repeatable else "failed"
+
+
+def _stopped(request: Request, attempts: int, reached: bool, last: str) -> TransportError:
+    if not attempts:
+        return TransportError("stopped before sending (interrupted)", attempts=0)
+    return TransportError(
+        f"{last} after {attempts} attempt(s); interrupted before retrying",
+        outcome=_outcome(request, reached),
+        attempts=attempts,
+    )
 
 
 def _encode(body: Any) -> bytes:
@@ -189,25 +262,77 @@ def _decode(raw: requests.Response) -> Any:
         return None
 
 
-def _may_have_reached_server(exc: requests.exceptions.RequestException) -> bool:
-    """False only when the request provably never left: refused or timed out while connecting."""
+@dataclass(frozen=True)
+class _Failure:
+    cause: str  # names the host and what went wrong
+    opened: bool  # a connection was open, so the server may have the request
+    transient: bool = True  # worth another attempt
+
+
+def _failure(exc: requests.exceptions.RequestException, url: str) -> _Failure:
+    """Why a request failed, and whether its connection ever opened (then it may have arrived)."""
+    parts = urlsplit(url)
+    host = f"{parts.hostname}:{parts.port or _DEFAULT_PORTS.get(parts.scheme, '')}"
+    chain = list(_exception_chain(exc))
+    if isinstance(exc, _NEVER_SENT_URL_ERRORS):
+        where = f"{parts.scheme}://{parts.hostname}" if parts.hostname else "no host"
+        return _Failure(f"invalid URL ({where}; expected http(s)://HOST)", False, transient=False)
+    dns = _first(chain, socket.gaierror)
+    if dns is not None:
+        # "not known" is an answer, not an outage: asking again cannot change it.
+        permanent = dns.errno in (socket.EAI_NONAME, getattr(socket, "EAI_NODATA", None))
+        return _Failure(f"DNS lookup failed for {host} ({dns.strerror})", False, not permanent)
+    if _first(chain, ConnectionRefusedError) is not None:
+        return _Failure(f"connection refused by {host}", opened=False)
     if isinstance(exc, requests.exceptions.ConnectTimeout):
-        return False
-    if isinstance(exc, requests.exceptions.ConnectionError):
-        text = repr(exc)
-        return not any(
-            marker in text
-            for marker in ("NewConnectionError", "Connection refused", "NameResolutionError")
-        )
-    return True
-
-
-def _describe_exception(exc: requests.exceptions.RequestException) -> str:
+        return _Failure(f"timed out connecting to {host}", opened=False)
+    if any(getattr(e, _IN_CONNECT, False) for e in chain):
+        return _Failure(_connect_cause(exc, chain, host), opened=False)
+    if isinstance(exc, requests.exceptions.ProxyError):
+        return _Failure(f"could not connect to {host} through the proxy", opened=False)
     if isinstance(exc, requests.exceptions.Timeout):
-        return "timed out"
-    if isinstance(exc, requests.exceptions.ConnectionError):
-        return "connection failed"
-    return type(exc).__name__
+        return _Failure(f"timed out reading the answer from {host}", opened=True)
+    if isinstance(exc, requests.exceptions.SSLError):
+        return _Failure(f"TLS error with {host} after the request was sent", opened=True)
+    if isinstance(
+        exc, (requests.exceptions.ConnectionError, requests.exceptions.ChunkedEncodingError)
+    ):
+        return _Failure(f"connection to {host} closed mid-answer", opened=True)
+    return _Failure(f"{type(exc).__name__} talking to {host}", opened=True)
+
+
+def _connect_cause(exc: Exception, chain: list[BaseException], host: str) -> str:
+    """The cause of a failure while opening a connection (TCP connect and TLS handshake)."""
+    tls = _first(chain, ssl.SSLError)
+    if tls is None and isinstance(exc, requests.exceptions.Timeout):
+        return f"TLS handshake with {host} timed out (is it a plain-http port?)"
+    if tls is None:
+        reason = next((e.strerror for e in chain if isinstance(e, OSError) and e.strerror), exc)
+        return f"could not connect to {host} ({reason})"
+    detail = (
+        getattr(tls, "verify_message", None) or str(tls.reason or tls).replace("_", " ").lower()
+    )
+    hint = " (is it a plain-http port?)" if tls.reason in _PLAIN_HTTP_SIGNS else ""
+    return f"TLS handshake with {host} failed: {detail}{hint}"
+
+
+def _exception_chain(exc: BaseException) -> Iterator[BaseException]:
+    """exc and every exception it wraps: requests and urllib3 nest the cause several ways."""
+    pending: list[BaseException] = [exc]
+    seen: set[int] = set()
+    while pending:
+        current = pending.pop(0)
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        yield current
+        linked = [current.__cause__, current.__context__, getattr(current, "reason", None)]
+        linked.extend(current.args[:1])
+        pending.extend(e for e in linked if isinstance(e, BaseException))
+
+
+def _first(chain: list[BaseException], kind: type) -> Any:
+    return next((e for e in chain if isinstance(e, kind)), None)
 
 
 def _error_detail(raw: requests.Response) -> str:

@@ -26,3 +26,20 @@ def test_sync_benchmark_prints_its_table_and_exits_0():
     # Counting is exact whatever the machine's speed: every event arrives, once.
     assert "400 of 400 events" in out
     assert "targets:" in out
+
+
+def test_data_prepass_benchmark_prints_its_ratios():
+    script = ROOT / "benchmarks" / "data_prepass.py"
+    args = ["--rows", "300", "--repeat", "1", "--plan-rows", "50"]
+    done = subprocess.run(
+        [sys.executable, str(script), *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert [line.split()[0] for line in lines[3:6]] == ["csv", "jsonl", "json"]
+    assert all(" 300 " in line and "x" in line for line in lines[3:6])
+    assert "of plan's time" in lines[6]

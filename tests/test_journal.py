@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -14,9 +16,9 @@ from typing import Any
 
 import pytest
 
-from cio_flows.errors import Location
+from cio_flows.errors import JournalError, Location
 from cio_flows.events import RowFinished, RunFinished, RunStarted, RunSummary, StepFinished
-from cio_flows.journal import Journal, Outcome, default_journal_path
+from cio_flows.journal import Journal, Outcome, RunInUseError, default_journal_path
 from cio_flows.model import Step
 from cio_flows.redact import Redactor
 
@@ -292,3 +294,138 @@ def test_no_key_reaches_the_journal_file(tmp_path: Path) -> None:
     for file in files:
         data = file.read_bytes()
         assert secret.encode() not in data and b"xyz123" not in data, file
+
+
+def test_an_in_flight_mark_is_committed_at_once_and_reads_back_unknown(tmp_path: Path) -> None:
+    path = tmp_path / "journal.db"
+    with Journal(path, batch_size=1000, flush_interval=3600) as j:
+        j.start_run("r1", "f.yaml", "f", "us", {})
+        j.record("r1", "u0", "steps.0", "ok", 1)
+        assert committed(path) == 0  # outcomes of repeatable steps stay batched
+        j.mark_in_flight("r1", "u1", "steps.0")
+        assert committed(path) == 2  # the mark, and what was buffered before it
+        assert j.row_outcomes("r1", "u1")["steps.0"] == Outcome(
+            "unknown", 0, "was being sent when the run stopped: outcome unknown"
+        )
+        j.record("r1", "u1", "steps.0", "ok", 1)  # the answer came back
+        j.flush()
+        assert j.row_outcomes("r1", "u1")["steps.0"] == Outcome("ok", 1, None)
+        assert j.run("r1").counts["ok"] == 2  # a mark is not an outcome
+
+
+def test_concurrent_in_flight_marks_all_commit(tmp_path: Path) -> None:
+    path = tmp_path / "journal.db"
+    with Journal(path, flush_interval=3600) as j:
+        j.start_run("r1", "f.yaml", "f", "us", {})
+
+        def worker(t: int) -> None:
+            for n in range(50):
+                j.mark_in_flight("r1", f"t{t}-{n}", "steps.0")
+                assert committed(path) >= 1
+
+        threads = [threading.Thread(target=worker, args=(t,)) for t in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert committed(path) == 400
+
+
+def test_one_process_at_a_time_runs_a_run_id(tmp_path: Path) -> None:
+    path = tmp_path / "journal.db"
+    with Journal(path) as first, Journal(path) as second:
+        first.start_run("r1", "f.yaml", "f", "us", {})
+        with pytest.raises(RunInUseError) as refused:
+            second.start_run("r1", "f.yaml", "f", "us", {})
+        assert f"pid {os.getpid()} on host {socket.gethostname()}" in str(refused.value)
+        second.start_run("r2", "f.yaml", "f", "us", {})  # another run id is free
+        first.finish_run("r1", summary())
+        second.start_run("r1", "f.yaml", "f", "us", {})  # released when it finished
+    assert not list(tmp_path.glob("*.lock"))  # nothing left behind
+
+
+_HOLDER = textwrap.dedent(
+    """
+    import sys, time
+    from cio_flows.journal import Journal
+    j = Journal(sys.argv[1])
+    j.start_run("r1", "f.yaml", "f", "us", {})
+    print("locked", flush=True)
+    time.sleep(60)
+    """
+)
+
+
+def test_a_killed_process_releases_its_run_lock(tmp_path: Path) -> None:
+    path = tmp_path / "journal.db"
+    child = subprocess.Popen(
+        [sys.executable, "-c", _HOLDER, str(path)], stdout=subprocess.PIPE, text=True, cwd=ROOT
+    )
+    try:
+        assert child.stdout.readline().strip() == "locked"
+        with Journal(path) as j, pytest.raises(RunInUseError, match=f"pid {child.pid} on host"):
+            j.start_run("r1", "f.yaml", "f", "us", {})
+        child.send_signal(signal.SIGKILL)
+    finally:
+        child.kill()
+        child.wait()
+    with Journal(path) as j:
+        j.start_run("r1", "f.yaml", "f", "us", {})  # the kernel dropped the lock with the process
+
+
+@pytest.mark.parametrize(
+    "make, reason",
+    [
+        (lambda p: p.mkdir(), "is a directory"),
+        (lambda p: p.write_bytes(b"not sqlite at all\n" * 200), "is not a SQLite database"),
+        (lambda p: (p.touch(), p.chmod(0o444)), "is read-only"),
+    ],
+    ids=["directory", "garbage", "read-only"],
+)
+def test_an_unusable_journal_is_refused_when_opened(tmp_path: Path, make, reason) -> None:
+    path = tmp_path / "journal.db"
+    make(path)
+    with pytest.raises(JournalError) as refused:
+        Journal(path)
+    assert str(refused.value).startswith(f"journal {path}: {reason}")
+
+
+def test_a_failed_write_stops_further_records_and_sends(tmp_path: Path) -> None:
+    path = tmp_path / "journal.db"
+    j = Journal(path, flush_interval=3600)
+    j.start_run("r1", "f.yaml", "f", "us", {})
+    j.record("r1", "u0", "steps.0", "ok", 1)
+    real = j._db
+    j._db = _FailingConnection(real)  # as a full disk would
+    with pytest.raises(JournalError, match="cannot be written: the disk is full"):
+        j.mark_in_flight("r1", "u1", "steps.0")
+    assert j.failure is not None
+    with pytest.raises(JournalError):
+        j.record("r1", "u2", "steps.0", "ok", 1)
+    with pytest.raises(JournalError):
+        j.mark_in_flight("r1", "u3", "steps.0")
+    j._db = real
+    j.close()  # no traceback on the way out: the failure was reported when it happened
+
+
+class _FailingConnection:
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._db = db
+
+    def execute(self, sql: str, *args: Any):
+        if sql == "COMMIT":
+            self._db.execute("ROLLBACK")
+            raise _full_disk()
+        return self._db.execute(sql, *args)
+
+    def executemany(self, sql: str, rows: Any):
+        return self._db.executemany(sql, rows)
+
+    def close(self) -> None:
+        self._db.close()
+
+
+def _full_disk() -> sqlite3.OperationalError:
+    error = sqlite3.OperationalError("database or disk is full")
+    error.sqlite_errorname = "SQLITE_FULL"
+    return error

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -147,3 +148,60 @@ def test_ctrl_c_stops_cleanly_and_the_journal_says_interrupted(flow, tmp_path):
         )
         assert resumed.returncode == 0, resumed.stdout + resumed.stderr
         assert len(emulator.inspect.events()) == ROWS
+
+
+SEND_FLOW = """\
+version: 1
+name: resume_sends
+for_each: {file: users.csv, key: "{{ row.id }}"}
+steps:
+  - identify: {userId: "{{ row.id }}", traits: {email: "{{ row.email }}"}}
+  - send_email:
+      transactional_message_id: welcome
+      to: "{{ row.email }}"
+      identifiers: {id: "{{ row.id }}"}
+"""
+
+
+def test_sigkill_of_a_batched_run_with_sends_then_resume_emails_nobody_twice(tmp_path):
+    rows = 300
+    write_flow_and_rows(tmp_path, rows)
+    flow = tmp_path / "sends.yaml"
+    flow.write_text(SEND_FLOW)
+    faults = {"app": {"latency": 0.01}}
+    with Emulator(workspace={}, faults=faults) as emulator:
+        env = cli_env(emulator, tmp_path)
+        first = subprocess.Popen(
+            cli("run", str(flow), "--workers", "4"),  # batched identify, sends one by one
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        run_id = first.stdout.readline().strip().removeprefix("run id: ")
+        deadline = time.monotonic() + 60
+        while len(emulator.inspect.deliveries()) < 60 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        first.send_signal(signal.SIGKILL)
+        first.wait(timeout=10)
+
+        resumed = subprocess.run(
+            cli("run", str(flow), "--resume", run_id),
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert resumed.returncode in (0, 1), resumed.stdout + resumed.stderr
+        recipients = [d["recipient"] for d in emulator.inspect.deliveries()]
+        assert len(recipients) == len(set(recipients)), "an email went out twice"
+        with sqlite3.connect(tmp_path / "journal.db") as db:
+            sends = dict(
+                db.execute(
+                    "SELECT status, count(*) FROM outcomes WHERE step_key = 'steps.1' GROUP BY 1"
+                ).fetchall()
+            )
+        assert set(sends) <= {"ok", "unknown"} and sum(sends.values()) == rows
+        assert len(recipients) >= sends["ok"]  # every send settled ok went out, once
+        assert sends.get("unknown", 0) <= 8  # at most what was in flight when it died
+        assert len(emulator.inspect.people()) == rows

@@ -95,3 +95,70 @@ def test_malformed_jsonl_names_the_line(tmp_path):
     path.write_text('{"id": 1}\n{"id": \n')
     with pytest.raises(Exception, match=r"bad.jsonl:2:\d+: row 2: invalid JSON"):
         list(DataSource(path).rows())
+
+
+# --- the pre-pass: DataSource.check() ------------------------------------------------------
+
+
+def by_id(row) -> str:
+    return str(row.data["id"])
+
+
+@pytest.mark.parametrize("name", ["users.csv", "users.jsonl", "users.json"])
+def test_check_counts_the_rows_of_a_good_file(name, tmp_path):
+    write_rows(tmp_path, name, ROWS)
+    assert DataSource(tmp_path / name).check(by_id) == 7
+
+
+def test_hash_collisions_are_not_reported_as_duplicates(tmp_path, monkeypatch):
+    from cio_flows import rows
+
+    monkeypatch.setattr(rows, "_key_hash", lambda key: 7)  # every key collides
+    write_rows(tmp_path, "users.jsonl", ROWS)
+    assert DataSource(tmp_path / "users.jsonl").check(by_id) == 7
+    with (tmp_path / "users.jsonl").open("a") as handle:
+        handle.write(json.dumps(ROWS[2]) + "\n")
+    with pytest.raises(Exception, match=r"users.jsonl:8:1: row 8: .* same key as line 3"):
+        DataSource(tmp_path / "users.jsonl").check(by_id)
+
+
+def test_rows_whose_key_cannot_be_rendered_are_left_to_the_run(tmp_path):
+    write_rows(tmp_path, "users.csv", ROWS)
+    assert DataSource(tmp_path / "users.csv").check(lambda row: None) == 7
+
+
+def test_json_array_rows_are_located_on_the_line_they_start(tmp_path):
+    path = tmp_path / "users.json"
+    path.write_text(json.dumps(ROWS[:3], indent=2))  # 5 lines a row, after "["
+    located = list(DataSource(path)._json_located())
+    assert [(r.number, r.line) for r in located] == [(1, 2), (2, 7), (3, 12)]
+    assert [r.data for r in located] == [r.data for r in DataSource(path).rows()]
+
+
+def test_a_utf8_bom_is_not_part_of_the_first_column(tmp_path):
+    for name, text in [("bom.csv", "id,email\nu1,a\n"), ("bom.json", '[{"id": "u1"}]')]:
+        (tmp_path / name).write_bytes(b"\xef\xbb\xbf" + text.encode())
+        assert [r.data["id"] for r in DataSource(tmp_path / name).rows()] == ["u1"]
+
+
+def test_a_quoted_cell_over_two_lines_is_one_row(tmp_path):
+    path = tmp_path / "users.csv"
+    path.write_text('id,note\nu1,"two\nlines"\nu2,x\n')
+    rows = list(DataSource(path).rows())
+    assert [(r.number, r.line, r.data["note"]) for r in rows] == [(1, 2, "two\nlines"), (2, 4, "x")]
+
+
+def test_the_key_check_keeps_8_bytes_a_row(tmp_path):
+    import tracemalloc
+
+    path = tmp_path / "users.csv"
+    count = 50_000
+    path.write_text("id\n" + "".join(f"user-{i:08d}\n" for i in range(count)))
+    tracemalloc.start()
+    try:
+        assert DataSource(path).check(by_id) == count
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    # keeping the keys themselves would take ~5 MB here; 8 bytes a row is 0.4 MB
+    assert peak < 2_000_000, peak

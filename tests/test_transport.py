@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import base64
+import socket
+import threading
+import time
+from dataclasses import replace
 
 import pytest
 
@@ -154,3 +158,106 @@ def test_429s_do_not_use_up_the_attempts_for_failures(recording_server):
         response = transport.send(Request("pipelines", "POST", "/v1/batch", {"batch": []}))
     assert response.status == 200 and response.attempts == 9
     assert transport.stats["throttled"] == 8
+
+
+@pytest.fixture
+def dropping_server():
+    """Reads each request, then closes the connection without an answer: the answer is lost."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    received: list[bytes] = []
+
+    def serve() -> None:
+        while True:
+            try:
+                connection, _ = listener.accept()
+            except OSError:
+                return
+            with connection:
+                received.append(connection.recv(65536))
+
+    threading.Thread(target=serve, daemon=True).start()
+    yield f"http://127.0.0.1:{listener.getsockname()[1]}", received
+    listener.close()
+
+
+def endpoints(url: str) -> Endpoints:
+    return Endpoints(url, url, url)
+
+
+def test_lost_answer_fails_a_repeatable_request_and_leaves_a_send_unknown(dropping_server):
+    url, received = dropping_server
+    port = url.rsplit(":", 1)[1]
+    transport = Transport(endpoints(url), CREDS, FAST, sleep=lambda s: None)
+    with pytest.raises(TransportError) as identify:
+        transport.send(Request("pipelines", "POST", "/v1/identify", {"messageId": "m1"}))
+    assert identify.value.outcome == "failed" and identify.value.attempts == 4
+    assert f"connection to 127.0.0.1:{port} closed mid-answer after 4 attempt(s)" in str(
+        identify.value
+    )
+    received.clear()
+    with pytest.raises(TransportError) as send:
+        transport.send(Request("app", "POST", "/v1/send/email", {}, repeatable=False))
+    assert send.value.outcome == "unknown" and len(received) == 1
+
+
+def test_tls_to_a_plain_http_port_names_host_and_is_not_sent(recording_server):
+    port = recording_server.url.rsplit(":", 1)[1]
+    transport = Transport(endpoints(f"https://127.0.0.1:{port}"), CREDS, FAST, sleep=lambda s: None)
+    with pytest.raises(TransportError) as info:
+        transport.send(Request("app", "POST", "/v1/send/email", {}, repeatable=False))
+    assert info.value.outcome == "failed"  # the handshake failed before the request was written
+    assert f"TLS handshake with 127.0.0.1:{port} failed" in str(info.value)
+    assert "plain-http" in str(info.value) and recording_server.requests == []
+
+
+def test_tls_handshake_timeout_is_not_a_read_timeout():
+    """urllib3 reports it as a read timeout; no byte of the request has left, though."""
+    with socket.create_server(("127.0.0.1", 0)) as silent:  # accepts, never answers
+        port = silent.getsockname()[1]
+        settings = replace(FAST, connect_timeout=0.2, read_timeout=0.2)
+        transport = Transport(endpoints(f"https://127.0.0.1:{port}"), CREDS, settings)
+        send = Request("app", "POST", "/v1/send/email", {}, repeatable=False)
+        with pytest.raises(TransportError) as info:
+            transport.send(send)
+    assert info.value.outcome == "failed"
+    assert f"TLS handshake with 127.0.0.1:{port} timed out" in str(info.value)
+
+
+def test_read_timeout_leaves_a_send_unknown():
+    with socket.create_server(("127.0.0.1", 0)) as silent:
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        settings = replace(FAST, read_timeout=0.2)
+        transport = Transport(endpoints(url), CREDS, settings)
+        with pytest.raises(TransportError) as info:
+            transport.send(Request("app", "POST", "/v1/send/email", {}, repeatable=False))
+    assert info.value.outcome == "unknown" and info.value.attempts == 1
+    assert "timed out reading the answer from 127.0.0.1:" in str(info.value)
+
+
+def test_unknown_host_fails_fast_naming_the_host():
+    transport = Transport(endpoints("http://cio-flows-test.invalid"), CREDS, FAST)
+    with pytest.raises(TransportError) as info:
+        transport.send(Request("app", "POST", "/v1/send/email", {}, repeatable=False))
+    assert info.value.outcome == "failed"
+    assert "DNS lookup failed for cio-flows-test.invalid:80" in str(info.value)
+
+
+def test_refused_connection_names_host_and_port():
+    with socket.create_server(("127.0.0.1", 0)) as probe:
+        port = probe.getsockname()[1]  # closed again on leaving: nothing listens there
+    transport = Transport(endpoints(f"http://127.0.0.1:{port}"), CREDS, FAST, sleep=lambda s: 0)
+    with pytest.raises(TransportError, match=f"connection refused by 127.0.0.1:{port} after 4"):
+        transport.send(Request("track", "DELETE", "/api/v1/customers/u"))
+
+
+def test_interrupt_ends_a_long_backoff_at_once(recording_server):
+    recording_server.handler = lambda r: (503, {"Retry-After": "20"}, None)
+    transport = Transport(endpoints(recording_server.url), CREDS, FAST)  # real, waiting sleep
+    threading.Timer(0.3, transport.interrupt).start()
+    started = time.monotonic()
+    with pytest.raises(TransportError) as info:
+        transport.send(Request("pipelines", "POST", "/v1/identify", {"messageId": "m"}))
+    assert time.monotonic() - started < 5
+    assert info.value.outcome == "failed" and info.value.attempts == 1
+    assert "HTTP 503 after 1 attempt(s); interrupted before retrying" in str(info.value)
+    assert len(recording_server.requests) == 1 and transport.stats["retries"] == 0

@@ -21,7 +21,10 @@ class Request:
     body: Any = None
     params: tuple[tuple[str, str], ...] = ()
     bucket: str = ""  # rate-limit bucket; defaults to the family
-    repeatable: bool = True  # safe to resend after an unknown outcome (deduplicated or a read)
+    # Safe to resend when the answer is lost: a read, or a write the server deduplicates
+    # (messageId, event id) or that is idempotent (PUT, DELETE). Such a request is never
+    # UNKNOWN: a lost answer makes it failed, and resume sends it again.
+    repeatable: bool = True
 
     @property
     def rate_bucket(self) -> str:

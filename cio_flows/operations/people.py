@@ -61,10 +61,8 @@ class Track(SingleRequest):
     def first_request(self, payload, keys, people_family) -> Request:
         if people_family == "pipelines":
             return Request("pipelines", "POST", "/v1/track", _with_message_id(payload, keys))
-        body: dict[str, Any] = {
-            "name": payload["event"],
-            "id": payload.get("messageId", keys.event_id),
-        }
+        # The same id as the batched path sends: resending either deduplicates on Customer.io.
+        body: dict[str, Any] = {"name": payload["event"], "id": _event_id(payload, keys)}
         if "properties" in payload:
             body["data"] = payload["properties"]
         if "timestamp" in payload:

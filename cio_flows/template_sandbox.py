@@ -1,0 +1,399 @@
+"""The template sandbox: what a flow's templates may build, read and return.
+
+Jinja's sandbox stops attribute tricks (`__class__`, `__globals__`) but not resource use: one
+`{{ "x" * 10**9 }}` takes gigabytes. Here every operator, call and filter that can make a value
+grow is checked before it runs, and every result after, against `MAX_SIZE`. Templates cannot
+change lists or maps they are given (the immutable sandbox), so a loop cannot double a value.
+
+The environment reaches templates as `TemplateEnv`: Customer.io's own keys are not in it at all,
+and variables whose names say KEY, TOKEN, SECRET or PASSWORD can be read only by their literal
+name (`env.NAME`), never listed or looked up by a computed name.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import string
+from collections.abc import Iterator, Mapping
+from functools import wraps
+from typing import Any
+
+from jinja2.runtime import Undefined
+from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
+
+# Characters in a string, or items (counted through nested lists and maps), that any value a
+# template builds may have: room for large payloads, far from what exhausts memory.
+MAX_SIZE = 10_000_000
+# Bits in an integer a template computes (2**1024 is past any JSON number an API reads).
+MAX_INT_BITS = 1024
+
+# Customer.io's keys: a template never reads them (the runner sends them in headers itself).
+CREDENTIAL_VARS = frozenset(
+    {"CUSTOMERIO_TRACK_TOKEN", "CUSTOMERIO_PIPELINES_KEY", "CUSTOMERIO_APP_TOKEN"}
+)
+_SECRET_NAME = re.compile(r"KEY|TOKEN|SECRET|PASSWORD", re.IGNORECASE)
+
+
+def is_secret_name(name: str) -> bool:
+    """Environment variables whose values are masked in every output."""
+    return bool(_SECRET_NAME.search(name))
+
+
+class TemplateLimitError(Exception):
+    """A template would build a value over the sandbox's limits."""
+
+
+class NotJsonError(Exception):
+    """A template's result is not a JSON value."""
+
+
+# --- sizes ----------------------------------------------------------------------------------
+
+
+def measure(value: Any, limit: int = MAX_SIZE) -> int:
+    """Characters and items in a value, counting shared parts each time; stops past `limit`.
+
+    Walks with its own stack (no recursion limit) and stops early, so a list holding one big
+    list 100,000 times costs no more than `limit` steps.
+    """
+    total = 0
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str | bytes):
+            total += len(item)
+        elif isinstance(item, Mapping):
+            total += len(item)
+            if total <= limit:
+                stack.extend(item.values())
+        elif isinstance(item, list | tuple):
+            total += len(item)
+            if total <= limit:
+                stack.extend(item)
+        else:
+            total += 1
+        if total > limit:
+            return total
+    return total
+
+
+def check_size(value: Any) -> Any:
+    """`value` itself, or TemplateLimitError when it is over the limits."""
+    kind = type(value)
+    if (kind is str and len(value) <= MAX_SIZE) or kind is bool or kind is float or value is None:
+        return value
+    if isinstance(value, int):
+        if value.bit_length() > MAX_INT_BITS:
+            raise TemplateLimitError(f"a number over 2**{MAX_INT_BITS}")
+        return value
+    if isinstance(value, str):
+        if len(value) > MAX_SIZE:
+            raise TemplateLimitError(_too_big(len(value)))
+        return value
+    if isinstance(value, list | tuple | Mapping) and measure(value) > MAX_SIZE:
+        raise TemplateLimitError(f"a value over {MAX_SIZE:,} characters or items")
+    return value
+
+
+def _too_big(size: int, what: str = "a string of {:,} characters") -> str:
+    return f"{what.format(size)} (the limit is {MAX_SIZE:,})"
+
+
+def _require(size: int, what: str = "a string of {:,} characters") -> None:
+    if size > MAX_SIZE:
+        raise TemplateLimitError(_too_big(size, what))
+
+
+# --- operators --------------------------------------------------------------------------------
+
+
+def _check_power(base: Any, exponent: Any) -> None:
+    grows = _is_int(base) and _is_int(exponent) and exponent > 0 and abs(base) > 1
+    if grows and exponent * math.log2(abs(base)) > MAX_INT_BITS:
+        raise TemplateLimitError(f"{base} ** {exponent} is over 2**{MAX_INT_BITS}")
+
+
+def _check_product(left: Any, right: Any) -> None:
+    if _is_int(left) and _is_int(right):
+        if left.bit_length() + right.bit_length() > MAX_INT_BITS + 1:
+            raise TemplateLimitError(f"a number over 2**{MAX_INT_BITS}")
+        return
+    for seq, times in ((left, right), (right, left)):
+        if isinstance(seq, str | list | tuple) and _is_int(times) and times > 0:
+            if isinstance(seq, str):
+                _require(len(seq) * times)
+            else:
+                if measure(seq) * times > MAX_SIZE:
+                    raise TemplateLimitError(_too_big(len(seq) * times, "a list of {:,} items"))
+
+
+_PERCENT_SPEC = re.compile(r"%(?:\([^)]*\))?[#0\- +]*(\*|\d+)?(?:\.(\*|\d+))?")
+
+
+def _check_percent_format(template: str, args: Any) -> None:
+    """`"%999999999d" % 1`: widths and precisions, literal or `*`, stay under the limit."""
+    values = args if isinstance(args, tuple) else (args,)
+    for width, precision in _PERCENT_SPEC.findall(template):
+        for part in (width, precision):
+            if part.isdigit():
+                _require(int(part))
+            elif part == "*":
+                _require(max((v for v in values if _is_int(v)), default=0))
+
+
+def _check_brace_format(template: str, args: tuple, kwargs: dict) -> None:
+    """`"{:>999999999}".format(1)`: widths, literal or nested (`{:{}}`), stay under the limit."""
+    try:
+        fields = list(string.Formatter().parse(template))
+    except ValueError:
+        return  # str.format reports the broken format itself
+    for _, _, spec, _ in fields:
+        if not spec:
+            continue
+        for digits in re.findall(r"\d+", spec):
+            _require(int(digits))
+        if "{" in spec:
+            numbers = [v for v in (*args, *kwargs.values()) if _is_int(v)]
+            _require(max(numbers, default=0))
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+# --- calls and filters ------------------------------------------------------------------------
+
+
+def _join_items(items: Any) -> Any:
+    """Join's items as a list, so their number is known before joining (ranges, generators)."""
+    if isinstance(items, str | list | tuple | Mapping) or not hasattr(items, "__iter__"):
+        return items
+    return _bounded_list(items)
+
+
+def _check_join(separator: Any, items: Any) -> None:
+    if isinstance(separator, str) and isinstance(items, list | tuple):
+        _require(len(separator) * max(len(items) - 1, 0) + measure(items))
+
+
+def _check_replace(text: Any, old: Any, new: Any) -> None:
+    if isinstance(text, str) and isinstance(old, str) and isinstance(new, str):
+        hits = text.count(old) if old else len(text) + 1
+        _require(len(text) + hits * len(new))
+
+
+def _check_method(method: Any, args: tuple, kwargs: dict) -> tuple:
+    """Methods of strings and lists whose numbers or arguments size their result.
+
+    Returns the arguments to call with (join's items made a list, to count them first).
+    """
+    owner = getattr(method, "__self__", None)
+    name = getattr(method, "__name__", "")
+    wrapped = getattr(method, "__wrapped__", None)  # the sandbox wraps str.format
+    if wrapped is not None and isinstance(getattr(wrapped, "__self__", None), str):
+        _check_brace_format(wrapped.__self__, args, kwargs)
+        return args
+    if not isinstance(owner, str | bytes | list | tuple):
+        return args
+    if name == "join" and args:
+        args = (_join_items(args[0]), *args[1:])
+        _check_join(owner, args[0])
+    elif name == "replace" and len(args) >= 2:
+        _check_replace(owner, args[0], args[1])
+    for value in (*args, *kwargs.values()):
+        if _is_int(value):
+            _require(value)  # center, ljust, rjust, zfill, expandtabs, ...
+    return args
+
+
+# Filters whose argument sizes their result, by the argument's position after the value.
+_SIZE_ARGUMENTS = {"center": "width", "indent": "width", "batch": "linecount", "slice": "slices"}
+
+
+def _guard_filter(name: str, function: Any) -> Any:
+    """The filter, checking its arguments before and its result after."""
+
+    @wraps(function)
+    def guarded(*args: Any, **kwargs: Any) -> Any:
+        # Filters marked pass_environment/pass_context get it first; the value follows.
+        offset = 1 if hasattr(function, "jinja_pass_arg") else 0
+        rest = args[offset + 1 :]
+        if name in _SIZE_ARGUMENTS:
+            size = kwargs.get(_SIZE_ARGUMENTS[name], rest[0] if rest else 0)
+            if _is_int(size):
+                _require(size)
+        elif name == "format" and len(args) > offset:
+            _check_percent_format(str(args[offset]), tuple(rest) or tuple(kwargs.values()))
+        elif name == "join" and len(args) > offset:
+            items = _join_items(args[offset])
+            args = (*args[:offset], items, *rest)
+            _check_join(kwargs.get("d", rest[0] if rest else ""), items)
+        elif name == "replace" and len(args) > offset + 2:
+            _check_replace(args[offset], args[offset + 1], args[offset + 2])
+        return check_size(function(*args, **kwargs))
+
+    return guarded
+
+
+# --- the environment --------------------------------------------------------------------------
+
+
+class Sandbox(ImmutableSandboxedEnvironment):
+    """Jinja's immutable sandbox with size limits on operators, calls and filters."""
+
+    intercepted_binops = frozenset({"*", "**", "%", "+"})
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        # Generators of text or state that payloads have no use for (lipsum(10**9) alone
+        # is a denial of service); namespace() would let a loop carry a doubling value.
+        for name in ("lipsum", "cycler", "joiner", "namespace"):
+            self.globals.pop(name, None)
+        self.filters = {name: _guard_filter(name, f) for name, f in self.filters.items()}
+
+    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+        if operator == "**":
+            _check_power(left, right)
+        elif operator == "*":
+            _check_product(left, right)
+        elif operator == "%" and isinstance(left, str):
+            _check_percent_format(left, right)
+        return check_size(self.binop_table[operator](left, right))
+
+    def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:
+        for value in (*args, *kwargs.values()):
+            check_size(value)  # a macro called with ever-doubling arguments
+        args = _check_method(__obj, args, kwargs)
+        return check_size(super().call(__context, __obj, *args, **kwargs))
+
+    def getattr(self, obj: Any, attribute: str) -> Any:
+        if isinstance(obj, TemplateEnv) and not hasattr(Mapping, attribute):
+            value = obj.by_literal_name(attribute)
+            if value is not None:
+                return value
+        return super().getattr(obj, attribute)
+
+    def getitem(self, obj: Any, argument: Any) -> Any:
+        if isinstance(obj, TemplateEnv) and isinstance(argument, str):
+            if argument in obj:
+                return obj[argument]
+            return obj.undefined_or_refused(argument, self.undefined)
+        return super().getitem(obj, argument)
+
+
+def _credential_refusal(name: str) -> str:
+    return f"templates cannot read {name}: Customer.io keys are sent by the runner, in headers"
+
+
+class TemplateEnv(Mapping):
+    """The environment as templates see it.
+
+    Iterating, `items()`, `get()` and `env[expr]` see only variables whose names are not
+    secret; a secret-named one is read by its literal name (`env.GITHUB_TOKEN`), which the
+    static check allows only where the value goes straight into the output, unchanged, so
+    that the redactor finds it there.
+    """
+
+    def __init__(self, environ: Mapping[str, str]) -> None:
+        self._public = {k: v for k, v in environ.items() if not is_secret_name(k)}
+        self._secret = {
+            k: v for k, v in environ.items() if is_secret_name(k) and k not in CREDENTIAL_VARS
+        }
+
+    def __getitem__(self, name: str) -> str:
+        if name in self._public:
+            return self._public[name]
+        if name in self._secret or name in CREDENTIAL_VARS:
+            raise SecurityError(self._refusal(name))
+        raise KeyError(name)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._public
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._public)
+
+    def __len__(self) -> int:
+        return len(self._public)
+
+    def by_literal_name(self, name: str) -> str | None:
+        """`env.NAME`: secret-named ones too (the static check saw how they are used)."""
+        if name in CREDENTIAL_VARS:
+            raise SecurityError(_credential_refusal(name))
+        return self._public.get(name, self._secret.get(name))
+
+    def undefined_or_refused(self, name: str, undefined: Any) -> Any:
+        if name in self._secret or name in CREDENTIAL_VARS:
+            raise SecurityError(self._refusal(name))
+        return undefined(obj=self, name=name)
+
+    @staticmethod
+    def _refusal(name: str) -> str:
+        if name in CREDENTIAL_VARS:
+            return _credential_refusal(name)
+        return f"{name} is secret: read it only as {{{{ env.{name} }}}}"
+
+
+# --- results ----------------------------------------------------------------------------------
+
+_SCALARS = (str, bool, type(None))
+
+
+def to_json(value: Any) -> Any:
+    """A template's result as a JSON value, within the limits.
+
+    Iterators (`map`, `select`, `unique`), ranges and mappings become lists and objects;
+    anything else that JSON has no form for (functions, `self`, undefined values) is refused.
+    """
+    kind = type(value)
+    if (kind is str and len(value) <= MAX_SIZE) or kind is bool or value is None:
+        return value  # the common cases, without a walk
+    if kind is int and value.bit_length() <= MAX_INT_BITS:
+        return value
+    if isinstance(value, list | tuple | Mapping):
+        check_size(value)
+    return _convert(value)
+
+
+def _convert(value: Any) -> Any:
+    if isinstance(value, str | int) or value is None:  # bool is an int
+        return check_size(value)
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise NotJsonError(f"{value} is not a JSON number")
+        return value
+    if isinstance(value, list):
+        converted = [_convert(item) for item in value]
+        return value if all(a is b for a, b in zip(converted, value, strict=True)) else converted
+    if isinstance(value, Mapping):
+        if type(value) is dict and all(
+            isinstance(k, str) and isinstance(v, _SCALARS) for k, v in value.items()
+        ):
+            return value
+        return {_key(k): _convert(v) for k, v in value.items()}
+    if isinstance(value, Undefined):
+        value._fail_with_undefined_error()
+    if isinstance(value, tuple | range | Iterator | set | frozenset):
+        return _convert(check_size(_bounded_list(value)))
+    if callable(value):
+        name = getattr(value, "__name__", type(value).__name__)
+        raise NotJsonError(f"'{name}' is a function, not a value (call it: {name}(...))")
+    raise NotJsonError(f"a {type(value).__name__} is not a JSON value")
+
+
+def _bounded_list(values: Any) -> list:
+    items = []
+    for item in values:
+        items.append(item)
+        if len(items) > MAX_SIZE:
+            raise TemplateLimitError(f"a list of over {MAX_SIZE:,} items")
+    return items
+
+
+def _key(key: Any) -> str:
+    if isinstance(key, str):
+        return key
+    if isinstance(key, bool | int | float) or key is None:
+        return key  # json writes these as strings itself
+    raise NotJsonError(f"a {type(key).__name__} cannot be an object key")
