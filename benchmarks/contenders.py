@@ -116,9 +116,9 @@ def official_pipelines(params: dict[str, Any]) -> dict[str, Any]:
 def _cio_options(params: dict[str, Any]):
     from dataclasses import fields, replace
 
-    from cio_flows.engine import RunOptions
-    from cio_flows.ratelimit import RateLimits
-    from cio_flows.transport import TransportSettings
+    from cio_flows.run.prepare import RunOptions
+    from cio_flows.wire.ratelimit import RateLimits
+    from cio_flows.wire.transport import TransportSettings
 
     url = params["url"]
     environ = {"CUSTOMERIO_TRACK_URL": url, "CUSTOMERIO_PIPELINES_URL": url}

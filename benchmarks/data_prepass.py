@@ -32,7 +32,7 @@ from pathlib import Path
 import ijson
 
 from cio_flows import RunOptions, plan_flow, prepare
-from cio_flows.rows import DataSource
+from cio_flows.run.rows import DataSource
 
 COLUMNS = ["id", "email", "first_name", "plan", "country", "amount"]
 FLOW = """\

@@ -117,7 +117,7 @@ def selected(all_contenders: list[Contender], args: argparse.Namespace) -> list[
 
 def default_workers() -> int:
     """What a user gets without choosing: the engine's own default."""
-    from cio_flows.engine import RunOptions
+    from cio_flows.run.prepare import RunOptions
 
     return RunOptions().workers
 
@@ -126,7 +126,7 @@ def batching_available() -> bool:
     """The lead adds RunOptions.batch; until then batched contenders are 'not available'."""
     from dataclasses import fields
 
-    from cio_flows.engine import RunOptions
+    from cio_flows.run.prepare import RunOptions
 
     return "batch" in {f.name for f in fields(RunOptions)}
 

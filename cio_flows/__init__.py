@@ -1,7 +1,6 @@
 """cio-flows: declarative YAML flows against Customer.io, or its local emulator."""
 
 from .api import emulated, execute, plan_flow, prepare, run_flow, validate_flow
-from .engine import PlannedStep, PreparedRun, RunOptions
 from .errors import (
     CioFlowsError,
     CredentialsError,
@@ -14,8 +13,9 @@ from .errors import (
     TemplateError,
     TransportError,
 )
-from .events import RunSummary, StepFinished
-from .loader import load_flow
+from .flow.loader import load_flow
+from .run.events import RunSummary, StepFinished
+from .run.prepare import PlannedStep, PreparedRun, RunOptions
 
 __all__ = [
     "CioFlowsError",

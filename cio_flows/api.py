@@ -8,13 +8,13 @@ from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
-from .config import Credentials
-from .engine import PlannedStep, PreparedRun, RunOptions, with_endpoint_root
-from .events import Listener, RunSummary
-from .executor import Executor, InFlightMarker, PreviousLookup
-from .loader import load_flow
+from .flow.loader import load_flow
 from .redact import environ_secrets
-from .transport import Transport
+from .run.events import Listener, RunSummary
+from .run.executor import Executor, InFlightMarker, PreviousLookup
+from .run.prepare import PlannedStep, PreparedRun, RunOptions, with_endpoint_root
+from .wire.config import Credentials
+from .wire.transport import Transport
 
 
 def prepare(flow_path: str | Path, options: RunOptions | None = None) -> PreparedRun:

@@ -13,14 +13,14 @@ from pathlib import Path
 import click
 
 from . import api
-from .engine import RunOptions
 from .errors import FlowInputError, JournalError
-from .events import EXIT_UNAVAILABLE
-from .journal import Journal
 from .redact import Redactor
 from .reporting import ConsoleReporter, JsonReport, JUnitReport, JUnitSuite, ProgressReporter
+from .run.events import EXIT_UNAVAILABLE
+from .run.journal import Journal
+from .run.prepare import RunOptions
 from .scenarios import run_scenarios
-from .transport import auth_description
+from .wire.transport import auth_description
 
 EXIT_OK, EXIT_FAILED, EXIT_INVALID = 0, 1, 2  # and EXIT_UNAVAILABLE (4), from events
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from .engine import RunOptions
+from .run.prepare import RunOptions
 from .scenarios import FLOW_SUFFIXES, ScenarioResult, run_one
 
 _SESSION = pytest.StashKey[dict]()

@@ -14,7 +14,17 @@ import re
 from collections.abc import Iterable, Mapping
 from urllib.parse import quote, quote_plus
 
-from .template_sandbox import CREDENTIAL_VARS, is_secret_name
+# Customer.io's keys: a template never reads them (the runner sends them in headers itself).
+CREDENTIAL_VARS = frozenset(
+    {"CUSTOMERIO_TRACK_TOKEN", "CUSTOMERIO_PIPELINES_KEY", "CUSTOMERIO_APP_TOKEN"}
+)
+_SECRET_NAME = re.compile(r"KEY|TOKEN|SECRET|PASSWORD", re.IGNORECASE)
+
+
+def is_secret_name(name: str) -> bool:
+    """Environment variables whose values are masked in every output."""
+    return bool(_SECRET_NAME.search(name))
+
 
 MASK = "***"
 MIN_LENGTH = 4  # shorter values would mask ordinary text, and guessing them is easy anyway

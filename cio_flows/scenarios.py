@@ -9,9 +9,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from .api import emulated, execute, prepare
-from .engine import RunOptions
 from .errors import FlowInputError
-from .events import FAILED, UNKNOWN, Event, Listener, RunSummary, StepFinished
+from .run.events import FAILED, UNKNOWN, Event, Listener, RunSummary, StepFinished
+from .run.prepare import RunOptions
 
 FLOW_SUFFIXES = (".yaml", ".yml")
 

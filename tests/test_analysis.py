@@ -13,7 +13,7 @@ import pytest
 from cio_flows.analysis import Workspace, coerce_columns, find_path, reads
 from cio_flows.emulator import DEMO_CREDENTIALS
 from cio_flows.errors import CredentialsError, FlowSyntaxError
-from cio_flows.operations import Response
+from cio_flows.wire.kinds import Response
 
 FLOWS = Path(__file__).resolve().parent.parent / "flows"
 

@@ -16,7 +16,7 @@ from conftest import SECRETS
 from cio_flows import RunOptions, run_flow
 from cio_flows.api import options_for_emulator
 from cio_flows.emulator import DEMO_CREDENTIALS, Emulator
-from cio_flows.events import StepFinished
+from cio_flows.run.events import StepFinished
 
 HERE = Path(__file__).parent
 CASSETTES = HERE / "cassettes"

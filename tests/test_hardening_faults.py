@@ -29,7 +29,7 @@ from click.testing import CliRunner
 from conftest import env_for
 
 from cio_flows.cli import main
-from cio_flows.retry import RetryPolicy
+from cio_flows.wire.retry import RetryPolicy
 
 CLOSE = None  # an answer that closes the connection instead of answering
 HALF = "half"  # an answer cut off after the headers and part of the body

@@ -17,10 +17,10 @@ from typing import Any
 import pytest
 
 from cio_flows.errors import JournalError, Location
-from cio_flows.events import RowFinished, RunFinished, RunStarted, RunSummary, StepFinished
-from cio_flows.journal import Journal, Outcome, RunInUseError, default_journal_path
-from cio_flows.model import Step
+from cio_flows.flow.model import Step
 from cio_flows.redact import Redactor
+from cio_flows.run.events import RowFinished, RunFinished, RunStarted, RunSummary, StepFinished
+from cio_flows.run.journal import Journal, Outcome, RunInUseError, default_journal_path
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -189,7 +189,7 @@ def test_commits_on_a_timer_when_quiet(tmp_path: Path) -> None:
 _CHILD = textwrap.dedent(
     """
     import sys, time
-    from cio_flows.journal import Journal
+    from cio_flows.run.journal import Journal
     j = Journal(sys.argv[1], batch_size=100, flush_interval=3600)
     j.start_run("r1", "f.yaml", "f", "us", {"data": "people.csv"})
     for n in range(int(sys.argv[2])):
@@ -347,7 +347,7 @@ def test_one_process_at_a_time_runs_a_run_id(tmp_path: Path) -> None:
 _HOLDER = textwrap.dedent(
     """
     import sys, time
-    from cio_flows.journal import Journal
+    from cio_flows.run.journal import Journal
     j = Journal(sys.argv[1])
     j.start_run("r1", "f.yaml", "f", "us", {})
     print("locked", flush=True)

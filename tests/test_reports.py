@@ -11,10 +11,10 @@ import pytest
 from rich.console import Console
 
 from cio_flows.errors import Location
-from cio_flows.events import RowFinished, RunFinished, RunStarted, RunSummary, StepFinished
-from cio_flows.model import Step
+from cio_flows.flow.model import Step
 from cio_flows.redact import Redactor
 from cio_flows.reporting import JsonReport, JUnitReport, JUnitSuite, ProgressReporter
+from cio_flows.run.events import RowFinished, RunFinished, RunStarted, RunSummary, StepFinished
 
 IDENTIFY = Step("identify", {}, "create person", 0, "steps", Location("flows/onboard.yaml", 12, 5))
 WELCOME = Step("track", {}, "welcome event", 1, "steps", Location("flows/onboard.yaml", 20, 5))

@@ -10,8 +10,8 @@ from conftest import env_for
 
 from cio_flows import RunOptions, run_flow
 from cio_flows.cli import main
-from cio_flows.events import RowFinished, StepFinished
-from cio_flows.rows import DataSource
+from cio_flows.run.events import RowFinished, StepFinished
+from cio_flows.run.rows import DataSource
 
 FLOW = """\
 version: 1
@@ -111,7 +111,7 @@ def test_check_counts_the_rows_of_a_good_file(name, tmp_path):
 
 
 def test_hash_collisions_are_not_reported_as_duplicates(tmp_path, monkeypatch):
-    from cio_flows import rows
+    from cio_flows.run import rows
 
     monkeypatch.setattr(rows, "_key_hash", lambda key: 7)  # every key collides
     write_rows(tmp_path, "users.jsonl", ROWS)

@@ -12,7 +12,7 @@ from conftest import FLOWS, ROOT
 from cio_flows import RunOptions, run_flow
 from cio_flows.api import options_for_emulator
 from cio_flows.emulator import Emulator
-from cio_flows.events import StepFinished
+from cio_flows.run.events import StepFinished
 from cio_flows.scenarios import run_one
 
 SCENARIOS = sorted((FLOWS / "scenarios").glob("*.yaml"))

@@ -12,7 +12,7 @@ import pytest
 from jsonschema import Draft202012Validator
 
 import cio_flows
-from cio_flows.schema_store import load_schema, step_validator, validator
+from cio_flows.flow.schemas import load_schema, step_validator, validator
 
 SCHEMAS = Path(cio_flows.__file__).parent / "schemas"
 BASE_ID = "https://cio-flows.dev/schemas/"

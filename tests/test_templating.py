@@ -8,9 +8,9 @@ import time
 import pytest
 
 from cio_flows.errors import Location, TemplateError
-from cio_flows.loader import load_flow
-from cio_flows.template_sandbox import MAX_SIZE, TemplateEnv
-from cio_flows.templating import evaluate_condition, render_value
+from cio_flows.flow.loader import load_flow
+from cio_flows.flow.sandbox import MAX_SIZE, TemplateEnv
+from cio_flows.flow.templating import evaluate_condition, render_value
 
 HERE = Location("f.yaml", 1, 1)
 

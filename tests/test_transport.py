@@ -10,12 +10,12 @@ from dataclasses import replace
 
 import pytest
 
-from cio_flows.config import Credentials, Endpoints
 from cio_flows.errors import TransportError
-from cio_flows.operations import Request
-from cio_flows.ratelimit import RateLimiter, RateLimits
-from cio_flows.retry import RetryPolicy, parse_retry_after
-from cio_flows.transport import Transport, TransportSettings
+from cio_flows.wire.config import Credentials, Endpoints
+from cio_flows.wire.kinds import Request
+from cio_flows.wire.ratelimit import RateLimiter, RateLimits
+from cio_flows.wire.retry import RetryPolicy, parse_retry_after
+from cio_flows.wire.transport import Transport, TransportSettings
 
 CREDS = Credentials("site-1", "track-key", "pipe-key", "app-key")
 FAST = TransportSettings(

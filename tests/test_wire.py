@@ -18,7 +18,7 @@ from jsonschema import Draft202012Validator
 
 from cio_flows import RunOptions, run_flow
 from cio_flows.cli import main
-from cio_flows.schema_store import load_schema
+from cio_flows.flow.schemas import load_schema
 
 
 @cache

@@ -14,10 +14,10 @@ from urllib.parse import urlencode
 import pandas as pd
 
 from .. import api
-from ..engine import PlannedStep, PreparedRun, RunOptions
-from ..events import Event, RunSummary, StepFinished
 from ..redact import Redactor
-from ..transport import auth_description
+from ..run.events import Event, RunSummary, StepFinished
+from ..run.prepare import PlannedStep, PreparedRun, RunOptions
+from ..wire.transport import auth_description
 
 PLAN_COLUMNS = ["step", "kind", "row", "method", "url", "auth", "body", "depends_on"]
 RESULT_COLUMNS = ["step", "kind", "row", "row_key", "status", "ms", "attempts", "error", "detail"]

@@ -9,9 +9,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from ..operations import Request, Response
-from ..operations.app import Search, SegmentMembers
-from ..operations.base import path_id
+from ..wire.kinds import Request, Response
+from ..wire.kinds.app import Search, SegmentMembers
+from ..wire.types import path_id
 
 SEARCH_PAGE = 1000  # the App API's maximum page for people search
 MEMBERSHIP_PAGE = 30000  # ... and for segment membership

@@ -15,11 +15,11 @@ from typing import Any
 import pandas as pd
 
 from .. import api
-from ..config import Credentials, Endpoints, resolve_region
-from ..engine import RunOptions
 from ..errors import CredentialsError
-from ..operations import Request, Response
-from ..transport import Transport, TransportSettings
+from ..run.prepare import RunOptions
+from ..wire.config import Credentials, Endpoints, resolve_region
+from ..wire.kinds import Request, Response
+from ..wire.transport import Transport, TransportSettings
 from . import flows, frames, progress, reads
 from .paths import find_path
 

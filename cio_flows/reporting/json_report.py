@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import Location
-from ..events import FAILED, OK, SKIPPED, UNKNOWN, Event, RunFinished, RunStarted, StepFinished
-from ..model import Step
+from ..flow.model import Step
 from ..redact import Redactor
+from ..run.events import FAILED, OK, SKIPPED, UNKNOWN, Event, RunFinished, RunStarted, StepFinished
 
 
 @dataclass

@@ -13,8 +13,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
-from ..events import FAILED, UNKNOWN, Event, RunFinished, RunSummary
 from ..redact import Redactor
+from ..run.events import FAILED, UNKNOWN, Event, RunFinished, RunSummary
 from .json_report import RunCollector
 
 MAX_LISTED = 50  # failures listed in one <failure>; the rest are counted

@@ -21,7 +21,7 @@ from rich.progress import (
 )
 from rich.text import Text
 
-from ..events import FAILED, Event, RowFinished, RunFinished, RunStarted
+from ..run.events import FAILED, Event, RowFinished, RunFinished, RunStarted
 
 
 class RateColumn(ProgressColumn):

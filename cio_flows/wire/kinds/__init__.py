@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from ..types import FAMILIES, Operation, Request, Response, Send, StepKeys
 from .app import GetPerson, ListSegments, Search, SegmentMembers, TransactionalSend
-from .base import FAMILIES, Operation, Request, Response, Send, StepKeys
 from .people import Delete, Identify, NeedsPipelines, Track
 
 OPERATIONS: dict[str, Operation] = {

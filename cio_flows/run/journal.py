@@ -31,7 +31,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from .errors import JournalError
+from ..errors import JournalError
+from ..redact import Redactor
 from .events import (
     FAILED,
     OK,
@@ -44,7 +45,6 @@ from .events import (
     RunSummary,
     StepFinished,
 )
-from .redact import Redactor
 
 RUNNING, PASSED, FAILED_RUN, INTERRUPTED = "running", "passed", "failed", "interrupted"
 IN_FLIGHT = "in_flight"  # a send committed before it left, with no outcome yet

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from .errors import CredentialsError
+from ..errors import CredentialsError
 
 REGIONS = ("us", "eu")
 _HOSTS = {

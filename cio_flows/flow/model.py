@@ -8,7 +8,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from .errors import Location
+from ..errors import Location
 
 # Step kinds that read rather than write: safe to repeat, polled by wait_until.
 READ_KINDS = frozenset({"search", "get_person", "list_segments", "segment_members"})

@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from ..templating import _to_unix
-from .base import Request, SingleRequest, StepKeys, path_id
+from ..timestamps import to_unix
+from ..types import Request, SingleRequest, StepKeys, path_id
 
 _ULID = re.compile(r"[0-7][0-9A-HJKMNP-TV-Z]{25}")
 
@@ -47,7 +47,7 @@ def track_attributes(payload: dict[str, Any]) -> dict[str, Any]:
     attributes = {}
     for name, value in (payload.get("traits") or {}).items():
         if name == "createdAt" and isinstance(value, str):
-            value = _to_unix(value)
+            value = to_unix(value)
         attributes[_TRACK_TRAIT_NAMES.get(name, name)] = value
     return attributes
 
@@ -66,7 +66,7 @@ class Track(SingleRequest):
         if "properties" in payload:
             body["data"] = payload["properties"]
         if "timestamp" in payload:
-            body["timestamp"] = _to_unix(payload["timestamp"])
+            body["timestamp"] = to_unix(payload["timestamp"])
         if "userId" in payload:
             return Request("track", "POST", _person_path(payload) + "/events", body)
         body["anonymous_id"] = payload["anonymousId"]

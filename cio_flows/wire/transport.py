@@ -21,9 +21,9 @@ from requests.auth import HTTPBasicAuth
 from urllib3.connection import HTTPSConnection
 from urllib3.connectionpool import HTTPSConnectionPool
 
+from ..errors import TransportError
 from .config import Credentials, Endpoints
-from .errors import TransportError
-from .operations import FAMILIES, Request, Response
+from .kinds import FAMILIES, Request, Response
 from .ratelimit import RateLimiter, RateLimits
 from .retry import RetryPolicy, parse_retry_after, status_is_retryable
 

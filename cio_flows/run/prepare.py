@@ -14,15 +14,11 @@ from typing import Any
 
 from jinja2 import nodes
 
-from .config import Credentials, Endpoints, resolve_region
-from .errors import CredentialsError, FlowInputError, TemplateError
-from .keys import new_run_id, step_keys
-from .model import Flow, Step
-from .operations import OPERATIONS, NeedsPipelines, Request, StepKeys
-from .payloads import check_payload
-from .rows import DataSource, Row
-from .template_sandbox import TemplateEnv
-from .templating import (
+from ..errors import CredentialsError, FlowInputError, TemplateError
+from ..flow.model import Flow, Step
+from ..flow.payloads import check_payload
+from ..flow.sandbox import TemplateEnv
+from ..flow.templating import (
     compile_template,
     compile_value,
     evaluate_condition,
@@ -30,7 +26,11 @@ from .templating import (
     render_string,
     row_fields,
 )
-from .transport import TransportSettings
+from ..wire.config import Credentials, Endpoints, resolve_region
+from ..wire.kinds import OPERATIONS, NeedsPipelines, Request, StepKeys
+from ..wire.transport import TransportSettings
+from .keys import new_run_id, step_keys
+from .rows import DataSource, Row
 
 
 @dataclass(frozen=True)

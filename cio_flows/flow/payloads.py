@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING, Any
 
 import fastjsonschema
 
-from .errors import Location, PayloadError
-from .schema_store import fast_step_check, step_validator
+from ..errors import Location, PayloadError
+from .schemas import fast_step_check, step_validator
 from .templating import is_template
 
 if TYPE_CHECKING:

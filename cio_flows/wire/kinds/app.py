@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .base import Request, Response, Send, SingleRequest, path_id
+from ..types import Request, Response, Send, SingleRequest, path_id
 
 
 class TransactionalSend(SingleRequest):

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 from jinja2 import TemplateSyntaxError, meta, nodes
 
-from .errors import Location, TemplateError
+from ..errors import Location, TemplateError
 from .model import Flow, Step
 from .payloads import did_you_mean
 from .templating import as_expression, compile_template, iter_templates

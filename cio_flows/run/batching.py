@@ -9,11 +9,10 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
-from .conditions import holds
-from .errors import FlowInputError, TransportError
-from .events import FAILED, SKIPPED, StepFinished
-from .model import Step
-from .operations.batching import (
+from ..errors import FlowInputError, TransportError
+from ..flow.conditions import holds
+from ..flow.model import Step
+from ..wire.kinds.batching import (
     BATCH_KINDS,
     MAX_ITEM_BYTES,
     batch_errors,
@@ -22,6 +21,7 @@ from .operations.batching import (
     item_size,
     split_batches,
 )
+from .events import FAILED, SKIPPED, StepFinished
 from .rows import Row
 
 if TYPE_CHECKING:

@@ -12,7 +12,7 @@ import uuid
 from datetime import UTC, datetime
 from functools import lru_cache
 
-from .operations import StepKeys
+from ..wire.kinds import StepKeys
 
 _NAMESPACE = uuid.UUID("8d6f8c4e-3f7a-5a51-9b52-6b3c2c1e9a10")
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"

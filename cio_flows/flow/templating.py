@@ -19,8 +19,9 @@ from jinja2 import StrictUndefined, Template, TemplateSyntaxError, UndefinedErro
 from jinja2.runtime import Undefined
 from jinja2.sandbox import SecurityError
 
-from .errors import Location, TemplateError
-from .template_sandbox import (
+from ..errors import Location, TemplateError
+from ..wire.timestamps import to_unix
+from .sandbox import (
     CREDENTIAL_VARS,
     MAX_SIZE,
     NotJsonError,
@@ -60,20 +61,10 @@ def new_uuid() -> str:
     return str(uuid_module.uuid4())
 
 
-def _to_unix(value: Any) -> int:
-    """Filter: ISO-8601 text or a number to unix seconds."""
-    if isinstance(value, int | float):
-        return int(value)
-    parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return int(parsed.timestamp())
-
-
 def _build_environment() -> Sandbox:
     env = Sandbox(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
     env.globals.update(now=now, unix_now=unix_now, uuid=new_uuid)
-    env.filters.update(unix=_to_unix)
+    env.filters.update(unix=to_unix)
     return env
 
 

@@ -10,8 +10,8 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
-from ..templating import _to_unix
-from .base import Request, StepKeys
+from ..timestamps import to_unix
+from ..types import Request, StepKeys
 from .people import _event_id, _with_message_id, track_attributes
 
 BATCH_KINDS = frozenset({"identify", "track"})
@@ -37,7 +37,7 @@ def batch_item(kind: str, payload: dict[str, Any], keys: StepKeys, family: str) 
     if "properties" in payload:
         item["attributes"] = payload["properties"]
     if "timestamp" in payload:
-        item["timestamp"] = _to_unix(payload["timestamp"])
+        item["timestamp"] = to_unix(payload["timestamp"])
     return item
 
 

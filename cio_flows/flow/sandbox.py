@@ -22,22 +22,13 @@ from typing import Any
 from jinja2.runtime import Undefined
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
 
+from ..redact import CREDENTIAL_VARS, is_secret_name
+
 # Characters in a string, or items (counted through nested lists and maps), that any value a
 # template builds may have: room for large payloads, far from what exhausts memory.
 MAX_SIZE = 10_000_000
 # Bits in an integer a template computes (2**1024 is past any JSON number an API reads).
 MAX_INT_BITS = 1024
-
-# Customer.io's keys: a template never reads them (the runner sends them in headers itself).
-CREDENTIAL_VARS = frozenset(
-    {"CUSTOMERIO_TRACK_TOKEN", "CUSTOMERIO_PIPELINES_KEY", "CUSTOMERIO_APP_TOKEN"}
-)
-_SECRET_NAME = re.compile(r"KEY|TOKEN|SECRET|PASSWORD", re.IGNORECASE)
-
-
-def is_secret_name(name: str) -> bool:
-    """Environment variables whose values are masked in every output."""
-    return bool(_SECRET_NAME.search(name))
 
 
 class TemplateLimitError(Exception):

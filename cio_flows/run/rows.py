@@ -18,7 +18,7 @@ from typing import Any
 
 import ijson
 
-from .errors import DataFileError, Location
+from ..errors import DataFileError, Location
 
 FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json"}
 _BOM = b"\xef\xbb\xbf"

@@ -14,10 +14,13 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any
 
-from .batched import BatchedChunks
-from .conditions import explain, holds
-from .engine import PreparedRun
-from .errors import FlowInputError, JournalError, TransportError
+from ..errors import FlowInputError, JournalError, TransportError
+from ..flow.conditions import explain, holds
+from ..flow.model import Step
+from ..flow.templating import evaluate_condition
+from ..wire.kinds import OPERATIONS, Request, Response
+from ..wire.transport import Transport
+from .batching import BatchedChunks
 from .events import (
     FAILED,
     OK,
@@ -30,11 +33,8 @@ from .events import (
     RunSummary,
     StepFinished,
 )
-from .model import Step
-from .operations import OPERATIONS, Request, Response
+from .prepare import PreparedRun
 from .rows import Row
-from .templating import evaluate_condition
-from .transport import Transport
 
 
 @dataclass(frozen=True)

@@ -9,11 +9,11 @@ from typing import TYPE_CHECKING, Any
 import yaml
 from yaml.events import AliasEvent
 
-from .errors import FlowSchemaError, FlowSyntaxError, Location
+from ..errors import FlowSchemaError, FlowSyntaxError, Location
 from .model import READ_KINDS, STEP_KINDS, Condition, Flow, ForEach, SourceMap, Step, Wait
 from .payloads import check_payload, did_you_mean
 from .saved_names import check_saved_names
-from .schema_store import is_valid, validator
+from .schemas import is_valid, validator
 from .templating import check_templates
 
 if TYPE_CHECKING:
