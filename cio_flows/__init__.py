@@ -1,6 +1,6 @@
 """cio-flows: declarative YAML flows against Customer.io, or its local emulator."""
 
-from .api import emulated, execute, plan_flow, prepare, run_flow, validate_flow
+from .api import emulated, execute, plan_flow, prepare, recent_runs, run_flow, validate_flow
 from .errors import (
     CioFlowsError,
     CredentialsError,
@@ -8,6 +8,7 @@ from .errors import (
     FlowInputError,
     FlowSchemaError,
     FlowSyntaxError,
+    JournalError,
     Location,
     PayloadError,
     TemplateError,
@@ -24,6 +25,7 @@ __all__ = [
     "FlowInputError",
     "FlowSchemaError",
     "FlowSyntaxError",
+    "JournalError",
     "Location",
     "PayloadError",
     "PlannedStep",
@@ -38,6 +40,7 @@ __all__ = [
     "load_flow",
     "plan_flow",
     "prepare",
+    "recent_runs",
     "run_flow",
     "validate_flow",
 ]

@@ -1,18 +1,25 @@
-"""The public functions the CLI, notebooks and tests call."""
+"""The public functions the CLI, notebooks and tests call.
+
+`run_flow` is the one front door for running a flow: every caller gets the same journal,
+resume, reports, emulator, redaction and Ctrl-C/SIGTERM handling.
+"""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import ExitStack, contextmanager
 from dataclasses import replace
 from pathlib import Path
 
 from .flow.loader import load_flow
-from .redact import environ_secrets
+from .redact import Redactor, environ_secrets
+from .reporting import JsonReport, JUnitReport
 from .run.events import Listener, RunSummary
 from .run.executor import Executor, InFlightMarker, PreviousLookup
+from .run.journal import Journal, RunRecord
 from .run.prepare import PlannedStep, PreparedRun, RunOptions, with_endpoint_root
+from .run.session import RunSession, journal_path, sigterm_as_ctrl_c
 from .wire.config import Credentials
 from .wire.transport import Transport
 
@@ -35,25 +42,65 @@ def plan_flow(flow_path: str | Path, options: RunOptions | None = None) -> Itera
 
 
 def run_flow(
-    flow_path: str | Path,
+    flow: str | Path,
     options: RunOptions | None = None,
-    listeners: list[Listener] = (),
+    listeners: Iterable[Listener] = (),
 ) -> RunSummary:
-    """Run a flow against the endpoints in options.environ (or os.environ)."""
-    run = prepare(flow_path, options)
-    run.preflight()
-    return execute(run, listeners)
+    """Run a flow as `cio-flows run` does, and return its RunSummary (`run_id`, `exit_code`).
+
+    options.journal: every (row, step) outcome recorded (default $CIO_FLOWS_JOURNAL, else
+      ./.cio-flows/journal.db; False or None for no journal, and then no resume).
+    options.resume = RUN_ID: run again what did not succeed in that run, with its vars and data
+      unless given; sends whose outcome is unknown are not resent unless options.resend_unknown.
+    options.report / options.junit: a JSON report / JUnit XML written there at the end.
+    options.emulator: run against an in-process emulator started for this run.
+    listeners: called with every event (RunStarted, StepFinished, RowFinished, RunFinished).
+
+    Raises FlowInputError (invalid flow, vars, data or credentials) and JournalError (the journal
+    cannot be used, the run is not in it, or another process runs it) before anything is sent:
+    exit 2 material. A journal that fails mid-run stops sending: summary.exit_code is then 4.
+    SIGTERM stops the run as Ctrl-C does (when called from the main thread).
+    """
+    options = options or RunOptions()
+    with ExitStack() as stack:
+        stack.enter_context(sigterm_as_ctrl_c())
+        session = stack.enter_context(RunSession(options, Redactor(secrets_of(options))))
+        options = session.options
+        if options.emulator:
+            options = stack.enter_context(emulated(options))
+        redact = Redactor(secrets_of(options))
+        run = prepare(flow, options)
+        run.preflight()
+        session.start(run, flow)  # locks the run id; nothing was sent before
+        summary = execute(
+            run,
+            [*session.listeners(), *reports(options, redact), *listeners],
+            previous=session.previous,
+            resend_unknown=options.resend_unknown,
+            in_flight=session.in_flight(),
+        )
+        return session.settle(summary)
+
+
+def reports(options: RunOptions, redactor: Redactor) -> list[Listener]:
+    """The report writers options ask for (JSON, JUnit), every text redacted."""
+    found: list[Listener] = []
+    if options.report:
+        found.append(JsonReport(options.report, redactor=redactor))
+    if options.junit:
+        found.append(JUnitReport(options.junit, redactor=redactor))
+    return found
 
 
 def execute(
     run: PreparedRun,
-    listeners: list[Listener] = (),
+    listeners: Iterable[Listener] = (),
     *,
     previous: PreviousLookup | None = None,
     resend_unknown: bool = False,
     in_flight: InFlightMarker | None = None,
 ) -> RunSummary:
-    """Run a prepared (and preflighted) flow.
+    """Run a prepared (and preflighted) flow, with no journal or reports of its own.
 
     previous: on resume, each row's outcomes from the earlier attempt (steps that succeeded are
     not sent again; sends whose outcome is unknown are not resent unless resend_unknown).
@@ -74,18 +121,28 @@ def execute(
         return executor.execute()
 
 
+def recent_runs(limit: int = 20, journal: str | Path | bool = True) -> list[RunRecord]:
+    """The journal's most recent runs, newest first (`cio-flows runs`); JournalError if the
+    journal cannot be used."""
+    path = journal_path(journal)
+    if path is None:
+        return []
+    with Journal(path) as opened:
+        return opened.runs(limit)
+
+
 @contextmanager
 def emulated(options: RunOptions | None = None, **emulator_args) -> Iterator[RunOptions]:
     """Start an in-process emulator and yield options pointing every family at it.
 
     The emulator accepts the keys in the CUSTOMERIO_* variables when set, else its demo keys.
+    The options yielded have `emulator` False: they already point at one.
     """
     from .emulator import Credentials as EmulatorCredentials
     from .emulator import Emulator
 
     options = options or RunOptions()
-    environ = os.environ if options.environ is None else options.environ
-    credentials = EmulatorCredentials.from_env(environ)
+    credentials = EmulatorCredentials.from_env(_environ(options))
     with Emulator(credentials=credentials, **emulator_args) as emulator:
         yield options_for_emulator(emulator, options)
 
@@ -93,19 +150,32 @@ def emulated(options: RunOptions | None = None, **emulator_args) -> Iterator[Run
 def options_for_emulator(emulator, options: RunOptions | None = None) -> RunOptions:
     """Options whose endpoints and keys are those of a running emulator."""
     options = with_endpoint_root(options or RunOptions(), emulator.url)
-    creds = emulator.credentials
-    environ = dict(options.environ)
-    environ.update(
-        CUSTOMERIO_SITE_ID=creds.site_id,
-        CUSTOMERIO_TRACK_TOKEN=creds.track_key,
-        CUSTOMERIO_PIPELINES_KEY=creds.pipelines_key,
-        CUSTOMERIO_APP_TOKEN=creds.app_key,
+    return replace(
+        options, environ=_with_keys(options.environ, emulator.credentials), emulator=False
     )
-    return replace(options, environ=environ)
+
+
+def _with_keys(environ: Mapping[str, str], creds) -> dict[str, str]:
+    """environ with the CUSTOMERIO_* keys of an emulator's credentials."""
+    return {
+        **environ,
+        "CUSTOMERIO_SITE_ID": creds.site_id,
+        "CUSTOMERIO_TRACK_TOKEN": creds.track_key,
+        "CUSTOMERIO_PIPELINES_KEY": creds.pipelines_key,
+        "CUSTOMERIO_APP_TOKEN": creds.app_key,
+    }
+
+
+def _environ(options: RunOptions) -> Mapping[str, str]:
+    return os.environ if options.environ is None else options.environ
 
 
 def secrets_of(options: RunOptions) -> list[str]:
     """What outputs mask: the keys as the transport sends them, and the value of every variable
-    whose name says KEY, TOKEN, SECRET or PASSWORD."""
-    environ = os.environ if options.environ is None else options.environ
+    whose name says KEY, TOKEN, SECRET or PASSWORD; with `emulator`, the keys it will accept."""
+    environ = _environ(options)
+    if options.emulator:
+        from .emulator import Credentials as EmulatorCredentials
+
+        environ = _with_keys(environ, EmulatorCredentials.from_env(environ))
     return Credentials.from_env(environ).secrets() + environ_secrets(environ)

@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import json
-import signal
 import sys
-import threading
-from contextlib import ExitStack, contextmanager
 from dataclasses import replace
 from pathlib import Path
 
@@ -15,14 +12,14 @@ import click
 from . import api
 from .errors import FlowInputError, JournalError
 from .redact import Redactor
-from .reporting import ConsoleReporter, JsonReport, JUnitReport, JUnitSuite, ProgressReporter
-from .run.events import EXIT_UNAVAILABLE
-from .run.journal import Journal
+from .reporting import ConsoleReporter, JUnitSuite, ProgressReporter
+from .run.events import Event, RunStarted
 from .run.prepare import RunOptions
 from .scenarios import run_scenarios
+from .wire.families import FAMILIES
 from .wire.transport import auth_description
 
-EXIT_OK, EXIT_FAILED, EXIT_INVALID = 0, 1, 2  # and EXIT_UNAVAILABLE (4), from events
+EXIT_OK, EXIT_FAILED, EXIT_INVALID = 0, 1, 2  # 4 (journal failed mid-run): RunSummary.exit_code
 
 
 def _parse_vars(values: tuple[str, ...]) -> dict[str, str]:
@@ -181,118 +178,67 @@ def run(
     junit,
 ) -> None:
     """Run FLOW. Exit 0 when every step succeeded, 1 when some failed, 2 on invalid input."""
-    options = replace(_options(region, var, data), workers=workers, batch=batch)
-    with ExitStack() as stack:
-        stack.enter_context(_sigterm_as_ctrl_c())
-        journal = None
-        previous = None
-        if resume_id:
-            journal = stack.enter_context(_open_journal(Redactor(api.secrets_of(options))))
-            options, previous = _resume(journal, resume_id, options, var, data)
-        if emulator:
-            options = stack.enter_context(api.emulated(options))
-        redact = Redactor(api.secrets_of(options))
+    options = replace(
+        _options(region, var, data),
+        workers=workers,
+        batch=batch,
+        resume=resume_id,
+        resend_unknown=resend_unknown,
+        report=report,
+        junit=junit,
+        emulator=emulator,
+    )
+    redact = Redactor(api.secrets_of(options))
 
-        def write(line: str) -> None:
-            click.echo(redact(line))
+    def write(line: str) -> None:
+        click.echo(redact(line))
 
-        try:
-            prepared = api.prepare(flow, options)
-            prepared.preflight()
-        except FlowInputError as exc:
-            _fail_invalid(exc, redact)
-        if journal is None:  # opened only for a valid flow: an invalid one leaves no trace
-            journal = stack.enter_context(_open_journal(redact))
-        run_options = {
-            "vars": dict(options.vars),
-            "data": str(options.data or "") or None,
-            "workers": workers,
-            "batch": batch,
-        }
-        try:  # also locks the run id: a second process running it stops here, nothing sent
-            journal.start_run(
-                prepared.run_id, str(flow), prepared.flow.name, prepared.region, run_options
-            )
-        except JournalError as exc:
-            click.echo(redact(f"error: {exc}"), err=True)
-            sys.exit(EXIT_INVALID)
-        write(f"run id: {prepared.run_id}")
-        if emulator:
-            write(f"emulator: {prepared.endpoints.app}")
-        listeners = [
-            ConsoleReporter(write, verbose_rows=prepared.data is None),
-            journal.listener(prepared.run_id),
-            ProgressReporter(),
-        ]
-        if report:
-            listeners.append(JsonReport(report, redactor=redact))
-        if junit:
-            listeners.append(JUnitReport(junit, redactor=redact))
-        summary = api.execute(
-            prepared,
-            listeners,
-            previous=previous,
-            resend_unknown=resend_unknown,
-            in_flight=journal.in_flight_marker(prepared.run_id),
+    listeners = [
+        RunHeader(write, emulator=emulator),
+        ConsoleReporter(write, verbose_rows=False),  # a data row's ok steps: the progress bar
+        ProgressReporter(),
+    ]
+    try:
+        summary = api.run_flow(flow, options, listeners)
+    except FlowInputError as exc:
+        _fail_invalid(exc, redact)
+    except JournalError as exc:  # unusable, no such run, or another process runs it
+        click.echo(redact(f"error: {exc}"), err=True)
+        sys.exit(EXIT_INVALID)
+    if summary.journal_error is not None:
+        click.echo(
+            redact(
+                f"error: {summary.journal_error}: stopped sending (a send is recorded before it"
+                f" leaves); once the journal can be written: --resume {summary.run_id}"
+            ),
+            err=True,
         )
-        if journal.failure is not None:
-            click.echo(
-                redact(
-                    f"error: {journal.failure}: stopped sending (a send is recorded before it"
-                    f" leaves); once the journal can be written: --resume {prepared.run_id}"
-                ),
-                err=True,
-            )
-            sys.exit(EXIT_UNAVAILABLE)
     sys.exit(summary.exit_code)
 
 
-def _open_journal(redactor: Redactor) -> Journal:
-    """The journal, checked writable before anything is sent: exit 2 naming the path if not."""
-    try:
-        return Journal(redactor=redactor)
-    except JournalError as exc:
-        click.echo(redactor(f"error: {exc}"), err=True)
-        sys.exit(EXIT_INVALID)
+class RunHeader:
+    """Listener: the run id first (what --resume takes), and the emulator's address."""
 
+    def __init__(self, write, *, emulator: bool) -> None:
+        self._write = write
+        self._emulator = emulator
 
-@contextmanager
-def _sigterm_as_ctrl_c():
-    """SIGTERM (kill, a CI timeout, systemd) stops a run as Ctrl-C does: no new steps, the
-    journal flushed, the run marked interrupted and resumable."""
-    if threading.current_thread() is not threading.main_thread():
-        yield  # signals are delivered to the main thread only
-        return
-
-    def interrupt(signum, frame):
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
-def _resume(journal: Journal, run_id: str, options: RunOptions, var, data):
-    """Options for resuming run_id: its id, vars and data unless given again."""
-    record = journal.run(run_id)
-    if record is None:
-        click.echo(f"error: no run '{run_id}' in the journal {journal.path}", err=True)
-        sys.exit(EXIT_INVALID)
-    stored = record.options or {}
-    vars_ = options.vars if var else stored.get("vars") or {}
-    data_path = options.data if data else (Path(stored["data"]) if stored.get("data") else None)
-    resumed = replace(options, run_id=run_id, vars=vars_, data=data_path)
-    return resumed, lambda row_key: journal.row_outcomes(run_id, row_key)
+    def __call__(self, event: Event) -> None:
+        if isinstance(event, RunStarted):
+            self._write(f"run id: {event.run_id}")
+            if self._emulator:
+                self._write(f"emulator: {event.targets['app']}")
 
 
 @main.command()
 @click.option("--limit", type=int, default=20, show_default=True)
 def runs(limit: int) -> None:
     """Recent runs from the journal, newest first."""
-    with _open_journal(Redactor()) as journal:
-        records = journal.runs(limit)
+    try:
+        records = api.recent_runs(limit)
+    except JournalError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(EXIT_INVALID)
     if not records:
         click.echo("no runs yet")
         return
@@ -309,8 +255,9 @@ def runs(limit: int) -> None:
 def test_command(paths, emulator: bool, junit) -> None:
     """Run every flow under PATHS as a test case. Exit 1 if any fails, 2 if any is invalid."""
     suite = JUnitSuite("cio-flows")
-    redact = Redactor(api.secrets_of(RunOptions()))
-    results = list(run_scenarios(paths, RunOptions(), emulator=emulator))
+    options = RunOptions(journal=False, emulator=emulator)  # test runs stay out of the journal
+    redact = Redactor(api.secrets_of(options))
+    results = list(run_scenarios(paths, options))
     for result in results:
         if result.invalid is not None:
             click.echo(redact(f"INVALID  {result.path}: {result.invalid.describe()}"))
@@ -340,7 +287,7 @@ def test_command(paths, emulator: bool, junit) -> None:
     sys.exit(EXIT_OK if passed == len(results) else EXIT_FAILED)
 
 
-FAMILY_NAMES = ("track", "pipelines", "app")
+FAMILY_NAMES = FAMILIES
 
 
 def family_settings(values: tuple[str, ...], option: str) -> dict[str, float]:

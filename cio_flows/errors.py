@@ -8,8 +8,14 @@ CioFlowsError
 │   ├── PayloadError       a rendered payload that breaks its step's JSON Schema
 │   ├── DataFileError      for_each / --data rows
 │   └── CredentialsError   missing keys for the API families a flow needs
+├── StepFailure            a step that ran but did not succeed: an expectation, a wait that timed out
 ├── TransportError         a request that did not succeed (carries whether it may have reached the server)
 └── JournalError           the run journal cannot be opened, locked or written
+    └── RunInUseError      another process is executing the same run id
+
+Signals caught inside the package, never shown as they are:
+TemplateLimitError, NotJsonError (templating -> TemplateError), NeedsPipelines (-> CredentialsError),
+FlowFailed (a flow that failed under pytest; the plugin prints its report).
 """
 
 from __future__ import annotations
@@ -107,6 +113,36 @@ class CredentialsError(FlowInputError):
     pass
 
 
+class StepFailure(CioFlowsError):
+    """A step that ran but did not succeed: an expectation that did not hold, a wait that timed out.
+
+    Renders as `file:line:col: reason (expected X, found Y)`; `kind` is "expectation" or
+    "wait_timeout".
+    """
+
+    def __init__(
+        self,
+        reason: str,
+        *,
+        kind: str = "expectation",
+        location: Location | None = None,
+        expected: str | None = None,
+        found: str | None = None,
+    ) -> None:
+        self.reason = reason
+        self.kind = kind
+        self.location = location
+        self.expected = expected
+        self.found = found
+        super().__init__(self.describe())
+
+    def describe(self) -> str:
+        text = self.reason
+        if self.expected is not None or self.found is not None:
+            text += f" (expected {self.expected or '?'}, found {self.found or '?'})"
+        return f"{self.location}: {text}" if self.location is not None else text
+
+
 class TransportError(CioFlowsError):
     """A request that failed.
 
@@ -139,3 +175,39 @@ class JournalError(CioFlowsError):
         super().__init__(f"journal {path}: {reason}")
         self.path = path
         self.reason = reason
+
+
+class RunInUseError(JournalError):
+    """Another process holds the run id's lock."""
+
+    def __init__(self, path: object, run_id: str, holder: str) -> None:
+        super().__init__(
+            path,
+            f"run '{run_id}' is being executed by {holder}; wait for it to finish or stop it"
+            " (one process at a time runs a run id)",
+        )
+        self.run_id = run_id
+        self.holder = holder
+
+
+# --- signals caught inside the package ------------------------------------------------------
+
+
+class TemplateLimitError(Exception):
+    """A template would build a value over the sandbox's limits."""
+
+
+class NotJsonError(Exception):
+    """A template's result is not a JSON value."""
+
+
+class NeedsPipelines(ValueError):
+    """The payload can only be carried by the Pipelines API (e.g. an anonymousId identify)."""
+
+
+class FlowFailed(Exception):
+    """A flow run as a pytest item failed; `result` is its ScenarioResult."""
+
+    def __init__(self, result: object) -> None:
+        super().__init__(getattr(result, "name", "flow failed"))
+        self.result = result

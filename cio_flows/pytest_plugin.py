@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from .errors import FlowFailed
 from .run.prepare import RunOptions
-from .scenarios import FLOW_SUFFIXES, ScenarioResult, run_one
+from .scenarios import FLOW_SUFFIXES, SCENARIO_OPTIONS, emulated, run_one
 
 _SESSION = pytest.StashKey[dict]()
 
@@ -57,18 +58,10 @@ def _session_options(config: pytest.Config) -> RunOptions:
     state = config.stash[_SESSION]
     if state["options"] is None:
         if config.getoption("cio_flows_live"):
-            state["options"] = RunOptions()
+            state["options"] = SCENARIO_OPTIONS
         else:
-            from .api import emulated
-
-            state["options"] = state["stack"].enter_context(emulated(RunOptions()))
+            state["options"] = state["stack"].enter_context(emulated(SCENARIO_OPTIONS))
     return state["options"]
-
-
-class FlowFailed(Exception):
-    def __init__(self, result: ScenarioResult) -> None:
-        super().__init__(result.name)
-        self.result = result
 
 
 class FlowFile(pytest.File):

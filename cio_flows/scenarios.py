@@ -8,9 +8,18 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from .api import emulated, execute, prepare
+from .api import emulated, prepare, run_flow
 from .errors import FlowInputError
-from .run.events import FAILED, UNKNOWN, Event, Listener, RunSummary, StepFinished
+from .run.events import (
+    FAILED,
+    UNKNOWN,
+    Event,
+    Listener,
+    RowFailed,
+    RunError,
+    RunSummary,
+    StepFinished,
+)
 from .run.prepare import RunOptions
 
 FLOW_SUFFIXES = (".yaml", ".yml")
@@ -49,6 +58,8 @@ class _FailureCollector:
         if isinstance(event, StepFinished) and event.status in (FAILED, UNKNOWN):
             where = f"row {event.row_number}: " if event.row_number else ""
             self.failures.append(f"{where}step '{event.step.name}': {event.error}")
+        elif isinstance(event, RowFailed | RunError):
+            self.failures.append(event.error)
 
 
 def check_all(paths: Iterable[Path], options: RunOptions) -> list[ScenarioResult]:
@@ -64,6 +75,10 @@ def check_all(paths: Iterable[Path], options: RunOptions) -> list[ScenarioResult
     return results
 
 
+# Test runs stay out of the journal unless a caller's options ask for one.
+SCENARIO_OPTIONS = RunOptions(journal=False)
+
+
 def run_scenarios(
     paths: Iterable[str | Path],
     options: RunOptions | None = None,
@@ -71,11 +86,12 @@ def run_scenarios(
     emulator: bool = False,
     listeners: list[Listener] = (),
 ) -> Iterator[ScenarioResult]:
-    """Run each flow as a test case, in order; one emulator serves them all when asked."""
-    options = options or RunOptions()
+    """Run each flow as a test case, in order, through `run_flow`; one emulator serves them all
+    when asked (`emulator` or options.emulator)."""
+    options = options or SCENARIO_OPTIONS
     flows = find_flows(paths)
     with ExitStack() as stack:
-        if emulator:
+        if emulator or options.emulator:
             options = stack.enter_context(emulated(options))
         checked = check_all(flows, options)
         if any(result.invalid for result in checked):
@@ -86,17 +102,18 @@ def run_scenarios(
 
 
 def run_one(path: Path, options: RunOptions, listeners: list[Listener] = ()) -> ScenarioResult:
+    """One flow as a test case, run by `run_flow` under a run id of its own."""
     started = time.monotonic()
     collector = _FailureCollector()
     try:
-        run = prepare(path, replace(options, run_id=None))
-        run.preflight()
+        summary = run_flow(
+            path, replace(options, run_id=None, resume=None), [collector, *listeners]
+        )
     except FlowInputError as exc:
         return ScenarioResult(path, path.stem, invalid=exc, elapsed=time.monotonic() - started)
-    summary = execute(run, [collector, *listeners])
     return ScenarioResult(
         path,
-        run.flow.name,
+        summary.flow_name,
         summary,
         failures=collector.failures,
         elapsed=time.monotonic() - started,

@@ -1,7 +1,8 @@
 """Flows from a notebook: the plan as a table, and a run's step results as a table.
 
-The same public functions the CLI calls (`api.validate_flow`, `api.run_flow`); the table rows
-come from PlannedStep and StepFinished, never from request headers, so no key can show.
+The same public functions the CLI calls (`api.validate_flow`, and `api.run_flow`, the front door
+with its journal and resume); the table rows come from PlannedStep and StepFinished, never from
+request headers, so no key can show.
 """
 
 from __future__ import annotations

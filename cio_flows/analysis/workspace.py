@@ -364,8 +364,17 @@ class Workspace:
     ) -> pd.DataFrame:
         """Run a flow against this workspace: one row per step result (step, kind, row,
         status, ms, error, ...); the RunSummary is in `.attrs["summary"]`. Relative paths: see
-        `find_path`."""
+        `find_path`. Runs through `cio_flows.run_flow`: journaled like `cio-flows run` (the run id
+        is `.attrs["summary"].run_id`), so `resume` can finish it."""
         return flows.run_table(find_path(flow_path), self._flow_options(data, vars))
+
+    def resume(
+        self, flow_path: str | Path, run_id: str, *, resend_unknown: bool = False
+    ) -> pd.DataFrame:
+        """Run again what did not succeed in run `run_id` (its vars and data from the journal),
+        as `cio-flows run --resume` does; a table like `run`'s."""
+        options = replace(self.options, resume=run_id, resend_unknown=resend_unknown)
+        return flows.run_table(find_path(flow_path), options)
 
 
 def _labels(segments: pd.DataFrame) -> list[str]:

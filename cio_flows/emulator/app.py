@@ -1,7 +1,7 @@
 """The Starlette app: routing, auth per family, limits and faults, body parsing, error shapes.
 
-Pipelines and App share `/v1`: the path decides the family (App owns /v1/customers, /v1/segments
-and /v1/send/...; Pipelines owns /v1/identify, /track, /page, /screen, /group, /alias, /batch),
+Pipelines and App share `/v1`: the path decides the family (App owns /v1/customers, /v1/segments,
+/v1/send/..., /v1/messages, /v1/campaigns and /v1/broadcasts; Pipelines owns /v1/identify, /track, /page, /screen, /group, /alias, /batch),
 then the Authorization header must match that family's scheme and key.
 
 Every mutating request runs in one SQLite transaction on the event-loop thread. Handlers never
@@ -26,7 +26,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Match, Route
 
-from . import app_api, inspection, pipelines, sends, track, track_v2
+from . import app_api, broadcasts, inspection, messages, pipelines, sends, track, track_v2
 from .core import (
     APP,
     ERRORS_DETAIL,
@@ -136,13 +136,13 @@ class Dispatcher:
             if note:
                 entry["note"] = note
             state.record(entry, raw, parsed)
-            if family == TRACK and status == 401:
-                return Response(b"", 401, headers=headers)
+            if (family == TRACK and status == 401) or status == 204:
+                return Response(b"", status, headers=headers)
             return Response(body, status, headers=headers, media_type=JSON)
 
-        bucket = state.buckets.get(family)
-        if bucket is not None:
-            wait = bucket.take()
+        for name in (family, spec.bucket):
+            bucket = state.buckets.get(name) if name else None
+            wait = bucket.take() if bucket is not None else 0.0
             if wait:
                 headers["Retry-After"] = retry_after(wait)
                 return finish(429, error_body(style, 429, "rate limit exceeded"), "rate limited")
@@ -254,7 +254,15 @@ async def _drop(request: Request) -> None:
 
 def build_app(state: State) -> Starlette:
     dispatcher = Dispatcher(state)
-    specs = [*pipelines.ROUTES, *track.ROUTES, *track_v2.ROUTES, *app_api.ROUTES, *sends.ROUTES]
+    specs = [
+        *pipelines.ROUTES,
+        *track.ROUTES,
+        *track_v2.ROUTES,
+        *app_api.ROUTES,
+        *messages.ROUTES,
+        *broadcasts.ROUTES,
+        *sends.ROUTES,
+    ]
     routes: list[Route] = [Route(s.path, dispatcher.endpoint(s), methods=[s.method]) for s in specs]
     routes.extend(inspection.routes(state))
     known = list(routes)

@@ -1,4 +1,5 @@
 """App API reads and segment management: /v1/customers..., /v1/segments...
+(Per-person messages and activities live in messages.py, broadcasts in broadcasts.py.)
 
 Errors are `{"errors": [{"detail", "status"}]}`. Cursors are opaque (base64 of a position); the
 last page answers `next: ""`. Lists are ordered by creation, so cursors survive new writes.
@@ -18,7 +19,6 @@ from .store import CIO_ID, EMAIL, ID, now
 
 SEARCH_LIMIT = (50, 1000)
 MEMBERSHIP_LIMIT = (50, 30000)
-ACTIVITY_LIMIT = (10, 100)
 ID_TYPES = (ID, EMAIL, CIO_ID)
 
 
@@ -181,87 +181,6 @@ def customer_segments(state: State, req: Req) -> tuple[int, Any]:
     return 200, {"segments": out}
 
 
-def _paged_rows(req: Req, rows: list[dict[str, Any]], key: str) -> dict[str, Any]:
-    limit = page_limit(req, ACTIVITY_LIMIT)
-    offset = decode_cursor(req.query.get("start"))
-    chunk = rows[offset : offset + limit]
-    more = offset + limit < len(rows)
-    return {key: chunk, "next": encode_cursor(offset + limit) if more else ""}
-
-
-@route("GET", "/v1/customers/{customer_id}/activities", APP, mutating=False)
-def activities(state: State, req: Req) -> tuple[int, Any]:
-    pk = _lookup(state, req)
-    person = state.store.person(pk)
-    who = {
-        "customer_id": person["id"],
-        "customer_identifiers": {k: person[k] for k in ("id", "email", "cio_id")},
-    }
-    wanted_type, wanted_name = req.query.get("type"), req.query.get("name")
-    rows = []
-    for eid, name, kind, data, ts in state.store.db.execute(
-        "SELECT eid, name, type, data, timestamp FROM events WHERE pk=? "
-        "ORDER BY timestamp DESC, eid DESC",
-        (pk,),
-    ):
-        rows.append(
-            {
-                "id": f"ev{eid}",
-                **who,
-                "data": json.loads(data),
-                "delivery_id": None,
-                "delivery_type": None,
-                "timestamp": ts,
-                "type": kind,
-                "name": name,
-            }
-        )
-    for msg in state.store.deliveries(pk):
-        rows.append(
-            {
-                "id": f"dl{msg['seq']}",
-                **who,
-                "data": {},
-                "delivery_id": msg["id"],
-                "delivery_type": msg["channel"],
-                "timestamp": msg["created"],
-                "type": f"sent_{msg['channel']}",
-                "name": msg["template"],
-            }
-        )
-    rows.sort(key=lambda r: r["timestamp"], reverse=True)
-    if wanted_type:
-        rows = [r for r in rows if r["type"] == wanted_type]
-    if wanted_name:
-        rows = [r for r in rows if r["name"] == wanted_name]
-    return 200, _paged_rows(req, rows, "activities")
-
-
-@route("GET", "/v1/customers/{customer_id}/messages", APP, mutating=False)
-def messages(state: State, req: Req) -> tuple[int, Any]:
-    pk = _lookup(state, req)
-    person = state.store.person(pk)
-    ident = {k: person[k] for k in ("id", "email", "cio_id")}
-    rows = [
-        {
-            "id": m["id"],
-            "deduplicate_id": f"{m['id']}:{m['created']}",
-            "message_template_id": m["template_id"],
-            "customer_id": person["id"],
-            "customer_identifiers": ident,
-            "recipient": m["recipient"] or "",
-            "subject": m["subject"] or "",
-            "created": m["created"],
-            "type": m["channel"],
-            "metrics": {"created": m["created"], "sent": m["created"]},
-            "failure_message": None,
-            "forgotten": False,
-        }
-        for m in reversed(state.store.deliveries(pk))
-    ]
-    return 200, _paged_rows(req, rows, "messages")
-
-
 # -- segments -------------------------------------------------------------------------------
 
 
@@ -327,6 +246,17 @@ def create_segment(state: State, req: Req) -> tuple[int, Any]:
 @route("GET", "/v1/segments/{segment_id}", APP, mutating=False)
 def get_segment(state: State, req: Req) -> tuple[int, Any]:
     return 200, {"segment": _segment(state, req)}
+
+
+@route("DELETE", "/v1/segments/{segment_id}", APP)
+def delete_segment(state: State, req: Req) -> tuple[int, Any]:
+    """204 with no body; manual segments only (data-driven ones are changed in the UI)."""
+    seg = _segment(state, req)
+    if seg["type"] != "manual":
+        raise ApiError(400, "only manual segments can be deleted through the API")
+    state.store.db.execute("DELETE FROM segment_members WHERE segment_id=?", (seg["id"],))
+    state.store.db.execute("DELETE FROM segments WHERE id=?", (seg["id"],))
+    return 204, None
 
 
 @route("GET", "/v1/segments/{segment_id}/customer_count", APP, mutating=False)

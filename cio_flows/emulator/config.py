@@ -11,6 +11,9 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 FAMILIES = ("track", "pipelines", "app")
+# Rate-limit buckets: one per family, plus endpoints with a limit of their own.
+TRIGGERS = "triggers"  # API-triggered broadcasts: 1 request per 10 s
+BUCKETS = (*FAMILIES, TRIGGERS)
 
 _ENV_NAMES = {
     "site_id": "CUSTOMERIO_SITE_ID",
@@ -100,7 +103,40 @@ CUSTOMERIO_LIMITS = {
     "track": RateLimit(100),
     "pipelines": RateLimit(1000),
     "app": RateLimit(10),
+    TRIGGERS: RateLimit(0.1, 1),
 }
+
+
+@dataclass(frozen=True)
+class DeliveryTiming:
+    """Seconds after a message starts (its send time) until each lifecycle step shows.
+
+    sent: the `sent` metric (or `undeliverable`) appears; delivered: `delivered` (or `bounced`).
+    trigger: a broadcast trigger is processed (its messages appear) this long after the POST.
+    Derived on read, so no background work is needed.
+    """
+
+    sent: float = 0.5
+    delivered: float = 1.5
+    trigger: float = 0.5
+
+
+def parse_delivery(spec: Any) -> DeliveryTiming | None:
+    """None, a DeliveryTiming, or {sent, delivered, trigger} (seconds, all optional)."""
+    if spec is None or isinstance(spec, DeliveryTiming):
+        return spec
+    if not isinstance(spec, Mapping):
+        raise ValueError("delivery must be a mapping {sent, delivered, trigger} of seconds")
+    unknown = set(spec) - {f.name for f in fields(DeliveryTiming)}
+    if unknown:
+        raise ValueError(f"delivery: unknown settings {sorted(unknown)}")
+    values = {k: float(v) for k, v in spec.items()}
+    if any(v < 0 for v in values.values()):
+        raise ValueError("delivery: seconds must not be negative")
+    timing = DeliveryTiming(**values)
+    if timing.delivered < timing.sent:
+        raise ValueError("delivery: 'delivered' must not come before 'sent'")
+    return timing
 
 
 @dataclass(frozen=True)
@@ -123,7 +159,7 @@ def parse_limits(spec: Any) -> dict[str, RateLimit]:
         raise ValueError("limits must be a preset name or a mapping of family to limit")
     out: dict[str, RateLimit] = {}
     for family, value in spec.items():
-        _check_family(family)
+        _check_family(family, BUCKETS)
         if value is None:
             continue
         if isinstance(value, RateLimit):
@@ -161,9 +197,9 @@ def parse_faults(spec: Any) -> dict[str, Faults]:
     return out
 
 
-def _check_family(family: str) -> None:
-    if family not in FAMILIES:
-        raise ValueError(f"unknown API family {family!r} (known: {', '.join(FAMILIES)})")
+def _check_family(family: str, known: tuple[str, ...] = FAMILIES) -> None:
+    if family not in known:
+        raise ValueError(f"unknown API family {family!r} (known: {', '.join(known)})")
 
 
 def _opt_float(value: Any) -> float | None:

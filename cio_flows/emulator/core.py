@@ -96,15 +96,22 @@ class RouteSpec:
     family: str
     style: str
     mutating: bool = True
+    bucket: str | None = None  # a rate-limit bucket of its own, taken after the family's
 
 
 def route(
-    method: str, path: str, family: str, *, style: str | None = None, mutating: bool = True
+    method: str,
+    path: str,
+    family: str,
+    *,
+    style: str | None = None,
+    mutating: bool = True,
+    bucket: str | None = None,
 ) -> Callable:
     """Decorator that tags a handler with its route; `collect` gathers them per module."""
 
     def register(fn: Handler) -> Handler:
-        spec = RouteSpec(method, path, fn, family, style or DEFAULT_STYLE[family], mutating)
+        spec = RouteSpec(method, path, fn, family, style or DEFAULT_STYLE[family], mutating, bucket)
         fn.__dict__.setdefault("_routes", []).append(spec)
         return fn
 

@@ -8,6 +8,10 @@ HTTP (JSON, no auth, loopback only, not written to the request log):
   GET  /_emulator/deliveries   recorded transactional sends
   GET  /_emulator/segments     segments with their current member ids
   GET  /_emulator/devices      devices per person
+  GET  /_emulator/objects      objects with attributes and related people
+  GET  /_emulator/messages     every message with its lifecycle (as GET /v1/messages shows it)
+  GET  /_emulator/triggers     broadcast triggers: status, recipients count, errors
+  GET  /_emulator/suppressions suppressed identifiers
   POST /_emulator/reset        TEST-ONLY: back to the workspace's initial state (?empty=1: nothing)
 The request log holds method, path, query, family, status, body and timing; never the
 Authorization header, and bodies are scrubbed of every key the emulator knows.
@@ -17,6 +21,7 @@ from __future__ import annotations
 
 import copy
 import json
+import time
 from typing import Any
 
 from starlette.requests import Request
@@ -121,12 +126,57 @@ def devices(state: State) -> list[dict[str, Any]]:
     return out
 
 
+def objects(state: State) -> list[dict[str, Any]]:
+    index = _index(state)
+    out = state.store.objects()
+    for obj in out:
+        for rel in obj["relationships"]:
+            rel["person"] = _who(index, rel.pop("pk"))
+    return out
+
+
+def messages(state: State) -> list[dict[str, Any]]:
+    from .messages import message_view, visible
+
+    at = time.time()
+    out = []
+    for d in state.store.deliveries():
+        msg = message_view(state, d, at)
+        msg.update(kind=d["kind"], trigger_id=d["trigger_id"], visible=visible(d, at))
+        msg["body"] = d["body"]
+        out.append(msg)
+    return out
+
+
+def triggers(state: State) -> list[dict[str, Any]]:
+    from .broadcasts import TRIGGER_SQL, trigger_view
+
+    at = time.time()
+    out = []
+    for row in state.store.db.execute(TRIGGER_SQL + " ORDER BY id").fetchall():
+        view = trigger_view(row, at)
+        view["errors"] = json.loads(row[5])
+        body = state.store.db.execute("SELECT body FROM triggers WHERE id=?", (row[0],))
+        view["body"] = json.loads(body.fetchone()[0])
+        out.append(view)
+    return out
+
+
+def suppressions(state: State) -> list[str]:
+    rows = state.store.db.execute("SELECT identifier FROM suppressions ORDER BY identifier")
+    return [r[0] for r in rows]
+
+
 VIEWS = {
     "people": people,
     "events": events,
     "deliveries": deliveries,
     "segments": segments,
     "devices": devices,
+    "objects": objects,
+    "messages": messages,
+    "triggers": triggers,
+    "suppressions": suppressions,
 }
 
 

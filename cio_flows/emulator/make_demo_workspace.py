@@ -1,4 +1,5 @@
-"""Generate demo_workspace.yaml: ~300 realistic people, segments and templates, deterministically.
+"""Generate demo_workspace.yaml: ~300 realistic people, segments, templates and an API-triggered
+broadcast, deterministically.
 
     python -m cio_flows.emulator.make_demo_workspace [OUT]
 
@@ -236,6 +237,19 @@ def _person(rng: random.Random, n: int) -> dict[str, Any]:
     }
 
 
+# API-triggered broadcasts; id 1 goes to the Beta testers (a manual segment), so a flow can
+# trigger it for a small, known audience.
+BROADCASTS = [
+    {
+        "id": 1,
+        "name": "Beta feature announcement",
+        "channel": "email",
+        "segment": 8,
+        "subject": "New in beta",
+    },
+]
+
+
 def build(seed: int = SEED, count: int = PEOPLE) -> dict[str, Any]:
     rng = random.Random(seed)
     people = [_person(rng, n) for n in range(1, count + 1)]
@@ -255,6 +269,7 @@ def build(seed: int = SEED, count: int = PEOPLE) -> dict[str, Any]:
         "name": "demo",
         "templates": TEMPLATES,
         "segments": segments,
+        "broadcasts": BROADCASTS,
         "people": people,
     }
 
@@ -273,6 +288,8 @@ def render(data: dict[str, Any]) -> str:
         *(f"  - {_flow(t)}" for t in data["templates"]),
         "segments:",
         *(f"  - {_flow(s)}" for s in data["segments"]),
+        "broadcasts:",
+        *(f"  - {_flow(b)}" for b in data["broadcasts"]),
         "people:",
         *(f"  - {_flow(p)}" for p in data["people"]),
     ]

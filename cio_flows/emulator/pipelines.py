@@ -192,12 +192,17 @@ def _view(kind: str):
 
 def _group(store: Store, msg: dict, user: str | None, anon: str | None, ts: int | None) -> None:
     traits = dict(msg.get("traits") or {})
-    type_id = str(traits.pop("object_type_id", None) or "1")
+    type_id = str(traits.pop("object_type_id", None) or msg.get("objectTypeId") or "1")
+    relationship = traits.pop("relationshipAttributes", None)
+    if relationship is not None and not isinstance(relationship, dict):
+        raise ApiError(400, "'traits.relationshipAttributes' must be an object")
     object_id = str(msg["groupId"])
     store.put_object(type_id, object_id, traits)
+    if store.is_suppressed(user):
+        return
     pk = _person(store, user, anon, ts)
     if pk is not None:
-        store.relate(pk, type_id, object_id)
+        store.relate(pk, type_id, object_id, attributes=relationship)
 
 
 def _alias(store: Store, msg: dict, user: str | None, anon: str | None, ts: int | None) -> None:
@@ -263,8 +268,12 @@ def _device_updated(store: Store, msg: dict, user: str | None, props: dict) -> N
 
 def _device_deleted(store: Store, msg: dict, user: str | None, props: dict) -> None:
     device = _device(msg, props)
-    pk = store.find("id", user) if user else None
-    store.delete_device(pk, str(device["id"]))
+    if not user:  # an anonymous device: the token alone says which
+        store.delete_device(None, str(device["id"]))
+        return
+    pk = store.find("id", user)
+    if pk is not None:
+        store.delete_device(pk, str(device["id"]))
 
 
 def _object_ids(props: dict) -> tuple[str, str]:

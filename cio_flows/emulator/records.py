@@ -22,7 +22,9 @@ class Records:
         extra = {
             k: v for k, v in device.items() if k not in ("id", "token", "platform", "last_used")
         }
-        attributes = {**extra.pop("attributes", {}), **extra}
+        attributes = {**(extra.pop("attributes", None) or {}), **extra}
+        # A token belongs to one person: registering it elsewhere moves it, as Customer.io does.
+        self.db.execute("DELETE FROM devices WHERE device_id=? AND pk<>?", (device_id, pk))
         self.db.execute(
             "INSERT INTO devices(pk, device_id, platform, last_used, attributes) VALUES(?,?,?,?,?)"
             " ON CONFLICT(pk, device_id) DO UPDATE SET platform=excluded.platform,"
@@ -71,23 +73,68 @@ class Records:
             "DELETE FROM relationships WHERE type_id=? AND object_id=?", (type_id, object_id)
         )
 
-    def relate(self, pk: int, type_id: str, object_id: str, *, remove: bool = False) -> None:
+    def relate(
+        self,
+        pk: int,
+        type_id: str,
+        object_id: str,
+        *,
+        remove: bool = False,
+        attributes: dict[str, Any] | None = None,
+    ) -> None:
         if remove:
             self.db.execute(
                 "DELETE FROM relationships WHERE pk=? AND type_id=? AND object_id=?",
                 (pk, type_id, object_id),
             )
-        else:
-            self.db.execute(
-                "INSERT OR IGNORE INTO relationships VALUES(?,?,?)", (pk, type_id, object_id)
+            return
+        row = self.db.execute(
+            "SELECT attributes FROM relationships WHERE pk=? AND type_id=? AND object_id=?",
+            (pk, type_id, object_id),
+        ).fetchone()
+        merged = json.loads(row[0]) if row else {}
+        for name, value in (attributes or {}).items():
+            if value is None or value == "":  # null or "" removes a relationship attribute
+                merged.pop(name, None)
+            else:
+                merged[name] = value
+        self.db.execute(
+            "INSERT OR REPLACE INTO relationships(pk, type_id, object_id, attributes)"
+            " VALUES(?,?,?,?)",
+            (pk, type_id, object_id, dumps(merged)),
+        )
+
+    def objects(self) -> list[dict[str, Any]]:
+        """Objects with their related people (pk) and relationship attributes."""
+        related: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        for pk, type_id, object_id, attrs in self.db.execute(
+            "SELECT pk, type_id, object_id, attributes FROM relationships ORDER BY pk"
+        ):
+            related.setdefault((type_id, object_id), []).append(
+                {"pk": pk, "attributes": json.loads(attrs)}
             )
+        rows = self.db.execute(
+            "SELECT type_id, object_id, attributes FROM objects ORDER BY type_id, object_id"
+        )
+        return [
+            {
+                "object_type_id": t,
+                "object_id": o,
+                "attributes": json.loads(a),
+                "relationships": related.get((t, o), []),
+            }
+            for t, o, a in rows
+        ]
 
     # -- deliveries --------------------------------------------------------------------------
 
     def add_delivery(self, delivery: dict[str, Any]) -> None:
+        """One message. `created_f`/`start_f` (float seconds) drive the delivery lifecycle that
+        messages.py derives on read; `outcome` is delivered, bounced, undeliverable or drafted."""
         self.db.execute(
             "INSERT INTO deliveries(delivery_id, pk, channel, template_id, template, identifiers,"
-            " recipient, subject, body, queued_at, send_at) VALUES(?,?,?,?,?,?,?,?,?,?,?)",
+            " recipient, subject, body, queued_at, send_at, kind, broadcast_id, trigger_id,"
+            " created_f, start_f, outcome, failure) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             (
                 delivery["id"],
                 delivery["pk"],
@@ -100,16 +147,28 @@ class Records:
                 dumps(delivery["body"]),
                 delivery["created"],
                 delivery["send_at"],
+                delivery.get("kind", "transactional"),
+                delivery.get("broadcast_id"),
+                delivery.get("trigger_id"),
+                delivery.get("created_f", delivery["created"]),
+                delivery.get("start_f", delivery["created"]),
+                delivery.get("outcome", "delivered"),
+                delivery.get("failure"),
             ),
         )
 
-    def deliveries(self, pk: int | None = None) -> list[dict[str, Any]]:
-        """Recorded sends, oldest first (all of them, or one person's)."""
+    def deliveries(
+        self, pk: int | None = None, *, delivery_id: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Recorded messages, oldest first (all of them, one person's, or one by id)."""
         sql = (
             "SELECT seq, delivery_id, pk, channel, template_id, template, identifiers,"
-            " recipient, subject, body, queued_at, send_at FROM deliveries"
+            " recipient, subject, body, queued_at, send_at, kind, broadcast_id, trigger_id,"
+            " created_f, start_f, outcome, failure FROM deliveries"
         )
-        if pk is not None:
+        if delivery_id is not None:
+            rows = self.db.execute(sql + " WHERE delivery_id=?", (delivery_id,))
+        elif pk is not None:
             rows = self.db.execute(sql + " WHERE pk=? ORDER BY seq", (pk,))
         else:
             rows = self.db.execute(sql + " ORDER BY seq")
@@ -127,6 +186,13 @@ class Records:
                 "body": json.loads(r[9]),
                 "created": r[10],
                 "send_at": r[11],
+                "kind": r[12],
+                "broadcast_id": r[13],
+                "trigger_id": r[14],
+                "created_f": r[15] if r[15] is not None else float(r[10]),
+                "start_f": r[16] if r[16] is not None else float(r[10]),
+                "outcome": r[17] or "delivered",
+                "failure": r[18],
             }
             for r in rows
         ]

@@ -10,7 +10,8 @@ When the workspace defines templates, `transactional_message_id` must name one, 
 trigger name (case-insensitive), on the matching channel: unknown is 404, wrong channel 400.
 `auto_create: true` with an unknown trigger name creates an empty template on this channel, as
 Customer.io does. With no templates at all, any id is accepted so a bare emulator still runs
-simple flows. Every accepted send is recorded as a delivery; nothing is sent. Sends are not
+simple flows. Every accepted send is recorded as a message with a lifecycle (messages.py);
+nothing is sent. A push's `custom_device` is added to the person first. Sends are not
 idempotent: the same body twice makes two deliveries.
 """
 
@@ -18,11 +19,13 @@ from __future__ import annotations
 
 import base64
 import os
+import time
 from typing import Any
 
 from .core import APP, META_ERROR, ApiError, Req, collect, require_object, route
+from .messages import plan
 from .state import State
-from .store import CIO_ID, EMAIL, ID, Store, now
+from .store import CIO_ID, EMAIL, ID, Store
 
 PAYLOAD_LIMIT = 1024 * 1024
 ATTACHMENTS_LIMIT = 2 * 1024 * 1024
@@ -135,9 +138,18 @@ def send(state: State, req: Req, channel: str) -> tuple[int, Any]:
     send_at = body.get("send_at")
     if send_at is not None and (isinstance(send_at, bool) or not isinstance(send_at, int)):
         raise ApiError(400, "'send_at' must be a unix timestamp")
+    device = body.get("custom_device") if channel == "push" else None
+    if device is not None:
+        _check_device(device)
     if identifiers:
         pk = _person(state.store, kind, value)
-    queued_at = now()
+    if device is not None and pk is not None:
+        state.store.put_device(pk, {**device, "id": device["token"]})
+    created = time.time()
+    queued_at = int(created)
+    to = recipient if isinstance(recipient, str) and recipient.strip() else None
+    draft = body.get("queue_draft") is True
+    shown, outcome, failure = plan(state.store, channel, pk, to, draft=draft)
     delivery = {
         "id": new_delivery_id(),
         "pk": pk,
@@ -145,14 +157,32 @@ def send(state: State, req: Req, channel: str) -> tuple[int, Any]:
         "template_id": template_id,
         "template": template,
         "identifiers": identifiers or {},
-        "recipient": None if recipient is None else str(recipient),
+        "recipient": shown or (None if recipient is None else str(recipient)),
         "subject": body.get("subject") if isinstance(body.get("subject"), str) else None,
         "body": body,
         "created": queued_at,
         "send_at": send_at,
+        "created_f": created,
+        "start_f": max(created, float(send_at or 0)),  # a past send_at sends now
+        "outcome": outcome,
+        "failure": failure,
     }
     state.store.add_delivery(delivery)
     return 200, {"delivery_id": delivery["id"], "queued_at": queued_at}
+
+
+def _check_device(device: Any) -> None:
+    if (
+        not isinstance(device, dict)
+        or not isinstance(device.get("token"), str)
+        or not device["token"]
+    ):
+        raise ApiError(400, "'custom_device' needs a 'token'")
+    if device.get("platform") not in ("ios", "android"):
+        raise ApiError(400, "custom_device.platform must be ios or android")
+    attributes = device.get("attributes")
+    if attributes is not None and not isinstance(attributes, dict):
+        raise ApiError(400, "custom_device.attributes must be an object")
 
 
 def _endpoint(channel: str):

@@ -16,7 +16,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from . import inspection
 from .app import build_app
-from .config import DEMO_CREDENTIALS, Credentials, parse_faults, parse_limits
+from .config import DEMO_CREDENTIALS, Credentials, parse_delivery, parse_faults, parse_limits
 from .state import State
 
 T = TypeVar("T")
@@ -57,6 +57,9 @@ class Emulator:
         faults: per family {"latency": s, "error_rate": share, "error_statuses": [500, 503],
             "drop_rate": share, "seed": n}. None (default): no faults.
         host, port: where to listen; port 0 picks a free port.
+        delivery: message lifecycle timing {"sent": s, "delivered": s, "trigger": s} (seconds
+            after a message's send time until `sent` / `delivered` show, and after a broadcast
+            trigger until it is processed); defaults 0.5, 1.5, 0.5, or the workspace's `delivery`.
 
     Use as a context manager or call start()/stop(). `url` is the root for all three families.
     """
@@ -70,10 +73,11 @@ class Emulator:
         faults: Any = None,
         host: str = "127.0.0.1",
         port: int = 0,
+        delivery: Any = None,
     ) -> None:
         self.credentials = credentials
         self.host, self.port = host, port
-        self._state = State(credentials, db_path, workspace, limits, faults)
+        self._state = State(credentials, db_path, workspace, limits, faults, delivery)
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -151,11 +155,13 @@ class Emulator:
         """Back to the workspace's initial state (empty=True: no people, segments or templates)."""
         self.call(lambda: self._state.reset(empty=empty))
 
-    def configure(self, *, limits: Any = ..., faults: Any = ...) -> None:
-        """Change rate limits and/or faults while running (reset() restores the originals)."""
+    def configure(self, *, limits: Any = ..., faults: Any = ..., delivery: Any = ...) -> None:
+        """Change rate limits, faults and/or delivery timing while running (reset() restores
+        the originals)."""
         new_limits = None if limits is ... else parse_limits(limits)
         new_faults = None if faults is ... else parse_faults(faults)
-        self.call(lambda: self._state.set_behaviour(new_limits, new_faults))
+        timing = None if delivery is ... else parse_delivery(delivery)
+        self.call(lambda: self._state.set_behaviour(new_limits, new_faults, timing))
 
     def call(self, fn: Callable[[], T]) -> T:
         """Run fn on the server's thread, between requests, so it sees consistent state."""
@@ -203,6 +209,22 @@ class Inspector:
     def devices(self) -> list[dict[str, Any]]:
         return self._view(inspection.devices)
 
+    def objects(self) -> list[dict[str, Any]]:
+        """Objects with their attributes and related people (relationship attributes too)."""
+        return self._view(inspection.objects)
+
+    def messages(self) -> list[dict[str, Any]]:
+        """Every message (transactional and broadcast) as GET /v1/messages shows it now,
+        oldest first, including broadcast messages not yet visible there."""
+        return self._view(inspection.messages)
+
+    def triggers(self) -> list[dict[str, Any]]:
+        """Broadcast triggers with their status, recipients count and errors."""
+        return self._view(inspection.triggers)
+
+    def suppressions(self) -> list[str]:
+        return self._view(inspection.suppressions)
+
 
 def banner(url: str, credentials: Credentials, environ=None) -> str:
     """What `serve` prints: where to point each family and which keys it accepts. Demo keys are
@@ -214,7 +236,7 @@ def banner(url: str, credentials: Credentials, environ=None) -> str:
         f"  Pipelines: {url}/v1/identify, /v1/batch, ...  (Basic pipelines_key:)",
         f"  App:       {url}/v1/customers, /v1/send/email, ...  (Bearer app_key)",
         *(f"  {name:14s} {value}" for name, value in shown.items()),
-        f"  Inspect:   {url}/_emulator/requests | people | events | deliveries | segments",
+        f"  Inspect:   {url}/_emulator/requests | people | events | deliveries | messages | ...",
     ]
     return "\n".join(lines)
 

@@ -7,7 +7,15 @@ from collections import deque
 from typing import Any
 
 from . import workspace as ws
-from .config import Credentials, Faults, RateLimit, parse_faults, parse_limits
+from .config import (
+    Credentials,
+    DeliveryTiming,
+    Faults,
+    RateLimit,
+    parse_delivery,
+    parse_faults,
+    parse_limits,
+)
 from .core import load_json
 from .faults import FaultInjector, TokenBucket
 from .filters import SegmentResolver
@@ -26,6 +34,7 @@ class State:
         workspace: str | Any | None,
         limits: Any = None,
         faults: Any = None,
+        delivery: Any = None,
     ) -> None:
         self.credentials = credentials
         self.secrets = credentials.secrets()
@@ -35,6 +44,12 @@ class State:
         # Constructor arguments override the workspace file, family by family.
         self.base_limits = {**parse_limits(self.workspace.get("limits")), **parse_limits(limits)}
         self.base_faults = {**parse_faults(self.workspace.get("faults")), **parse_faults(faults)}
+        self.base_timing = (
+            parse_delivery(delivery)
+            or parse_delivery(self.workspace.get("delivery"))
+            or DeliveryTiming()
+        )
+        self.timing = self.base_timing
         self.log: deque[dict[str, Any]] = deque()
         self.log_bytes = 0
         self.seq = 0
@@ -49,8 +64,13 @@ class State:
     # -- behaviour ---------------------------------------------------------------------------
 
     def set_behaviour(
-        self, limits: dict[str, RateLimit] | None, faults: dict[str, Faults] | None
+        self,
+        limits: dict[str, RateLimit] | None,
+        faults: dict[str, Faults] | None,
+        timing: DeliveryTiming | None = None,
     ) -> None:
+        if timing is not None:
+            self.timing = timing
         if limits is not None:
             self.buckets = {f: TokenBucket(lim) for f, lim in limits.items()}
         if faults is not None:
@@ -84,7 +104,7 @@ class State:
         self.log.clear()
         self.log_bytes = 0
         self.seq = 0
-        self.set_behaviour(self.base_limits, self.base_faults)
+        self.set_behaviour(self.base_limits, self.base_faults, self.base_timing)
 
     def refresh_templates(self) -> None:
         """Templates by `id:<n>` and by `trigger:<name>` (trigger names are case-insensitive)."""

@@ -47,15 +47,42 @@ CREATE TABLE IF NOT EXISTS templates(
 CREATE TABLE IF NOT EXISTS deliveries(
   seq INTEGER PRIMARY KEY, delivery_id TEXT NOT NULL UNIQUE, pk INTEGER, channel TEXT NOT NULL,
   template_id INTEGER, template TEXT, identifiers TEXT NOT NULL, recipient TEXT, subject TEXT,
-  body TEXT NOT NULL, queued_at INTEGER NOT NULL, send_at INTEGER);
+  body TEXT NOT NULL, queued_at INTEGER NOT NULL, send_at INTEGER,
+  kind TEXT NOT NULL DEFAULT 'transactional', broadcast_id INTEGER, trigger_id INTEGER,
+  created_f REAL, start_f REAL, outcome TEXT, failure TEXT);
 CREATE INDEX IF NOT EXISTS deliveries_pk ON deliveries(pk);
+CREATE TABLE IF NOT EXISTS changes(
+  cid INTEGER PRIMARY KEY, pk INTEGER NOT NULL, name TEXT NOT NULL, old TEXT, new TEXT,
+  ts INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS changes_pk ON changes(pk);
+CREATE TABLE IF NOT EXISTS broadcasts(
+  id INTEGER PRIMARY KEY, name TEXT NOT NULL, channel TEXT NOT NULL, segment_id INTEGER,
+  subject TEXT, created_at INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS triggers(
+  id INTEGER PRIMARY KEY, broadcast_id INTEGER NOT NULL, created_f REAL NOT NULL,
+  process_f REAL NOT NULL, body TEXT NOT NULL, recipients_count INTEGER NOT NULL,
+  errors TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS objects(
   type_id TEXT NOT NULL, object_id TEXT NOT NULL, attributes TEXT NOT NULL DEFAULT '{}',
   PRIMARY KEY(type_id, object_id)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS relationships(
   pk INTEGER NOT NULL, type_id TEXT NOT NULL, object_id TEXT NOT NULL,
-  PRIMARY KEY(pk, type_id, object_id)) WITHOUT ROWID;
+  attributes TEXT NOT NULL DEFAULT '{}', PRIMARY KEY(pk, type_id, object_id)) WITHOUT ROWID;
 """
+
+# Columns added after the first release: a database file made by an older emulator gains them.
+ADDED_COLUMNS = {
+    "deliveries": [
+        ("kind", "TEXT NOT NULL DEFAULT 'transactional'"),
+        ("broadcast_id", "INTEGER"),
+        ("trigger_id", "INTEGER"),
+        ("created_f", "REAL"),
+        ("start_f", "REAL"),
+        ("outcome", "TEXT"),
+        ("failure", "TEXT"),
+    ],
+    "relationships": [("attributes", "TEXT NOT NULL DEFAULT '{}'")],
+}
 
 TABLES = [
     "people",
@@ -70,6 +97,9 @@ TABLES = [
     "deliveries",
     "objects",
     "relationships",
+    "changes",
+    "broadcasts",
+    "triggers",
 ]
 
 # Identifier kinds a person can be found by.
@@ -94,11 +124,19 @@ def as_string(value: Any) -> str:
 class Store(Records):
     """All state; every method runs on the loop thread inside the caller's transaction."""
 
+    # False while a workspace loads: its people are initial state, not attribute changes.
+    record_changes = True
+
     def __init__(self, path: str | None = None) -> None:
         self.db = sqlite3.connect(path or ":memory:", isolation_level=None, check_same_thread=False)
         self.db.execute("PRAGMA journal_mode=WAL" if path else "PRAGMA journal_mode=MEMORY")
         self.db.execute("PRAGMA synchronous=OFF")
         self.db.executescript(SCHEMA)
+        for table, columns in ADDED_COLUMNS.items():
+            have = {row[1] for row in self.db.execute(f"PRAGMA table_info({table})")}
+            for name, decl in columns:
+                if name not in have:
+                    self.db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {decl}")
 
     @contextmanager
     def tx(self) -> Iterator[None]:
@@ -188,6 +226,8 @@ class Store(Records):
                 "INSERT INTO people(cio_id, id, email, created_at, updated_at) VALUES(?,?,?,?,?)",
                 (cio_id or new_cio_id(), id, email, created_at or ts, ts),
             ).lastrowid
+            if email:
+                self.record_change(pk, "email", None, email, ts)
         else:
             self._set_identifiers(pk, id, email, ts)
         if attributes:
@@ -195,25 +235,46 @@ class Store(Records):
         return pk
 
     def _set_identifiers(self, pk: int, id: str | None, email: str | None, ts: int) -> None:
-        if id:
-            self.db.execute(
-                "UPDATE people SET id=?, updated_at=? WHERE pk=? AND id IS NOT ?", (id, ts, pk, id)
-            )
-        if email:
-            self.db.execute(
-                "UPDATE people SET email=?, updated_at=? WHERE pk=? AND email IS NOT ?",
-                (email, ts, pk, email),
-            )
+        if not (id or email):
+            return
+        old_id, old_email = self.db.execute(
+            "SELECT id, email FROM people WHERE pk=?", (pk,)
+        ).fetchone()
+        if id and id != old_id:
+            self.db.execute("UPDATE people SET id=?, updated_at=? WHERE pk=?", (id, ts, pk))
+            self.record_change(pk, "id", old_id, id, ts)
+        if email and email != old_email:
+            self.db.execute("UPDATE people SET email=?, updated_at=? WHERE pk=?", (email, ts, pk))
+            self.record_change(pk, "email", old_email, email, ts)
+
+    def record_change(self, pk: int, name: str, old: str | None, new: str | None, ts: int) -> None:
+        """An attribute_change activity (values as the App API shows them)."""
+        if not self.record_changes:
+            return
+        self.db.execute(
+            "INSERT INTO changes(pk, name, old, new, ts) VALUES(?,?,?,?,?)",
+            (pk, name, old or "", new or "", ts),
+        )
 
     def set_attributes(self, pk: int, attributes: dict[str, Any], ts: int | None = None) -> None:
         """Set attributes; None or "" removes one, as Customer.io does."""
         ts = ts or now()
-        put, drop = [], []
+        old = dict(self.db.execute("SELECT name, str FROM attrs WHERE pk=?", (pk,)).fetchall())
+        put, drop, changes = [], [], []
         for name, value in attributes.items():
             if value is None or value == "":
-                drop.append((pk, name))
+                if name in old:
+                    drop.append((pk, name))
+                    changes.append((pk, name, old[name], "", ts))
             else:
-                put.append((pk, name, dumps(value), as_string(value), ts))
+                text = as_string(value)
+                put.append((pk, name, dumps(value), text, ts))
+                if old.get(name) != text:
+                    changes.append((pk, name, old.get(name, ""), text, ts))
+        if changes and self.record_changes:
+            self.db.executemany(
+                "INSERT INTO changes(pk, name, old, new, ts) VALUES(?,?,?,?,?)", changes
+            )
         if put:
             self.db.executemany(
                 "INSERT INTO attrs(pk,name,value,str,ts) VALUES(?,?,?,?,?) "
@@ -227,7 +288,7 @@ class Store(Records):
 
     def delete_person(self, pk: int) -> None:
         """Delete the person and their data (deliveries stay, detached, for inspection)."""
-        for table in ("attrs", "events", "devices", "segment_members", "relationships"):
+        for table in ("attrs", "events", "devices", "segment_members", "relationships", "changes"):
             self.db.execute(f"DELETE FROM {table} WHERE pk=?", (pk,))
         self.db.execute("UPDATE deliveries SET pk=NULL WHERE pk=?", (pk,))
         self.db.execute("DELETE FROM people WHERE pk=?", (pk,))
@@ -253,7 +314,7 @@ class Store(Records):
             "SELECT ?, name, value, str, ts FROM attrs WHERE pk=?",
             (primary, secondary),
         )
-        for table in ("events", "deliveries"):
+        for table in ("events", "deliveries", "changes"):
             self.db.execute(f"UPDATE {table} SET pk=? WHERE pk=?", (primary, secondary))
         for table in ("devices", "segment_members", "relationships"):
             self.db.execute(f"UPDATE OR IGNORE {table} SET pk=? WHERE pk=?", (primary, secondary))

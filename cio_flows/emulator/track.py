@@ -141,7 +141,18 @@ def relate_all(store: Store, pk: int, relationships: Any, *, remove: bool = Fals
         type_id, object_id = str(ident.get("object_type_id") or "1"), str(ident["object_id"])
         if not remove:
             store.put_object(type_id, object_id, {})
-        store.relate(pk, type_id, object_id, remove=remove)
+        store.relate(
+            pk, type_id, object_id, remove=remove, attributes=relationship_attributes(item)
+        )
+
+
+def relationship_attributes(item: dict[str, Any]) -> dict[str, Any] | None:
+    value = item.get("relationship_attributes")
+    if value is not None and not isinstance(value, dict):
+        raise ApiError(
+            400, "relationship_attributes must be an object", field="relationship_attributes"
+        )
+    return value
 
 
 def find_or_create(store: Store, identifier: str) -> int | None:

@@ -18,6 +18,7 @@ from .track import (
     person_ref,
     put_device,
     relate_all,
+    relationship_attributes,
     unix,
     upsert,
 )
@@ -232,7 +233,13 @@ def _object(store: Store, action: str, op: dict[str, Any]) -> None:
         ref = rel.get("identifiers") if isinstance(rel, dict) else None
         pk = person_ref(store, ref, "cio_relationships.identifiers")
         if pk is not None:
-            store.relate(pk, type_id, object_id, remove=action == "delete_relationships")
+            store.relate(
+                pk,
+                type_id,
+                object_id,
+                remove=action == "delete_relationships",
+                attributes=relationship_attributes(rel),
+            )
 
 
 def _delivery(store: Store, op: dict[str, Any]) -> None:

@@ -9,7 +9,10 @@ segments:    # ids are what the App API shows; dynamic ones use the App API filt
 people:
   - {id: user_0001, email: a@example.com, created_at: 1700000000, attributes: {plan: pro},
      events: [{name: signed_up, timestamp: 1700000000, data: {}}]}
-limits: customerio            # or {track: 100, app: {rate: 10, burst: 10}}
+broadcasts:  # API-triggered broadcasts (POST /v1/campaigns/{id}/triggers)
+  - {id: 1, name: Product update, channel: email, segment: 7, subject: What's new}
+delivery: {sent: 0.5, delivered: 1.5, trigger: 0.5}   # message lifecycle timing, seconds
+limits: customerio            # or {track: 100, app: {rate: 10, burst: 10}, triggers: 0.1}
 faults: {app: {latency: 0.05, error_rate: 0.1, seed: 7}}
 ```
 """
@@ -22,13 +25,24 @@ from typing import Any
 
 import yaml
 
-from .config import parse_faults, parse_limits
+from .config import parse_delivery, parse_faults, parse_limits
 from .filters import FilterError, SegmentResolver
 from .store import Store, dumps, now
 
 DEMO_PATH = Path(__file__).with_name("demo_workspace.yaml")
 CHANNELS = ("email", "push", "sms", "whatsapp", "in_app", "inbox_message")
-_KEYS = {"version", "name", "description", "templates", "segments", "people", "limits", "faults"}
+_KEYS = {
+    "version",
+    "name",
+    "description",
+    "templates",
+    "segments",
+    "people",
+    "broadcasts",
+    "limits",
+    "faults",
+    "delivery",
+}
 _cache: dict[tuple[str, float], dict[str, Any]] = {}
 
 
@@ -63,6 +77,10 @@ def load(source: str | Path | dict | None) -> dict[str, Any]:
         raise WorkspaceError(f"unknown workspace keys: {', '.join(sorted(unknown))}")
     parse_limits(data.get("limits"))
     parse_faults(data.get("faults"))
+    try:
+        parse_delivery(data.get("delivery"))
+    except (TypeError, ValueError) as exc:
+        raise WorkspaceError(str(exc)) from None
     return data
 
 
@@ -72,10 +90,16 @@ def apply(store: Store, data: dict[str, Any]) -> None:
     for i, tpl in enumerate(data.get("templates") or ()):
         _template(store, tpl, i)
     people = data.get("people") or ()
-    for i, person in enumerate(people):
-        _person(store, person, i, ts)
+    store.record_changes = False
+    try:
+        for i, person in enumerate(people):
+            _person(store, person, i, ts)
+    finally:
+        store.record_changes = True
     for i, seg in enumerate(data.get("segments") or ()):
         _segment(store, seg, i, ts)
+    for i, broadcast in enumerate(data.get("broadcasts") or ()):
+        _broadcast(store, broadcast, i, ts)
 
 
 def _template(store: Store, tpl: Any, i: int) -> None:
@@ -155,6 +179,30 @@ def _segment(store: Store, seg: Any, i: int, ts: int) -> None:
         if pk is None:
             raise WorkspaceError(f"{where}.members: no person {member!r}")
         store.db.execute("INSERT OR IGNORE INTO segment_members VALUES(?,?)", (seg["id"], pk))
+
+
+def _broadcast(store: Store, b: Any, i: int, ts: int) -> None:
+    where = f"broadcasts[{i}]"
+    if not isinstance(b, dict) or not isinstance(b.get("id"), int) or not b.get("name"):
+        raise WorkspaceError(f"{where}: needs an integer 'id' and a 'name'")
+    unknown = set(b) - {"id", "name", "channel", "segment", "subject"}
+    if unknown:
+        raise WorkspaceError(f"{where}: unknown keys {', '.join(sorted(unknown))}")
+    channel = b.get("channel", "email")
+    if channel not in CHANNELS:
+        raise WorkspaceError(f"{where}: channel must be one of {', '.join(CHANNELS)}")
+    segment = b.get("segment")
+    if segment is not None:
+        found = store.db.execute("SELECT 1 FROM segments WHERE id=?", (segment,)).fetchone()
+        if not isinstance(segment, int) or found is None:
+            raise WorkspaceError(f"{where}.segment: no segment {segment!r}")
+    if store.db.execute("SELECT 1 FROM broadcasts WHERE id=?", (b["id"],)).fetchone():
+        raise WorkspaceError(f"{where}: duplicate id {b['id']}")
+    store.db.execute(
+        "INSERT INTO broadcasts(id, name, channel, segment_id, subject, created_at)"
+        " VALUES(?,?,?,?,?,?)",
+        (b["id"], str(b["name"]), channel, segment, b.get("subject"), ts),
+    )
 
 
 def _stable_cio_id(seed: Any) -> str:

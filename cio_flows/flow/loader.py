@@ -10,10 +10,11 @@ import yaml
 from yaml.events import AliasEvent
 
 from ..errors import FlowSchemaError, FlowSyntaxError, Location
-from .model import READ_KINDS, STEP_KINDS, Condition, Flow, ForEach, SourceMap, Step, Wait
+from ..wire import kinds as step_kinds
+from .model import Condition, Flow, ForEach, SourceMap, Step, Wait
 from .payloads import check_payload, did_you_mean
 from .saved_names import check_saved_names
-from .schemas import is_valid, validator
+from .schemas import FLOW_SCHEMA, is_valid, validator
 from .templating import check_templates
 
 if TYPE_CHECKING:
@@ -231,23 +232,20 @@ def _to_python(loader, node, path, file, values, keys) -> Any:
 
 def check_structure(data: Any, source: SourceMap) -> None:
     """Validate against schemas/flow.schema.json; report the first problem in document order."""
-    errors = (
-        []
-        if is_valid("flow.schema.json", data)
-        else list(validator("flow.schema.json").iter_errors(data))
-    )
+    errors = [] if is_valid(FLOW_SCHEMA, data) else list(validator(FLOW_SCHEMA).iter_errors(data))
     if errors:
         first = min(_root_causes(errors), key=lambda e: _position_key(source, e))
         raise _schema_problem(first, source)
+    known = frozenset(step_kinds.names())
     for section in ("steps", "finally"):
         for index, step in enumerate(data.get(section) or []):
-            kinds = [key for key in step if key in STEP_KINDS]
+            kinds = [key for key in step if key in known]
             if len(kinds) != 1:
                 found = ", ".join(kinds) if kinds else "none"
                 raise FlowSchemaError(
                     "a step needs exactly one step kind",
                     location=source.locate((section, index)),
-                    expected=f"one of {', '.join(sorted(STEP_KINDS))}",
+                    expected=f"one of {', '.join(sorted(known))}",
                     found=found,
                 )
 
@@ -344,13 +342,14 @@ def _describe_value(value: Any) -> str:
 
 
 def check_step_options(steps: tuple[Step, ...]) -> None:
+    reading = step_kinds.reading_kinds()
     for step in steps:
-        if step.wait_until is not None and step.kind not in READ_KINDS:
+        if step.wait_until is not None and step.kind not in reading:
             raise FlowSchemaError(
                 f"wait_until re-runs its step, so it only goes on a read step, not {step.kind}",
                 location=step.wait_until.condition.location,
                 step=step.name,
-                expected="one of " + ", ".join(sorted(READ_KINDS)),
+                expected="one of " + ", ".join(sorted(reading)),
                 found=step.kind,
             )
 
@@ -393,11 +392,12 @@ def build_flow(path: Path, data: dict[str, Any], source: SourceMap) -> Flow:
 def _build_steps(
     raw_steps: list[dict[str, Any]], section: str, source: SourceMap
 ) -> tuple[Step, ...]:
+    known = frozenset(step_kinds.names())
     steps = []
     for index, raw in enumerate(raw_steps):
-        kind = next(key for key in raw if key in STEP_KINDS)
+        kind = next(key for key in raw if key in known)
         path = (section, index)
-        options = {k: v for k, v in raw.items() if k not in STEP_KINDS and k != "name"}
+        options = {k: v for k, v in raw.items() if k not in known and k != "name"}
         payload = raw[kind]
         save = raw.get("save")
         steps.append(

@@ -10,12 +10,6 @@ from typing import Any
 
 from ..errors import Location
 
-# Step kinds that read rather than write: safe to repeat, polled by wait_until.
-READ_KINDS = frozenset({"search", "get_person", "list_segments", "segment_members"})
-SEND_KINDS = frozenset({"send_email", "send_push", "send_sms"})
-WRITE_KINDS = frozenset({"identify", "track", "delete"})
-STEP_KINDS = WRITE_KINDS | SEND_KINDS | READ_KINDS
-
 Path_ = tuple[str | int, ...]
 
 
@@ -58,7 +52,7 @@ class Wait:
 
 @dataclass(frozen=True)
 class Step:
-    kind: str
+    kind: str  # a registered step kind (cio_flows.wire.kinds)
     payload: Any
     name: str
     index: int  # position in its list, 0-based

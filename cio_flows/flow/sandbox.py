@@ -22,6 +22,7 @@ from typing import Any
 from jinja2.runtime import Undefined
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
 
+from ..errors import NotJsonError, TemplateLimitError
 from ..redact import CREDENTIAL_VARS, is_secret_name
 
 # Characters in a string, or items (counted through nested lists and maps), that any value a
@@ -29,14 +30,6 @@ from ..redact import CREDENTIAL_VARS, is_secret_name
 MAX_SIZE = 10_000_000
 # Bits in an integer a template computes (2**1024 is past any JSON number an API reads).
 MAX_INT_BITS = 1024
-
-
-class TemplateLimitError(Exception):
-    """A template would build a value over the sandbox's limits."""
-
-
-class NotJsonError(Exception):
-    """A template's result is not a JSON value."""
 
 
 # --- sizes ----------------------------------------------------------------------------------

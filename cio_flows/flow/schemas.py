@@ -1,7 +1,14 @@
-"""The JSON Schemas shipped in the package (`cio_flows/schemas/`, also `schemas/` at the repo root)."""
+"""The JSON Schemas shipped in the package (`cio_flows/schemas/`, also `schemas/` at the repo root).
+
+Step payload schemas are found through the step-kind registry (`cio_flows.wire.kinds`), and the flow
+schema a flow is checked against takes its step kinds from the registry too: a kind registered
+from outside the package is a valid step key. Compiled validators are cached per registry
+generation, so registering a kind makes them be built again.
+"""
 
 from __future__ import annotations
 
+import copy
 import json
 from collections.abc import Callable
 from functools import cache
@@ -10,8 +17,12 @@ from typing import TYPE_CHECKING, Any
 
 import fastjsonschema
 
+from ..wire import kinds
+
 if TYPE_CHECKING:
     from jsonschema import Draft202012Validator
+
+FLOW_SCHEMA = "flow.schema.json"
 
 
 def schema_text(name: str) -> str:
@@ -20,33 +31,84 @@ def schema_text(name: str) -> str:
 
 @cache
 def load_schema(name: str) -> dict[str, Any]:
-    """A schema by its path below schemas/, e.g. 'flow.schema.json' or 'steps/identify.json'."""
+    """A schema file as shipped, by its path below schemas/, e.g. 'flow.schema.json'."""
     return json.loads(schema_text(name))
 
 
+def step_kind_properties() -> dict[str, dict[str, Any]]:
+    """The flow schema's `$defs.step.properties` entry of every registered step kind."""
+    return {kind.name: _step_kind_property(kind) for kind in kinds.all_kinds()}
+
+
+def _step_kind_property(kind: kinds.StepKind) -> dict[str, Any]:
+    types = kind.payload_schema.get("type")
+    if isinstance(types, list) and "null" in types:  # the step may be written with no payload
+        return {"type": types, "description": kind.description}
+    return {"$ref": "#/$defs/payload", "description": kind.description}
+
+
+def flow_schema() -> dict[str, Any]:
+    """The flow schema flows are checked against: the shipped file, step kinds from the registry."""
+    return _flow_schema(kinds.generation())
+
+
 @cache
+def _flow_schema(generation: int) -> dict[str, Any]:
+    schema = copy.deepcopy(load_schema(FLOW_SCHEMA))
+    schema["$defs"]["step"]["properties"].update(step_kind_properties())
+    return schema
+
+
+def _schema(name: str) -> dict[str, Any]:
+    return flow_schema() if name == FLOW_SCHEMA else load_schema(name)
+
+
 def validator(name: str) -> Draft202012Validator:
-    """The full validator, for precise error paths. Imported late: it costs ~1 s at startup."""
+    """The full validator, for precise error paths."""
+    return _validator(name, kinds.generation())
+
+
+@cache
+def _validator(name: str, generation: int) -> Draft202012Validator:
+    return _full_validator(_schema(name))
+
+
+def _full_validator(schema: dict[str, Any]) -> Draft202012Validator:
+    # Imported late: it costs ~1 s at startup.
     from jsonschema import Draft202012Validator
 
-    schema = load_schema(name)
     Draft202012Validator.check_schema(schema)
     return Draft202012Validator(schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
 
 
 def step_validator(kind: str) -> Draft202012Validator:
-    return validator(f"steps/{kind}.json")
+    """The full validator of a step kind's payload."""
+    return _step_validator(kind, kinds.generation())
 
 
 @cache
+def _step_validator(kind: str, generation: int) -> Draft202012Validator:
+    return _full_validator(kinds.get(kind).payload_schema)
+
+
 def fast_check(name: str) -> Callable[[Any], Any]:
     """A compiled validator that raises on the first error: the fast path for valid input."""
+    return _fast_check(name, kinds.generation())
+
+
+@cache
+def _fast_check(name: str, generation: int) -> Callable[[Any], Any]:
     # A fresh copy: the compiler resolves references in place.
-    return fastjsonschema.compile(json.loads(schema_text(name)))
+    return fastjsonschema.compile(copy.deepcopy(_schema(name)))
 
 
 def fast_step_check(kind: str) -> Callable[[Any], Any]:
-    return fast_check(f"steps/{kind}.json")
+    return _fast_step_check(kind, kinds.generation())
+
+
+@cache
+def _fast_step_check(kind: str, generation: int) -> Callable[[Any], Any]:
+    return fastjsonschema.compile(copy.deepcopy(kinds.get(kind).payload_schema))
 
 
 def is_valid(name: str, instance: Any) -> bool:

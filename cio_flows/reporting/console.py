@@ -4,7 +4,18 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from ..run.events import FAILED, OK, SKIPPED, UNKNOWN, Event, RunFinished, RunStarted, StepFinished
+from ..run.events import (
+    FAILED,
+    OK,
+    SKIPPED,
+    UNKNOWN,
+    Event,
+    RowFailed,
+    RunError,
+    RunFinished,
+    RunStarted,
+    StepFinished,
+)
 
 _MARKS = {OK: "ok", FAILED: "FAILED", SKIPPED: "skipped", UNKNOWN: "UNKNOWN"}
 
@@ -19,6 +30,12 @@ class ConsoleReporter:
             self._write(f"flow {event.flow_name} ({event.flow_path}), region {event.region}")
         elif isinstance(event, StepFinished):
             self._step(event)
+        elif isinstance(event, RowFailed):
+            where = "the run" if event.row_number is None else f"row {event.row_number}"
+            self._write(f"  {_MARKS[FAILED]:<7} {where}: could not start")
+            self._write(f"          {event.error}")
+        elif isinstance(event, RunError):
+            self._write(f"  {'ERROR':<7} the run stopped: {event.error}")
         elif isinstance(event, RunFinished):
             self._summary(event)
 

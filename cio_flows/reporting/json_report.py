@@ -17,7 +17,22 @@ from typing import Any
 from ..errors import Location
 from ..flow.model import Step
 from ..redact import Redactor
-from ..run.events import FAILED, OK, SKIPPED, UNKNOWN, Event, RunFinished, RunStarted, StepFinished
+from ..run.events import (
+    FAILED,
+    OK,
+    SKIPPED,
+    UNKNOWN,
+    Event,
+    Failure,
+    RowFailed,
+    RunError,
+    RunFinished,
+    RunStarted,
+    StepFinished,
+)
+
+# step_key of failures that belong to no step (as the journal records them)
+ROW_ERROR, RUN_ERROR = "(row)", "(run)"
 
 
 @dataclass
@@ -88,6 +103,8 @@ class RunCollector:
                 self.started, self.started_at = event, datetime.now(UTC)
             elif isinstance(event, StepFinished):
                 self._step(event)
+            elif isinstance(event, RowFailed | RunError):
+                self._keep(error_entry(event, self.redact))
 
     def _step(self, event: StepFinished) -> None:
         step = event.step
@@ -98,16 +115,20 @@ class RunCollector:
         if event.status not in (FAILED, UNKNOWN):
             return
         kept_for_step = stats.failed + stats.unknown - 1
-        if len(self.failures) >= self.max_failures or (
-            self.per_step is not None and kept_for_step >= self.per_step
-        ):
+        if self.per_step is not None and kept_for_step >= self.per_step:
             self.failures_omitted += 1
             return
-        self.failures.append(failure_entry(step, event, self.redact))
+        self._keep(failure_entry(step, event, self.redact))
+
+    def _keep(self, entry: dict[str, Any]) -> None:
+        if len(self.failures) >= self.max_failures:
+            self.failures_omitted += 1
+        else:
+            self.failures.append(entry)
 
 
 def failure_entry(step: Step, event: StepFinished, redact) -> dict[str, Any]:
-    return {
+    entry = {
         "row": event.row_number,
         "row_key": event.row_key,
         "step": step.name,
@@ -116,6 +137,40 @@ def failure_entry(step: Step, event: StepFinished, redact) -> dict[str, Any]:
         "status": event.status,
         "error": redact(event.error) if event.error else None,
         "location": str(step.location),
+    }
+    if event.failure is not None:
+        entry["failure"] = failure_facts(event.failure, redact)
+    return entry
+
+
+def error_entry(event: RowFailed | RunError, redact) -> dict[str, Any]:
+    """A row that could not start, or the run breaking: failures of no step."""
+    row = event.row_number if isinstance(event, RowFailed) else event.failure.row
+    location = event.failure.location
+    return {
+        "row": row,
+        "row_key": None,
+        "step": None,
+        "step_key": ROW_ERROR if isinstance(event, RowFailed) else RUN_ERROR,
+        "kind": None,
+        "status": FAILED,
+        "error": redact(event.error),
+        "location": str(location) if location else None,
+        "failure": failure_facts(event.failure, redact),
+    }
+
+
+def failure_facts(failure: Failure | None, redact) -> dict[str, Any] | None:
+    """The structured failure, its texts redacted like the message."""
+    if failure is None:
+        return None
+    return {
+        "kind": failure.kind,
+        "location": str(failure.location) if failure.location else None,
+        "expected": redact(failure.expected) if failure.expected else failure.expected,
+        "found": redact(failure.found) if failure.found else failure.found,
+        "outcome": failure.outcome,
+        "status": failure.status,
     }
 
 

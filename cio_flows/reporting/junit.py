@@ -15,7 +15,7 @@ from typing import Literal
 
 from ..redact import Redactor
 from ..run.events import FAILED, UNKNOWN, Event, RunFinished, RunSummary
-from .json_report import RunCollector
+from .json_report import ROW_ERROR, RUN_ERROR, RunCollector
 
 MAX_LISTED = 50  # failures listed in one <failure>; the rest are counted
 _NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")  # not allowed in XML 1.0
@@ -153,6 +153,8 @@ class JUnitSuite:
 
 def _failure_line(failure: dict) -> str:
     where = _row_label(failure["row"], failure["row_key"])
+    if failure["step"] is None:  # a row that could not start, the run breaking
+        return f"{where}: {failure['status']}: {failure['error'] or ''}"
     return (
         f"{failure['location']}: step '{failure['step']}' ({failure['kind']}): {where}: "
         f"{failure['status']}: {failure['error'] or ''}"
@@ -221,7 +223,16 @@ class JUnitReport:
                     skipped=skipped,
                 )
             )
-        if summary.interrupted:
+        row_errors = by_step.get(ROW_ERROR, [])
+        if row_errors:
+            message = f"{len(row_errors)} row(s) could not start"
+            cases.append(_Case("(rows)", flow, 0.0, failure=(message, _listing(row_errors, 0))))
+        run_errors = by_step.get(RUN_ERROR, [])
+        if run_errors:
+            cases.append(
+                _Case("(run)", flow, 0.0, error=("the run stopped", "\n".join(run_errors)))
+            )
+        elif summary.interrupted:
             error = ("interrupted", "the run was stopped before every row ran")
             cases.append(_Case("(run)", flow, 0.0, error=error))
         return _suite_element(flow, cases, summary.elapsed)

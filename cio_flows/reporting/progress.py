@@ -21,7 +21,7 @@ from rich.progress import (
 )
 from rich.text import Text
 
-from ..run.events import FAILED, Event, RowFinished, RunFinished, RunStarted
+from ..run.events import FAILED, Event, RowFinished, RunError, RunFinished, RunStarted
 
 
 class RateColumn(ProgressColumn):
@@ -54,6 +54,8 @@ class ProgressReporter:
             self._row(event)
         elif isinstance(event, RunStarted):
             self._start(event.flow_name)
+        elif isinstance(event, RunError):
+            self._stopped()
         elif isinstance(event, RunFinished):
             self.close()
 
@@ -86,6 +88,12 @@ class ProgressReporter:
                 return
             failures = f"[red]{self.failed_rows:,} failed[/red]" if self.failed_rows else ""
             self._progress.update(self._task, advance=1, failures=failures)
+
+    def _stopped(self) -> None:
+        """The run broke (its error is on the console): say so on the bar before it closes."""
+        with self._lock:
+            if self._progress is not None and self._task is not None:
+                self._progress.update(self._task, failures="[red]run stopped[/red]")
 
     def close(self) -> None:
         """Stop the live display (also on RunFinished); safe to call twice."""

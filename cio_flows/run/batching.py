@@ -1,16 +1,17 @@
-"""Batched chunks of rows: a step's identify/track for many rows share batch calls.
+"""Batched steps: a step's identify/track for the rows of a chunk share batch calls.
 
-Steps still run in order within each row: step N is settled for every row of the chunk before
-step N+1 starts. Mixed into the Executor, whose per-row helpers it uses.
+Each row goes through the same pipeline as a row run alone (skip, replay, `when`, settle);
+only the sending differs. The executor runs step N for every row of a chunk before step N+1.
 """
 
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
 
 from ..errors import FlowInputError, TransportError
-from ..flow.conditions import holds
 from ..flow.model import Step
 from ..wire.kinds.batching import (
     BATCH_KINDS,
@@ -21,98 +22,99 @@ from ..wire.kinds.batching import (
     item_size,
     split_batches,
 )
-from .events import FAILED, SKIPPED, StepFinished
-from .rows import Row
+from .events import HTTP, PAYLOAD, TRANSPORT, StepFinished
+from .steps import RowState, StepPipeline
 
-if TYPE_CHECKING:
-    from .executor import _RowState
+Outcome = tuple[RowState, StepFinished]
 
 
-class BatchedChunks:
-    def batchable(self, step: Step) -> bool:
-        return step.kind in BATCH_KINDS and step.loop is None and step.wait_until is None
+def batchable(step: Step) -> bool:
+    """Whether a step's requests can go in batch calls (a single identify or track)."""
+    return step.kind in BATCH_KINDS and step.loop is None and step.wait_until is None
 
-    def _run_chunk(self, rows: list[Row]) -> None:
-        states = [s for s in map(self._start_row, rows) if s is not None]
-        for step in self.run.flow.all_steps:
-            if self._stop.is_set():
-                return
-            if not self.batchable(step):
-                for state in states:
-                    self._record(state, self._step_for_row(step, state))
-                continue
-            pending: list[tuple[_RowState, dict[str, Any]]] = []
-            for state in states:
-                outcome, item = self._batch_entry(step, state)
-                if outcome is not None:
-                    self._record(state, outcome)
-                else:
-                    pending.append((state, item))
-            for state, outcome in self._send_batches(step, pending):
-                self._record(state, outcome)
+
+@dataclass(frozen=True)
+class _Item:
+    state: RowState
+    body: dict[str, Any]
+    size: int
+
+
+class BatchedStep:
+    """One batchable step over the rows of a chunk."""
+
+    def __init__(self, pipeline: StepPipeline) -> None:
+        self.pipeline = pipeline
+
+    def run(self, step: Step, states: Iterable[RowState]) -> Iterator[Outcome]:
+        """(row, outcome) for each row: first those settled without a batch, then the batches."""
+        pending: list[_Item] = []
         for state in states:
-            self._finish_row(state.number, state.row_key, failed=state.failed)
+            outcome = self.pipeline.settle_early(step, state)
+            if outcome is None:
+                outcome = self._entry(step, state, pending)
+            if outcome is not None:
+                yield state, outcome
+        yield from self._send(step, pending)
 
-    def _batch_entry(self, step: Step, state: _RowState):
-        """(outcome, None) when the step is settled without sending, else (None, batch item)."""
-        if state.failed and step.section == "steps":
-            return StepFinished(step, state.number, state.row_key, SKIPPED, 0.0), None
-        replay = self._replay(step, state)
-        if replay is not None:
-            return replay, None
+    def _entry(self, step: Step, state: RowState, pending: list[_Item]) -> StepFinished | None:
+        """Queue the row's batch item; or its outcome when it fails or must go alone."""
+        pipeline, run = self.pipeline, self.pipeline.run
         try:
-            if step.when is not None and not holds(step.when, state.context):
-                return StepFinished(
-                    step, state.number, state.row_key, SKIPPED, 0.0, detail="when is false"
-                ), None
-            payload = self.run.render(step, state.context, state.row)
-            keys = self.run.keys(state.row_key, step)
-            item = batch_item(step.kind, payload, keys, self.run.people_family)
+            payload = run.render(step, state.context, state.row)
+            keys = run.keys(state.row_key, step)
+            item = batch_item(step.kind, payload, keys, run.people_family)
         except FlowInputError as exc:
-            error = exc.with_context(step=step.name, row=state.number).describe()
-            return StepFinished(step, state.number, state.row_key, FAILED, 0.0, error=error), None
+            return pipeline.failed(step, state, exc)
         if item is None:  # cannot go in a batch (e.g. anonymous on Track): send alone
-            return self._run_step(step, state), None
+            return pipeline.send(step, state)
         size = item_size(item)
         if size > MAX_ITEM_BYTES:
-            error = f"step '{step.name}': row {state.number}: payload is {size} bytes; Customer.io takes at most {MAX_ITEM_BYTES} per item"
-            return StepFinished(step, state.number, state.row_key, FAILED, 0.0, error=error), None
-        return None, (item, size)
+            message = (
+                f"step '{step.name}': row {state.number}: payload is {size} bytes;"
+                f" Customer.io takes at most {MAX_ITEM_BYTES} per item"
+            )
+            expected, found = f"at most {MAX_ITEM_BYTES} bytes", f"{size} bytes"
+            return pipeline.failed_with(
+                step, state, PAYLOAD, message, expected=expected, found=found
+            )
+        pending.append(_Item(state, item, size))
+        return None
 
-    def _send_batches(self, step: Step, pending):
-        """Send pending items in batches; yield (row state, outcome) per item."""
-        family = self.run.people_family
-        sizes = [size for _, (_, size) in pending]
-        for indexes in split_batches(sizes):
+    def _send(self, step: Step, pending: list[_Item]) -> Iterator[Outcome]:
+        """Send the items in batches; (row, outcome) per item."""
+        pipeline = self.pipeline
+        family = pipeline.run.people_family
+        for indexes in split_batches([item.size for item in pending]):
             group = [pending[i] for i in indexes]
             started = time.monotonic()
-            request = batch_request(family, [item for _, (item, _) in group])
+            request = batch_request(family, [item.body for item in group])
             try:
-                response = self.transport.send(request)
+                response = pipeline.transport.send(request)
             except TransportError as exc:
                 elapsed = time.monotonic() - started
-                for state, _ in group:
-                    yield (
-                        state,
-                        StepFinished(
-                            step,
-                            state.number,
-                            state.row_key,
-                            FAILED,
-                            elapsed,
-                            exc.attempts,
-                            f"batch: {exc}",
-                        ),
-                    )
+                kind = HTTP if exc.status is not None else TRANSPORT
+                for item in group:  # a batch is safe to resend: never unknown
+                    yield item.state, pipeline.failed_with(
+                        step, item.state, kind, f"batch: {exc}", elapsed, exc.attempts,
+                        status=exc.status,
+                    )  # fmt: skip
                 continue
             elapsed = time.monotonic() - started
             rejected = batch_errors(response.body) if response.status == 207 else {}
-            for position, (state, _) in enumerate(group):
+            for position, item in enumerate(group):
+                state = item.state
                 if position in rejected:
-                    error = f"step '{step.name}': row {state.number}: rejected in batch: {rejected[position]}"
-                    outcome = StepFinished(
-                        step, state.number, state.row_key, FAILED, elapsed, response.attempts, error
+                    message = (
+                        f"step '{step.name}': row {state.number}: rejected in batch:"
+                        f" {rejected[position]}"
                     )
+                    outcome = pipeline.failed_with(
+                        step, state, HTTP, message, elapsed, response.attempts,
+                        found=rejected[position], status=response.status,
+                    )  # fmt: skip
                 else:
-                    outcome = self._settle(step, state, {}, elapsed, response.attempts, "batched")
+                    outcome = pipeline.settle(
+                        step, state, {}, elapsed, response.attempts, "batched"
+                    )
                 yield state, outcome

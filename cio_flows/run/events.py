@@ -6,9 +6,17 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..errors import Location
 from ..flow.model import Step
 
 OK, FAILED, SKIPPED, UNKNOWN = "ok", "failed", "skipped", "unknown"
+
+# Failure kinds: what went wrong, for reports and callers that sort failures.
+EXPECTATION, WAIT_TIMEOUT = "expectation", "wait_timeout"  # the step ran; its answer was wrong
+HTTP, TRANSPORT = "http", "transport"  # an HTTP error status; no usable answer at all
+PAYLOAD, TEMPLATE, DATA = "payload", "template", "data"  # bad input found while running
+CREDENTIALS, INPUT = "credentials", "input"  # missing keys; any other bad input
+NOT_RESENT = "not_resent"  # outcome unknown in an earlier attempt of the run, not sent again
 
 # Exit statuses (flow-format.md): 3 is for credentials Customer.io refused.
 EXIT_OK, EXIT_FAILED, EXIT_INVALID, EXIT_UNAVAILABLE = 0, 1, 2, 4
@@ -24,6 +32,24 @@ class RunStarted:
 
 
 @dataclass(frozen=True)
+class Failure:
+    """Why a step, a row or a run failed, as data; `message` is the text every output shows."""
+
+    kind: str  # expectation | wait_timeout | http | transport | payload | template | data | ...
+    message: str
+    location: Location | None = None  # file:line:col in the flow or data file
+    step: str | None = None
+    row: int | None = None
+    expected: str | None = None
+    found: str | None = None
+    outcome: str = FAILED  # failed, or unknown: the server may have acted on it
+    status: int | None = None  # the HTTP status, for kind "http"
+
+    def __str__(self) -> str:
+        return self.message
+
+
+@dataclass(frozen=True)
 class StepFinished:
     step: Step
     row_number: int | None
@@ -34,6 +60,7 @@ class StepFinished:
     error: str | None = None
     detail: Any = None  # a short summary of the response, never a payload
     saved: Any = None  # what the step saved (steps.<save>), for the journal and a resume
+    failure: Failure | None = None  # set when failed or unknown; `error` is its message
 
 
 @dataclass(frozen=True)
@@ -41,6 +68,29 @@ class RowFinished:
     row_number: int | None
     row_key: str | None
     status: str  # ok | failed (some step failed or had an unknown outcome)
+
+
+@dataclass(frozen=True)
+class RowFailed:
+    """A row that could not start: its vars or key do not render. None of its steps ran."""
+
+    row_number: int | None
+    failure: Failure
+
+    @property
+    def error(self) -> str:
+        return self.failure.message
+
+
+@dataclass(frozen=True)
+class RunError:
+    """The run itself broke (a data file that fails mid-run): no further row starts."""
+
+    failure: Failure
+
+    @property
+    def error(self) -> str:
+        return self.failure.message
 
 
 @dataclass
@@ -75,5 +125,5 @@ class RunFinished:
     summary: RunSummary
 
 
-Event = RunStarted | StepFinished | RowFinished | RunFinished
+Event = RunStarted | StepFinished | RowFailed | RowFinished | RunError | RunFinished
 Listener = Callable[[Event], None]

@@ -31,7 +31,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from ..errors import JournalError
+from ..errors import JournalError, RunInUseError
 from ..redact import Redactor
 from .events import (
     FAILED,
@@ -39,7 +39,9 @@ from .events import (
     SKIPPED,
     UNKNOWN,
     Event,
+    RowFailed,
     RowFinished,
+    RunError,
     RunFinished,
     RunStarted,
     RunSummary,
@@ -48,6 +50,8 @@ from .events import (
 
 RUNNING, PASSED, FAILED_RUN, INTERRUPTED = "running", "passed", "failed", "interrupted"
 IN_FLIGHT = "in_flight"  # a send committed before it left, with no outcome yet
+# Step keys of errors that belong to no step: a row that could not start, a run that broke.
+ROW_ERROR, RUN_ERROR = "(row)", "(run)"
 _IN_FLIGHT_ERROR = "was being sent when the run stopped: outcome unknown"
 
 _SCHEMA = """
@@ -128,19 +132,6 @@ class _Live:
         default_factory=lambda: {OK: 0, FAILED: 0, SKIPPED: 0, UNKNOWN: 0}
     )
     rows: int = 0
-
-
-class RunInUseError(JournalError):
-    """Another process holds the run id's lock."""
-
-    def __init__(self, path: Path, run_id: str, holder: str) -> None:
-        super().__init__(
-            path,
-            f"run '{run_id}' is being executed by {holder}; wait for it to finish or stop it"
-            " (one process at a time runs a run id)",
-        )
-        self.run_id = run_id
-        self.holder = holder
 
 
 class RunLock:
@@ -495,6 +486,12 @@ class Journal:
                     event.error,
                     result,
                 )
+            elif isinstance(event, RowFailed | RunError):
+                # Not a step's outcome: kept under a key no resume looks up, for the record.
+                row = event.row_number if isinstance(event, RowFailed) else None
+                where = "-" if row is None else f"row {row}"
+                what = ROW_ERROR if isinstance(event, RowFailed) else RUN_ERROR
+                self.record(run_id, where, what, FAILED, 0, event.error)
             elif isinstance(event, RowFinished):
                 with self._buf_lock:
                     if run_id in self._live:

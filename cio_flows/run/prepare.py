@@ -26,8 +26,9 @@ from ..flow.templating import (
     render_string,
     row_fields,
 )
+from ..wire import kinds
 from ..wire.config import Credentials, Endpoints, resolve_region
-from ..wire.kinds import OPERATIONS, NeedsPipelines, Request, StepKeys
+from ..wire.kinds import NeedsPipelines, Request, StepKeys
 from ..wire.transport import TransportSettings
 from .keys import new_run_id, step_keys
 from .rows import DataSource, Row
@@ -45,6 +46,14 @@ class RunOptions:
     batch: bool = True  # coalesce identify/track over rows into batch calls
     environ: Mapping[str, str] | None = None  # default os.environ
     transport: TransportSettings = field(default_factory=TransportSettings)
+    # What api.run_flow wires around the run (the CLI's `run` options):
+    # journal: True is $CIO_FLOWS_JOURNAL, else ./.cio-flows/journal.db; a path; False/None: none
+    journal: str | Path | bool | None = True
+    resume: str | None = None  # RUN_ID: run again what did not succeed (its vars/data unless given)
+    resend_unknown: bool = False  # with resume: resend sends whose outcome is unknown too
+    report: str | Path | None = None  # JSON report written here when the run finishes
+    junit: str | Path | None = None  # JUnit XML written here when the run finishes
+    emulator: bool = False  # run against an in-process emulator started for this run
 
 
 @dataclass(frozen=True)
@@ -167,7 +176,7 @@ class PreparedRun:
     def required_credentials(self) -> list[str]:
         missing: list[str] = []
         for step in self.flow.all_steps:
-            family = OPERATIONS[step.kind].family(self.people_family)
+            family = kinds.get(step.kind).family_for(self.people_family)
             missing += [
                 name for name in self.credentials.missing_for(family) if name not in missing
             ]
@@ -244,7 +253,7 @@ class PreparedRun:
 
     def build_request(self, step: Step, payload: dict[str, Any], keys: StepKeys) -> Request:
         try:
-            return OPERATIONS[step.kind].first_request(payload, keys, self.people_family)
+            return kinds.get(step.kind).first_request(payload, keys, self.people_family)
         except NeedsPipelines as exc:
             raise CredentialsError(
                 f"{exc}: set CUSTOMERIO_PIPELINES_KEY", location=step.location, step=step.name

@@ -8,18 +8,9 @@ from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from ..errors import CredentialsError
+from .families import FAMILY_SPECS, PEOPLE_FAMILIES, family_spec
 
 REGIONS = ("us", "eu")
-_HOSTS = {
-    "pipelines": "https://cdp{suffix}.customer.io",
-    "track": "https://track{suffix}.customer.io",
-    "app": "https://api{suffix}.customer.io",
-}
-_URL_OVERRIDES = {
-    "pipelines": "CUSTOMERIO_PIPELINES_URL",
-    "track": "CUSTOMERIO_TRACK_URL",
-    "app": "CUSTOMERIO_APP_URL",
-}
 
 
 @dataclass(frozen=True)
@@ -35,14 +26,13 @@ class Endpoints:
         environ = os.environ if environ is None else environ
         if region not in REGIONS:
             raise CredentialsError("unknown region", expected="us or eu", found=repr(region))
-        suffix = "" if region == "us" else "-eu"
         roots = {
-            family: (
-                check_root_url(var, environ[var])
-                if environ.get(var)
-                else _HOSTS[family].format(suffix=suffix)
+            name: (
+                check_root_url(spec.url_override, environ[spec.url_override])
+                if environ.get(spec.url_override)
+                else spec.hosts[region]
             ).rstrip("/")
-            for family, var in _URL_OVERRIDES.items()
+            for name, spec in FAMILY_SPECS.items()
         }
         return cls(**roots)
 
@@ -92,6 +82,15 @@ def _without_password(value: str) -> str:
     return value
 
 
+# Environment variable -> Credentials field.
+CREDENTIAL_FIELDS = {
+    "CUSTOMERIO_SITE_ID": "site_id",
+    "CUSTOMERIO_TRACK_TOKEN": "track_token",
+    "CUSTOMERIO_PIPELINES_KEY": "pipelines_key",
+    "CUSTOMERIO_APP_TOKEN": "app_token",
+}
+
+
 @dataclass(frozen=True)
 class Credentials:
     """API keys. repr() never shows them."""
@@ -104,29 +103,23 @@ class Credentials:
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Credentials:
         environ = os.environ if environ is None else environ
-        return cls(
-            site_id=environ.get("CUSTOMERIO_SITE_ID", ""),
-            track_token=environ.get("CUSTOMERIO_TRACK_TOKEN", ""),
-            pipelines_key=environ.get("CUSTOMERIO_PIPELINES_KEY", ""),
-            app_token=environ.get("CUSTOMERIO_APP_TOKEN", ""),
-        )
+        return cls(**{name: environ.get(var, "") for var, name in CREDENTIAL_FIELDS.items()})
+
+    def value(self, variable: str) -> str:
+        """The key held for an environment variable, e.g. CUSTOMERIO_APP_TOKEN."""
+        return getattr(self, CREDENTIAL_FIELDS[variable])
 
     @property
     def people_family(self) -> str:
         """Where identify/track/delete go: Pipelines when its key is set, else Track."""
-        return "pipelines" if self.pipelines_key else "track"
+        for name in PEOPLE_FAMILIES[:-1]:
+            if not self.missing_for(name):
+                return name
+        return PEOPLE_FAMILIES[-1]
 
     def missing_for(self, family: str) -> list[str]:
         """Environment variables to set before `family` can be called."""
-        needed = {
-            "pipelines": [("CUSTOMERIO_PIPELINES_KEY", self.pipelines_key)],
-            "track": [
-                ("CUSTOMERIO_SITE_ID", self.site_id),
-                ("CUSTOMERIO_TRACK_TOKEN", self.track_token),
-            ],
-            "app": [("CUSTOMERIO_APP_TOKEN", self.app_token)],
-        }[family]
-        return [name for name, value in needed if not value]
+        return [var for var in family_spec(family).credentials if not self.value(var)]
 
     def secrets(self) -> list[str]:
         """Every value that must never reach output, as the transport sends it too: `KEY:` for

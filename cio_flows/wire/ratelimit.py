@@ -7,14 +7,10 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-# Requests per second. Customer.io: Track fair use 100/s, Pipelines 3000/3 s, App 10/s,
-# transactional sends share the 3000/3 s limit (we stay at 100/s unless told otherwise).
-DEFAULT_RATES: Mapping[str, float] = {
-    "track": 100.0,
-    "pipelines": 100.0,
-    "app_send": 100.0,
-    "app": 10.0,
-}
+from .families import default_rates
+
+# Requests per second per bucket, as each API family declares them (see families.py).
+DEFAULT_RATES: Mapping[str, float] = default_rates()
 
 
 class RateLimiter:

@@ -23,9 +23,10 @@ from urllib3.connectionpool import HTTPSConnectionPool
 
 from ..errors import TransportError
 from .config import Credentials, Endpoints
-from .kinds import FAMILIES, Request, Response
+from .families import FAMILIES, family_spec
 from .ratelimit import RateLimiter, RateLimits
 from .retry import RetryPolicy, parse_retry_after, status_is_retryable
+from .types import Request, Response
 
 USER_AGENT = "cio-flows/0.1"
 _DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -59,20 +60,16 @@ class BearerAuth(requests.auth.AuthBase):
 
 def auth_for(family: str, credentials: Credentials) -> requests.auth.AuthBase:
     """Each family's own scheme: Pipelines Basic KEY:, Track Basic SITE_ID:KEY, App Bearer."""
-    if family == "pipelines":
-        return HTTPBasicAuth(credentials.pipelines_key, "")
-    if family == "track":
-        return HTTPBasicAuth(credentials.site_id, credentials.track_token)
-    return BearerAuth(credentials.app_token)
+    auth = family_spec(family).auth
+    if auth.scheme == "bearer":
+        return BearerAuth(credentials.value(auth.user))
+    password = credentials.value(auth.password) if auth.password else ""
+    return HTTPBasicAuth(credentials.value(auth.user), password)
 
 
 def auth_description(family: str) -> str:
     """What `plan` prints instead of the Authorization header: the scheme, never the key."""
-    return {
-        "pipelines": "HTTP Basic, user CUSTOMERIO_PIPELINES_KEY, empty password",
-        "track": "HTTP Basic, user CUSTOMERIO_SITE_ID, password CUSTOMERIO_TRACK_TOKEN",
-        "app": "Bearer CUSTOMERIO_APP_TOKEN",
-    }[family]
+    return family_spec(family).auth.describe()
 
 
 class _MarkedHTTPSConnection(HTTPSConnection):

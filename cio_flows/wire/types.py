@@ -8,8 +8,6 @@ from functools import cached_property
 from typing import Any, Protocol
 from urllib.parse import quote
 
-FAMILIES = ("pipelines", "track", "app")
-
 
 @dataclass(frozen=True)
 class Request:
@@ -64,11 +62,7 @@ Send = Callable[[Request], Response]
 
 
 class Operation(Protocol):
-    kind: str
-
-    def family(self, people_family: str) -> str:
-        """The API family this operation talks to."""
-        ...
+    """How a step kind builds its requests and reads the answers (declared in kinds/registry.py)."""
 
     def first_request(self, payload: dict[str, Any], keys: StepKeys, people_family: str) -> Request:
         """The request `plan` shows; the only one unless the operation pages."""
@@ -88,11 +82,6 @@ def path_id(value: Any) -> str:
 
 class SingleRequest:
     """An operation that is one request whose JSON answer is the result."""
-
-    kind = ""
-
-    def family(self, people_family: str) -> str:
-        raise NotImplementedError
 
     def first_request(self, payload, keys, people_family) -> Request:
         raise NotImplementedError

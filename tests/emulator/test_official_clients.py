@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 from customerio.analytics import Client as PipelinesClient
-from customerio.api import APIClient, SendEmailRequest
+from customerio.api import APIClient, SendEmailRequest, SendPushRequest
 from customerio.client_base import CustomerIOException
 from customerio.track import CustomerIO
 
@@ -128,3 +128,77 @@ def test_pipelines_client_batches_and_flush(emu, client):
     assert len(ids) == 59 and "pb0" not in ids
     batches = [r for r in emu.inspect.requests("pipelines") if r["path"] == "/v1/batch"]
     assert len(batches) >= 3 and all(r["status"] == 200 for r in batches)
+
+
+def test_track_client_people_operations(track, client, emu):
+    track.identify(id="oc2", email="oc2@x.io", plan="free")
+    track.add_device(customer_id="oc2", device_id="tok/2", platform="android", app_version="3")
+    (device,) = client.attributes("oc2").json()["customer"]["devices"]
+    assert (device["id"], device["platform"], device["attributes"]) == (
+        "tok/2",
+        "android",
+        {"app_version": "3"},
+    )
+    track.delete_device(customer_id="oc2", device_id="tok/2")
+    assert client.attributes("oc2").json()["customer"]["devices"] == []
+    track.identify(id="oc3", seats=4)
+    track.track(customer_id="oc3", name="joined")
+    track.merge_customers("id", "oc2", "id", "oc3")
+    assert client.attributes("oc3").status_code == 404
+    merged = client.attributes("oc2").json()["customer"]["attributes"]
+    assert (merged["plan"], merged["seats"]) == ("free", "4")
+    track.track_anonymous(anonymous_id="anon-9", name="viewed", data={"page": "/"})
+    (anon,) = [e for e in emu.inspect.events() if e["anonymous_id"] == "anon-9"]
+    assert (anon["name"], anon["data"]) == ("viewed", {"page": "/"})
+    track.suppress(customer_id="oc2")
+    track.identify(id="oc2", plan="pro")
+    assert client.attributes("oc2").status_code == 404
+    track.unsuppress(customer_id="oc2")
+    track.identify(id="oc2", plan="pro")
+    assert client.attributes("oc2").json()["customer"]["attributes"]["plan"] == "pro"
+
+
+def test_app_client_push_and_inbox(api, client, emu):
+    emu.configure(delivery={"sent": 0, "delivered": 0, "trigger": 0})
+    request = SendPushRequest(
+        transactional_message_id="order_shipped",
+        identifiers={"id": "user_0010"},
+        title="Shipped",
+        device={"token": "tok-py", "platform": "ios"},
+    )
+    response = api.send_push(request)
+    assert set(response) == {"delivery_id", "queued_at"}
+    message = client.app("GET", f"/v1/messages/{response['delivery_id']}").json()["message"]
+    assert (message["type"], message["recipient"]) == ("push", "tok-py")
+    assert "delivered" in message["metrics"]
+    send_inbox = getattr(api, "send_inbox_message", None)
+    if send_inbox is None:  # older customerio releases have no inbox send
+        return
+    from customerio.api import SendInboxMessageRequest
+
+    inbox = send_inbox(
+        SendInboxMessageRequest(transactional_message_id=9, identifiers={"id": "user_0010"})
+    )
+    message = client.app("GET", f"/v1/messages/{inbox['delivery_id']}").json()["message"]
+    assert message["type"] == "inbox"
+
+
+def test_pipelines_client_page_screen_group_alias(emu, client):
+    pipelines = PipelinesClient(C.pipelines_key, host=emu.url, sync_mode=True, max_retries=0)
+    pipelines.identify("pg1", {"plan": "pro"})
+    pipelines.identify("pg0", {"legacy": "yes"})
+    pipelines.page("pg1", "Docs", "Pricing", {"path": "/pricing"})
+    pipelines.screen("pg1", "App", "Home", {"tab": 1})
+    pipelines.group("pg1", "acme", {"name": "Acme", "object_type_id": "1"})
+    pipelines.alias("pg0", "pg1")
+    seen = [
+        (e["type"], e["name"])
+        for e in emu.inspect.events()
+        if e["person"] and e["person"]["id"] == "pg1"
+    ]
+    assert seen == [("page", "Pricing"), ("screen", "Home")]
+    (acme,) = [o for o in emu.inspect.objects() if o["object_id"] == "acme"]
+    assert acme["attributes"]["name"] == "Acme"
+    assert [r["person"]["id"] for r in acme["relationships"]] == ["pg1"]
+    assert client.attributes("pg0").status_code == 404
+    assert client.attributes("pg1").json()["customer"]["attributes"]["legacy"] == "yes"

@@ -130,3 +130,43 @@ def test_file_database_keeps_state_across_restarts(tmp_path: Path):
         assert emu.inspect.person("user_0001") is None  # not reloaded over existing state
         emu.reset()
         assert emu.inspect.person("kept") is None and emu.inspect.person("user_0001") is not None
+
+
+def test_broadcasts_and_delivery_timing_from_a_workspace():
+    data = {
+        "segments": [{"id": 3, "name": "QA", "type": "manual", "members": ["qa1"]}],
+        "people": [{"id": "qa1", "email": "qa1@x.io"}, {"id": "qa2", "email": "qa2@x.io"}],
+        "broadcasts": [{"id": 5, "name": "QA push", "channel": "email", "segment": 3}],
+        "delivery": {"sent": 0, "delivered": 0, "trigger": 0},
+    }
+    with Emulator(workspace=data) as emu:
+        client = Client(emu)
+        tid = client.app("POST", "/v1/campaigns/5/triggers", {}).json()["id"]
+        status = client.app("GET", f"/v1/campaigns/5/triggers/{tid}").json()
+        assert status["processed_at"] is not None and status["recipients_count"] == 1
+        (msg,) = client.app("GET", "/v1/messages", params={"broadcast_id": 5}).json()["messages"]
+        assert (msg["customer_id"], msg["recipient"]) == ("qa1", "qa1@x.io")
+        assert "delivered" in msg["metrics"]
+        client.http.close()
+
+
+def test_demo_has_broadcast_1(client):
+    r = client.app("GET", "/v1/broadcasts/1/triggers")
+    assert r.status_code == 200 and r.json() == {"triggers": []}
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"broadcasts": [{"name": "no id"}]},
+        {"broadcasts": [{"id": 1, "name": "x", "channel": "fax"}]},
+        {"broadcasts": [{"id": 1, "name": "x", "segment": 99}]},
+        {"broadcasts": [{"id": 1, "name": "x", "colour": "red"}]},
+        {"broadcasts": [{"id": 1, "name": "x"}, {"id": 1, "name": "y"}]},
+        {"delivery": {"sent": 2, "delivered": 1}},
+        {"delivery": {"soon": 1}},
+    ],
+)
+def test_invalid_broadcasts_and_timing_are_refused(data):
+    with pytest.raises((WorkspaceError, ValueError)):
+        Emulator(workspace=data).close()

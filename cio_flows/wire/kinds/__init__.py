@@ -1,34 +1,53 @@
-"""Step kind -> operation. Operations know Customer.io's wire format and nothing of YAML or HTTP."""
+"""The step kinds. Each module here declares its kinds with `register()` (see registry.py); every
+module is imported below, so a new kind is a new module plus its schema file, nothing else.
+
+Kinds know Customer.io's wire format and nothing of YAML or HTTP.
+"""
 
 from __future__ import annotations
 
-from ..types import FAMILIES, Operation, Request, Response, Send, StepKeys
-from .app import GetPerson, ListSegments, Search, SegmentMembers, TransactionalSend
-from .people import Delete, Identify, NeedsPipelines, Track
+import importlib
+import pkgutil
 
-OPERATIONS: dict[str, Operation] = {
-    op.kind: op
-    for op in (
-        Identify(),
-        Track(),
-        Delete(),
-        TransactionalSend("send_email", "email"),
-        TransactionalSend("send_push", "push"),
-        TransactionalSend("send_sms", "sms"),
-        Search(),
-        GetPerson(),
-        ListSegments(),
-        SegmentMembers(),
-    )
-}
+from ..families import FAMILIES
+from ..types import Operation, Request, Response, Send, StepKeys
+from .people import NeedsPipelines
+from .registry import (
+    PEOPLE,
+    StepKind,
+    all_kinds,
+    generation,
+    get,
+    names,
+    reading_kinds,
+    register,
+    unregister,
+)
+
+
+def discover() -> None:
+    """Import every module of this package, so each registers its kinds."""
+    for module in pkgutil.iter_modules(__path__):
+        importlib.import_module(f"{__name__}.{module.name}")
+
+
+discover()
 
 __all__ = [
     "FAMILIES",
-    "OPERATIONS",
+    "PEOPLE",
     "NeedsPipelines",
     "Operation",
     "Request",
     "Response",
     "Send",
     "StepKeys",
+    "StepKind",
+    "all_kinds",
+    "generation",
+    "get",
+    "names",
+    "reading_kinds",
+    "register",
+    "unregister",
 ]

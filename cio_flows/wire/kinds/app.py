@@ -5,30 +5,20 @@ from __future__ import annotations
 from typing import Any
 
 from ..types import Request, Response, Send, SingleRequest, path_id
+from .registry import StepKind, register
 
 
 class TransactionalSend(SingleRequest):
-    """Not idempotent: Customer.io has no idempotency key for sends, so never resend blindly."""
+    """Not idempotent: Customer.io has no idempotency key for sends (its kinds say repeatable=False)."""
 
-    def __init__(self, kind: str, channel: str) -> None:
-        self.kind = kind
+    def __init__(self, channel: str) -> None:
         self.channel = channel
 
-    def family(self, people_family: str) -> str:
-        return "app"
-
     def first_request(self, payload, keys, people_family) -> Request:
-        return Request(
-            "app", "POST", f"/v1/send/{self.channel}", payload, bucket="app_send", repeatable=False
-        )
+        return Request("app", "POST", f"/v1/send/{self.channel}", payload, bucket="app_send")
 
 
 class GetPerson(SingleRequest):
-    kind = "get_person"
-
-    def family(self, people_family: str) -> str:
-        return "app"
-
     def first_request(self, payload, keys, people_family) -> Request:
         params = (("id_type", payload.get("id_type", "id")),)
         return Request(
@@ -40,11 +30,6 @@ class GetPerson(SingleRequest):
 
 
 class ListSegments(SingleRequest):
-    kind = "list_segments"
-
-    def family(self, people_family: str) -> str:
-        return "app"
-
     def first_request(self, payload, keys, people_family) -> Request:
         return Request("app", "GET", "/v1/segments")
 
@@ -54,12 +39,6 @@ class ListSegments(SingleRequest):
 
 class PagedIdentifiers:
     """Reads that answer identifiers/ids/next: every page is followed and the pages combined."""
-
-    kind = ""
-    default_limit = 0
-
-    def family(self, people_family: str) -> str:
-        return "app"
 
     def page_request(self, payload: dict[str, Any], start: str) -> Request:
         raise NotImplementedError
@@ -96,8 +75,6 @@ class PagedIdentifiers:
 
 
 class Search(PagedIdentifiers):
-    kind = "search"
-
     def page_request(self, payload, start) -> Request:
         params = [("limit", str(payload.get("limit", 1000)))]
         if start:
@@ -108,11 +85,68 @@ class Search(PagedIdentifiers):
 
 
 class SegmentMembers(PagedIdentifiers):
-    kind = "segment_members"
-
     def page_request(self, payload, start) -> Request:
         params = [("limit", str(payload.get("limit", 30000)))]
         if start:
             params.append(("start", start))
         segment = path_id(payload["segment_id"])
         return Request("app", "GET", f"/v1/segments/{segment}/membership", params=tuple(params))
+
+
+register(
+    StepKind(
+        "send_email",
+        "Transactional email (App API /v1/send/email body).",
+        TransactionalSend("email"),
+        family="app",
+        repeatable=False,
+    )
+)
+register(
+    StepKind(
+        "send_push",
+        "Transactional push (App API /v1/send/push body).",
+        TransactionalSend("push"),
+        family="app",
+        repeatable=False,
+    )
+)
+register(
+    StepKind(
+        "send_sms",
+        "Transactional SMS (App API /v1/send/sms body).",
+        TransactionalSend("sms"),
+        family="app",
+        repeatable=False,
+    )
+)
+register(
+    StepKind(
+        "search",
+        "People search: filter, optional limit (page size). Every page is followed.",
+        Search(),
+        family="app",
+        reads=True,
+    )
+)
+register(
+    StepKind(
+        "get_person",
+        "A person's attributes: id, optional id_type (id | email | cio_id).",
+        GetPerson(),
+        family="app",
+        reads=True,
+    )
+)
+register(
+    StepKind("list_segments", "All segments. No payload.", ListSegments(), family="app", reads=True)
+)
+register(
+    StepKind(
+        "segment_members",
+        "Members of a segment: segment_id. Every page is followed.",
+        SegmentMembers(),
+        family="app",
+        reads=True,
+    )
+)

@@ -12,7 +12,7 @@ from typing import Any
 
 from ..timestamps import to_unix
 from ..types import Request, StepKeys
-from .people import _event_id, _with_message_id, track_attributes
+from .people import event_id, track_attributes, with_message_id
 
 BATCH_KINDS = frozenset({"identify", "track"})
 MAX_BATCH_BYTES = 500 * 1024
@@ -26,14 +26,14 @@ def batch_item(kind: str, payload: dict[str, Any], keys: StepKeys, family: str) 
     if kind not in BATCH_KINDS:
         return None
     if family == "pipelines":
-        return {"type": kind, **_with_message_id(payload, keys)}
+        return {"type": kind, **with_message_id(payload, keys)}
     if "userId" not in payload:  # Track v2 needs a person; anonymous events go one by one
         return None
     item: dict[str, Any] = {"type": "person", "identifiers": {"id": str(payload["userId"])}}
     if kind == "identify":
         item.update(action="identify", attributes=track_attributes(payload))
         return item
-    item.update(action="event", name=payload["event"], id=_event_id(payload, keys))
+    item.update(action="event", name=payload["event"], id=event_id(payload, keys))
     if "properties" in payload:
         item["attributes"] = payload["properties"]
     if "timestamp" in payload:

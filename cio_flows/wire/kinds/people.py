@@ -5,8 +5,10 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from ...errors import NeedsPipelines
 from ..timestamps import to_unix
 from ..types import Request, SingleRequest, StepKeys, path_id
+from .registry import PEOPLE, StepKind, register
 
 _ULID = re.compile(r"[0-7][0-9A-HJKMNP-TV-Z]{25}")
 
@@ -14,29 +16,20 @@ _ULID = re.compile(r"[0-7][0-9A-HJKMNP-TV-Z]{25}")
 _TRACK_TRAIT_NAMES = {"createdAt": "created_at"}
 
 
-class NeedsPipelines(ValueError):
-    """The payload can only be carried by the Pipelines API (e.g. an anonymousId identify)."""
-
-
 def _person_path(payload: dict[str, Any]) -> str:
     return f"/api/v1/customers/{path_id(payload['userId'])}"
 
 
-def _with_message_id(payload: dict[str, Any], keys: StepKeys) -> dict[str, Any]:
+def with_message_id(payload: dict[str, Any], keys: StepKeys) -> dict[str, Any]:
     if "messageId" in payload:
         return payload
     return {**payload, "messageId": keys.message_id}
 
 
 class Identify(SingleRequest):
-    kind = "identify"
-
-    def family(self, people_family: str) -> str:
-        return people_family
-
     def first_request(self, payload, keys, people_family) -> Request:
         if people_family == "pipelines":
-            return Request("pipelines", "POST", "/v1/identify", _with_message_id(payload, keys))
+            return Request("pipelines", "POST", "/v1/identify", with_message_id(payload, keys))
         if "userId" not in payload:
             raise NeedsPipelines("identify with only anonymousId needs the Pipelines API")
         return Request("track", "PUT", _person_path(payload), track_attributes(payload))
@@ -53,16 +46,11 @@ def track_attributes(payload: dict[str, Any]) -> dict[str, Any]:
 
 
 class Track(SingleRequest):
-    kind = "track"
-
-    def family(self, people_family: str) -> str:
-        return people_family
-
     def first_request(self, payload, keys, people_family) -> Request:
         if people_family == "pipelines":
-            return Request("pipelines", "POST", "/v1/track", _with_message_id(payload, keys))
+            return Request("pipelines", "POST", "/v1/track", with_message_id(payload, keys))
         # The same id as the batched path sends: resending either deduplicates on Customer.io.
-        body: dict[str, Any] = {"name": payload["event"], "id": _event_id(payload, keys)}
+        body: dict[str, Any] = {"name": payload["event"], "id": event_id(payload, keys)}
         if "properties" in payload:
             body["data"] = payload["properties"]
         if "timestamp" in payload:
@@ -73,18 +61,13 @@ class Track(SingleRequest):
         return Request("track", "POST", "/api/v1/events", body)
 
 
-def _event_id(payload: dict[str, Any], keys: StepKeys) -> str:
+def event_id(payload: dict[str, Any], keys: StepKeys) -> str:
     """Track wants a ULID: an author's messageId is used only when it is one."""
     message_id = str(payload.get("messageId", ""))
     return message_id if _ULID.fullmatch(message_id) else keys.event_id
 
 
 class Delete(SingleRequest):
-    kind = "delete"
-
-    def family(self, people_family: str) -> str:
-        return people_family
-
     def first_request(self, payload, keys, people_family) -> Request:
         if people_family == "pipelines":
             body = {
@@ -94,3 +77,23 @@ class Delete(SingleRequest):
             }
             return Request("pipelines", "POST", "/v1/track", body)
         return Request("track", "DELETE", _person_path(payload))
+
+
+# Every people call carries a messageId / event id the server deduplicates, or is idempotent.
+register(
+    StepKind(
+        "identify",
+        "Create or update a person: userId or anonymousId, traits.",
+        Identify(),
+        family=PEOPLE,
+    )
+)
+register(
+    StepKind(
+        "track",
+        "Record an event: userId or anonymousId, event, properties.",
+        Track(),
+        family=PEOPLE,
+    )
+)
+register(StepKind("delete", "Delete a person: userId.", Delete(), family=PEOPLE))

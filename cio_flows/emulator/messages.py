@@ -1,0 +1,359 @@
+"""Messages (deliveries) and their lifecycle; App GET /v1/messages, /v1/messages/{id}, and the
+per-person reads GET /v1/customers/{id}/messages and /activities.
+
+Every send and every broadcast recipient is one row in `deliveries`. Its metrics are derived on
+read from the time since it started (see DeliveryTiming), so nothing runs in the background:
+`created` at once, then `sent`, then `delivered`. An email address at bounce.example.com gets
+`bounced` (and a `failure_message`) instead of `delivered`; a push to a person without devices,
+or an SMS/WhatsApp without a number, gets `undeliverable`; `queue_draft` gives `drafted` only.
+Metric values are unix times, as Customer.io's are. A broadcast's messages appear once its
+trigger is processed.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from .app_api import decode_cursor, encode_cursor
+from .core import APP, ApiError, Req, collect, route
+from .state import State
+from .store import CIO_ID, EMAIL, ID, Store
+
+BOUNCE_DOMAIN = "bounce.example.com"
+# The App API's message `type` per send channel (SMS goes out through Twilio).
+MESSAGE_TYPE = {
+    "email": "email",
+    "push": "push",
+    "sms": "twilio",
+    "whatsapp": "whatsapp",
+    "in_app": "in_app",
+    "inbox_message": "inbox",
+}
+TYPES = ("email", "webhook", "twilio", "whatsapp", "slack", "push", "in_app", "live_notification")
+METRICS = (
+    "attempted",
+    "sent",
+    "delivered",
+    "opened",
+    "clicked",
+    "converted",
+    "bounced",
+    "spammed",
+    "unsubscribed",
+    "dropped",
+    "failed",
+    "undeliverable",
+)
+MESSAGES_LIMIT = (50, 1000)
+ACTIVITY_LIMIT = (10, 100)
+SIX_MONTHS = 183 * 86400
+ID_TYPES = (ID, EMAIL, CIO_ID)
+
+
+# -- planning a message ---------------------------------------------------------------------
+
+
+def plan(
+    store: Store, channel: str, pk: int | None, to: str | None, *, draft: bool = False
+) -> tuple[str, str, str | None]:
+    """(recipient, outcome, failure_message) of a message about to be recorded."""
+    if draft:
+        return to or "", "drafted", None
+    if channel == "email":
+        email = to or (_person_email(store, pk) if pk is not None else None)
+        if not email:
+            return "", "undeliverable", "the person has no email address"
+        for address in email.split(","):
+            domain = address.strip().rstrip(">").rpartition("@")[2].lower()
+            if domain == BOUNCE_DOMAIN:
+                failure = f"550 5.1.1 <{address.strip()}>: mailbox unavailable (hard bounce)"
+                return email, "bounced", failure
+        return email, "delivered", None
+    if channel == "push":
+        if to and to not in ("all", "last_used"):
+            return to, "delivered", None
+        devices = sorted(store.devices(pk) if pk is not None else [], key=_last_used)
+        if not devices:
+            return "", "undeliverable", "the person has no devices"
+        return devices[-1]["id"], "delivered", None
+    if channel in ("sms", "whatsapp"):
+        phone = to or (_attribute(store, pk, "phone") if pk is not None else None)
+        if not phone:
+            return "", "undeliverable", "the person has no phone number"
+        return phone, "delivered", None
+    person = store.person(pk) if pk is not None else None
+    return to or (person and (person["id"] or person["cio_id"])) or "", "delivered", None
+
+
+def _last_used(device: dict[str, Any]) -> int:
+    return device["last_used"] or 0
+
+
+def _person_email(store: Store, pk: int) -> str | None:
+    person = store.person(pk)
+    return person["email"] if person else None
+
+
+def _attribute(store: Store, pk: int, name: str) -> str | None:
+    row = store.db.execute("SELECT str FROM attrs WHERE pk=? AND name=?", (pk, name)).fetchone()
+    return row[0] if row else None
+
+
+# -- the lifecycle, derived on read ---------------------------------------------------------
+
+
+def lifecycle(state: State, d: dict[str, Any], at: float) -> tuple[dict[str, int], str | None]:
+    """(metrics, failure_message) of a delivery as of time `at`."""
+    created = int(d["created_f"])
+    metrics = {"created": created}
+    outcome = d["outcome"]
+    if outcome == "drafted":
+        metrics["drafted"] = created
+        return metrics, None
+    timing = state.timing
+    start = d["start_f"]
+    if at < start + timing.sent:
+        return metrics, None
+    if outcome == "undeliverable":
+        metrics["undeliverable"] = int(start + timing.sent)
+        return metrics, d["failure"]
+    metrics["sent"] = int(start + timing.sent)
+    if at < start + timing.delivered:
+        return metrics, None
+    metrics[outcome] = int(start + timing.delivered)
+    return metrics, d["failure"] if outcome == "bounced" else None
+
+
+def message_view(state: State, d: dict[str, Any], at: float) -> dict[str, Any]:
+    """A delivery as the App API's message object."""
+    metrics, failure = lifecycle(state, d, at)
+    person = state.store.person(d["pk"]) if d["pk"] is not None else None
+    if person is not None:
+        ident = {k: person[k] for k in ("id", "email", "cio_id")}
+    else:
+        ident = {k: d["identifiers"].get(k) for k in ("id", "email", "cio_id")}
+    created = int(d["created_f"])
+    return {
+        "id": d["id"],
+        "deduplicate_id": f"{d['id']}:{created}",
+        "message_template_id": d["template_id"],
+        "msg_template_id": d["template_id"],
+        "customer_id": ident["id"],
+        "customer_identifiers": ident,
+        "recipient": d["recipient"] or "",
+        "subject": d["subject"] or "",
+        "metrics": metrics,
+        "created": created,
+        "failure_message": failure,
+        "campaign_id": None,
+        "action_id": None,
+        "parent_action_id": None,
+        "newsletter_id": None,
+        "content_id": None,
+        "broadcast_id": d["broadcast_id"],
+        "trigger_event_id": None,
+        "type": MESSAGE_TYPE.get(d["channel"], d["channel"]),
+        "forgotten": bool(
+            isinstance(d["body"], dict) and d["body"].get("disable_message_retention")
+        ),
+    }
+
+
+def visible(d: dict[str, Any], at: float) -> bool:
+    """A broadcast's messages exist once its trigger is processed."""
+    return d["created_f"] <= at
+
+
+# -- query helpers ---------------------------------------------------------------------------
+
+
+def _int_param(req: Req, name: str) -> int | None:
+    raw = req.query.get(name)
+    if raw in (None, ""):
+        return None
+    try:
+        return int(raw)
+    except ValueError:
+        raise ApiError(400, f"'{name}' must be an integer") from None
+
+
+def _limit(req: Req, bounds: tuple[int, int]) -> int:
+    raw = req.query.get("limit")
+    if raw in (None, ""):
+        return bounds[0]
+    if not raw.isdigit() or int(raw) < 1:
+        raise ApiError(400, "'limit' must be a positive integer")
+    return min(int(raw), bounds[1])
+
+
+def _window(req: Req, at: float) -> tuple[int, int]:
+    """start_ts/end_ts on creation time; without them the last 6 months."""
+    end = _int_param(req, "end_ts")
+    start = _int_param(req, "start_ts")
+    end = int(at) + 1 if end is None else end
+    start = end - SIX_MONTHS if start is None else start
+    if start > end:
+        raise ApiError(400, "'start_ts' must not be after 'end_ts'")
+    return start, end
+
+
+def _page(rows: list[dict[str, Any]], req: Req, key: str, bounds) -> dict[str, Any]:
+    """Offset cursor over a list already in answer order (newest first)."""
+    limit = _limit(req, bounds)
+    offset = decode_cursor(req.query.get("start"))
+    chunk = rows[offset : offset + limit]
+    more = offset + limit < len(rows)
+    return {key: chunk, "next": encode_cursor(offset + limit) if more else ""}
+
+
+def filtered_messages(state: State, req: Req, pk: int | None) -> list[dict[str, Any]]:
+    """Messages newest first, after the documented filters (and `broadcast_id`)."""
+    at = time.time()
+    wanted_type = req.query.get("type")
+    if wanted_type and wanted_type not in TYPES and wanted_type != "inbox":
+        raise ApiError(400, f"'type' must be one of {', '.join(TYPES)}")
+    metric = req.query.get("metric")
+    if metric and metric not in METRICS and metric not in ("created", "drafted"):
+        raise ApiError(400, f"'metric' must be one of {', '.join(METRICS)}")
+    drafts = (req.query.get("drafts") or "").lower() in ("true", "1")
+    # Broadcast messages carry broadcast_id; campaign_id is accepted as its alias, since the
+    # trigger path calls broadcasts campaigns.
+    campaign = _int_param(req, "campaign_id")
+    broadcast = _int_param(req, "broadcast_id")
+    newsletter = _int_param(req, "newsletter_id")
+    action = _int_param(req, "action_id")
+    start, end = _window(req, at)
+    out = []
+    for d in reversed(state.store.deliveries(pk)):
+        if not visible(d, at) or not start <= int(d["created_f"]) <= end:
+            continue
+        if (d["outcome"] == "drafted") != drafts:
+            continue
+        if newsletter is not None or action is not None:
+            continue  # the emulator has no newsletters or campaign actions
+        if any(w is not None and d["broadcast_id"] != w for w in (campaign, broadcast)):
+            continue
+        msg = message_view(state, d, at)
+        if wanted_type and msg["type"] != wanted_type:
+            continue
+        if metric and metric not in msg["metrics"]:
+            continue
+        out.append(msg)
+    return out
+
+
+def lookup_person(state: State, req: Req) -> int:
+    id_type = req.query.get("id_type") or ID
+    if id_type not in ID_TYPES:
+        raise ApiError(400, "id_type must be id, email or cio_id")
+    pk = state.store.find(id_type, req.params["customer_id"])
+    if pk is None:
+        raise ApiError(404, "customer not found")
+    return pk
+
+
+# -- endpoints -------------------------------------------------------------------------------
+
+
+@route("GET", "/v1/messages", APP, mutating=False)
+def list_messages(state: State, req: Req) -> tuple[int, Any]:
+    return 200, _page(filtered_messages(state, req, None), req, "messages", MESSAGES_LIMIT)
+
+
+@route("GET", "/v1/messages/{message_id}", APP, mutating=False)
+def get_message(state: State, req: Req) -> tuple[int, Any]:
+    at = time.time()
+    rows = state.store.deliveries(delivery_id=req.params["message_id"])
+    if not rows or not visible(rows[0], at):
+        raise ApiError(404, "message not found")
+    return 200, {"message": message_view(state, rows[0], at)}
+
+
+@route("GET", "/v1/customers/{customer_id}/messages", APP, mutating=False)
+def customer_messages(state: State, req: Req) -> tuple[int, Any]:
+    pk = lookup_person(state, req)
+    return 200, _page(filtered_messages(state, req, pk), req, "messages", MESSAGES_LIMIT)
+
+
+DELIVERY_TYPE = {"email": "email", "sms": "phone", "whatsapp": "phone"}
+
+
+@route("GET", "/v1/customers/{customer_id}/activities", APP, mutating=False)
+def customer_activities(state: State, req: Req) -> tuple[int, Any]:
+    """Events (event, page, screen), attribute changes and message metrics, newest first."""
+    pk = lookup_person(state, req)
+    person = state.store.person(pk)
+    who = {
+        "customer_id": person["id"],
+        "customer_identifiers": {k: person[k] for k in ("id", "email", "cio_id")},
+    }
+    rows: list[dict[str, Any]] = []
+    order: list[tuple[int, int, int]] = []  # (timestamp, source, sequence): newest first
+    db = state.store.db
+    for eid, name, kind, data, ts in db.execute(
+        "SELECT eid, name, type, data, timestamp FROM events WHERE pk=?", (pk,)
+    ):
+        row = {"id": f"ev{eid}", **who, "type": kind, "name": name, "timestamp": ts}
+        row.update(data=json.loads(data), delivery_id=None, delivery_type=None)
+        if kind == "page":
+            row["url"] = name
+        rows.append(row)
+        order.append((ts, 0, eid))
+    for cid, name, old, new, ts in db.execute(
+        "SELECT cid, name, old, new, ts FROM changes WHERE pk=?", (pk,)
+    ):
+        rows.append(
+            {
+                "id": f"ac{cid}",
+                **who,
+                "type": "attribute_change",
+                "name": name,
+                "timestamp": ts,
+                "data": {name: {"from": old or "", "to": new or ""}},
+                "delivery_id": None,
+                "delivery_type": None,
+            }
+        )
+        order.append((ts, 1, cid))
+    at = time.time()
+    platforms = {d["id"]: d["platform"] for d in state.store.devices(pk)}
+    for d in state.store.deliveries(pk):
+        if not visible(d, at):
+            continue
+        metrics, _ = lifecycle(state, d, at)
+        mtype = MESSAGE_TYPE.get(d["channel"], d["channel"])
+        delivery_type = DELIVERY_TYPE.get(d["channel"])
+        if d["channel"] == "push":
+            delivery_type = platforms.get(d["recipient"])
+        for step, (metric, ts) in enumerate(metrics.items()):
+            if metric == "created":
+                continue
+            order.append((ts, 2, d["seq"] * 10 + step))
+            rows.append(
+                {
+                    "id": f"dl{d['seq']}:{metric}",
+                    **who,
+                    "type": f"{metric}_{mtype}",
+                    "name": d["template"],
+                    "timestamp": ts,
+                    "data": {
+                        "delivery_id": d["id"],
+                        "delivered": metrics.get("delivered"),
+                        "opened": None,
+                    },
+                    "delivery_id": d["id"],
+                    "delivery_type": delivery_type,
+                }
+            )
+    rows = [row for _, row in sorted(zip(order, rows, strict=True), key=lambda p: p[0])][::-1]
+    wanted_type, wanted_name = req.query.get("type"), req.query.get("name")
+    if wanted_type:
+        rows = [r for r in rows if r["type"] == wanted_type]
+    if wanted_name:
+        rows = [r for r in rows if r["name"] == wanted_name]
+    return 200, _page(rows, req, "activities", ACTIVITY_LIMIT)
+
+
+ROUTES = collect(globals())

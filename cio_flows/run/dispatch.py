@@ -1,0 +1,72 @@
+"""Delivering events to listeners: in order, one event at a time, whatever a listener does.
+
+A listener that raises neither stops the run nor keeps the event from the listeners after it;
+its first error is reported on stderr (later ones are counted, not printed), so a broken report
+writer cannot lose `RunFinished` for the journal. The one exception with a meaning is
+JournalError: the journal could not record an outcome, so nothing more may be sent; it goes to
+`on_stop`, which stops the run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+import threading
+from collections.abc import Callable, Iterable
+
+from ..errors import JournalError
+from .events import Event, Listener
+
+
+def _to_stderr(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+class Dispatcher:
+    """A listener made of listeners: `dispatcher(event)` delivers to each, guarded, under a lock."""
+
+    def __init__(
+        self,
+        listeners: Iterable[Listener] = (),
+        *,
+        on_stop: Callable[[JournalError], None] | None = None,
+        report: Callable[[str], None] = _to_stderr,
+        redact: Callable[[str], str] = lambda text: text,
+    ) -> None:
+        self.listeners = list(listeners)
+        self._on_stop = on_stop
+        self._report = report
+        self._redact = redact
+        self._lock = threading.Lock()  # one event at a time: listeners see the run's order
+        self.errors: dict[int, int] = {}  # id(listener) -> exceptions it raised
+
+    def __call__(self, event: Event) -> None:
+        with self._lock:
+            for listener in self.listeners:
+                try:
+                    listener(event)
+                except JournalError as exc:
+                    if self._on_stop is None:
+                        self._failed(listener, event, exc)
+                    else:
+                        self._on_stop(exc)
+                except Exception as exc:
+                    self._failed(listener, event, exc)
+
+    def _failed(self, listener: Listener, event: Event, exc: Exception) -> None:
+        count = self.errors[id(listener)] = self.errors.get(id(listener), 0) + 1
+        if count > 1:
+            return
+        text = (
+            f"cio-flows: listener {listener_name(listener)} failed on {type(event).__name__}: "
+            f"{type(exc).__name__}: {exc} (the run goes on; its later errors are not shown)"
+        )
+        with contextlib.suppress(Exception):  # stderr closed: nothing left to tell
+            self._report(self._redact(text))
+
+
+def listener_name(listener: Listener) -> str:
+    """A readable name: the function's or the class's."""
+    name = getattr(listener, "__qualname__", None) or type(listener).__qualname__
+    module = getattr(listener, "__module__", None) or type(listener).__module__
+    return f"{module}.{name}" if module else name

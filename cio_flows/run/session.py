@@ -1,0 +1,160 @@
+"""The journal side of one run: opened and checked before anything is sent, the run id locked
+while it executes, and on resume the earlier attempt looked up (its vars, data and outcomes).
+
+`api.run_flow` opens a session for every caller (CLI, notebooks, tests), so what the journal
+guarantees (nothing sent twice after a crash, one process per run id) holds for all of them.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from ..errors import JournalError
+from ..redact import Redactor
+from .events import Listener, RunSummary
+from .executor import InFlightMarker, PreviousLookup
+from .journal import Journal, default_journal_path
+from .prepare import PreparedRun, RunOptions
+
+
+class UnknownRunError(JournalError):
+    """A resume names a run id the journal does not hold."""
+
+    def __init__(self, path: object, run_id: str) -> None:
+        super().__init__(path, f"has no run '{run_id}'")
+        self.args = (f"no run '{run_id}' in the journal {path}",)
+        self.run_id = run_id
+
+
+def journal_path(setting: str | Path | bool | None) -> Path | None:
+    """Where RunOptions.journal says to record: True is the default journal
+    ($CIO_FLOWS_JOURNAL, else ./.cio-flows/journal.db), a path is that file, False/None none."""
+    if setting is None or setting is False:
+        return None
+    if setting is True:
+        return default_journal_path()
+    return Path(setting)
+
+
+def stored_options(options: RunOptions) -> dict[str, Any]:
+    """What the journal keeps of a run's options; a resume reuses vars and data from it."""
+    return {
+        "vars": dict(options.vars),
+        "data": str(options.data or "") or None,
+        "workers": options.workers,
+        "batch": options.batch,
+    }
+
+
+class RunSession:
+    """One run's journal. `options` (resolved for a resume) is what the run must use.
+
+    Raises JournalError (exit 2 material, nothing sent) when the journal cannot be opened or a
+    resumed run is not in it; ValueError for a resume without a journal.
+    """
+
+    def __init__(self, options: RunOptions, redactor: Redactor | None = None) -> None:
+        self.path = journal_path(options.journal)
+        self.journal: Journal | None = None
+        self.previous: PreviousLookup | None = None
+        self.run_id: str | None = None
+        self._redactor = redactor or Redactor()
+        self.options = options
+        if options.resume:
+            try:
+                self.options = self._resumed(options)
+            except BaseException:
+                self.close()
+                raise
+
+    def __enter__(self) -> RunSession:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def _open(self) -> Journal:
+        if self.journal is None:
+            self.journal = Journal(self.path, redactor=self._redactor)
+        return self.journal
+
+    def _resumed(self, options: RunOptions) -> RunOptions:
+        """Options for resuming run `options.resume`: its id; its vars and data unless given."""
+        run_id = options.resume
+        if self.path is None:
+            raise ValueError(f"resuming run '{run_id}' needs a journal: RunOptions.journal is off")
+        if options.run_id not in (None, run_id):
+            raise ValueError(f"run_id '{options.run_id}' and resume '{run_id}' differ")
+        journal = self._open()
+        record = journal.run(run_id)
+        if record is None:
+            raise UnknownRunError(journal.path, run_id)
+        stored = record.options or {}
+        data = options.data
+        if data is None and stored.get("data"):
+            data = Path(stored["data"])
+        self.previous = lambda row_key: journal.row_outcomes(run_id, row_key)
+        return replace(
+            options, run_id=run_id, vars=options.vars or stored.get("vars") or {}, data=data
+        )
+
+    def start(self, run: PreparedRun, flow_path: str | Path) -> None:
+        """Record the run as running and lock its id; call once the flow is known valid (an
+        invalid one leaves no trace). A second process running the id stops here with
+        RunInUseError, before anything is sent."""
+        self.run_id = run.run_id
+        if self.path is None:
+            return
+        self._open().start_run(
+            run.run_id, str(flow_path), run.flow.name, run.region, stored_options(run.options)
+        )
+
+    def listeners(self) -> list[Listener]:
+        """The journal's listener: each (row, step) outcome, and the run's end."""
+        if self.journal is None or self.run_id is None:
+            return []
+        return [self.journal.listener(self.run_id)]
+
+    def in_flight(self) -> InFlightMarker | None:
+        """Commits each send that is not safe to repeat before it leaves."""
+        if self.journal is None or self.run_id is None:
+            return None
+        return self.journal.in_flight_marker(self.run_id)
+
+    def settle(self, summary: RunSummary) -> RunSummary:
+        """A journal write that failed, even the last one, makes the run exit 4."""
+        failure = self.journal.failure if self.journal is not None else None
+        if failure is not None and summary.journal_error is None:
+            summary.journal_error = str(failure)
+        return summary
+
+    def close(self) -> None:
+        if self.journal is not None:
+            self.journal.close()
+
+
+@contextmanager
+def sigterm_as_ctrl_c() -> Iterator[None]:
+    """SIGTERM (kill, a CI timeout, systemd) stops a run as Ctrl-C does: no new steps, the
+    journal flushed, the run marked interrupted and resumable."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signals are delivered to the main thread only
+        return
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+__all__ = ["RunSession", "UnknownRunError", "journal_path", "sigterm_as_ctrl_c", "stored_options"]

@@ -1,0 +1,351 @@
+"""One step for one row: the pipeline the per-row and the batched paths share.
+
+`settle_early` decides what needs no request (skip after a failure, replay on resume, `when`);
+`send` runs a step alone (render, validate, send, poll `wait_until`); `settle` saves and checks
+`expect` on an answer; `result` and `failed` build every StepFinished and its Failure.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+
+from ..errors import (
+    CredentialsError,
+    DataFileError,
+    FlowInputError,
+    PayloadError,
+    StepFailure,
+    TemplateError,
+    TransportError,
+)
+from ..flow.conditions import explain, holds
+from ..flow.model import Step
+from ..flow.templating import evaluate_condition
+from ..wire import kinds
+from ..wire.kinds import Request, Response
+from ..wire.transport import Transport
+from .events import (
+    CREDENTIALS,
+    DATA,
+    EXPECTATION,
+    FAILED,
+    HTTP,
+    INPUT,
+    NOT_RESENT,
+    OK,
+    PAYLOAD,
+    SKIPPED,
+    TEMPLATE,
+    TRANSPORT,
+    UNKNOWN,
+    WAIT_TIMEOUT,
+    Failure,
+    StepFinished,
+)
+from .prepare import PreparedRun
+from .rows import Row
+
+
+@dataclass(frozen=True)
+class PreviousOutcome:
+    """What a step did in an earlier attempt of the same run (from the journal, on resume)."""
+
+    status: str
+    result: Any = None
+
+
+# row_key -> {step_key: PreviousOutcome}
+PreviousLookup = Callable[[str], Mapping[str, PreviousOutcome]]
+# (row_key, step_key): durably record that a send that is not safe to repeat is about to leave
+InFlightMarker = Callable[[str, str], None]
+
+NOT_RESENT_ERROR = "outcome unknown in an earlier attempt: not resent (use --resend-unknown)"
+
+
+@dataclass
+class RowState:
+    """One row on its way through the steps: its context (saves land here) and whether it failed."""
+
+    row: Row | None
+    row_key: str
+    context: dict[str, Any]
+    before: Mapping[str, PreviousOutcome]  # the earlier attempt's outcomes, on resume
+    failed: bool = False
+
+    @property
+    def number(self) -> int | None:
+        return self.row.number if self.row else None
+
+
+_INPUT_KINDS = (
+    (PayloadError, PAYLOAD),
+    (TemplateError, TEMPLATE),
+    (DataFileError, DATA),
+    (CredentialsError, CREDENTIALS),
+)
+
+
+def failure_of(exc: Exception, step: Step | None = None, row: int | None = None) -> Failure:
+    """The Failure an exception stands for; its message names the step and row when given."""
+    if isinstance(exc, FlowInputError):
+        named = exc.with_context(step=step.name if step else None, row=row)
+        kind = next((k for cls, k in _INPUT_KINDS if isinstance(exc, cls)), INPUT)
+        return Failure(
+            kind,
+            named.describe(),
+            named.location,
+            named.step,
+            named.row,
+            named.expected,
+            named.found,
+        )
+    where = step.location if step else None
+    name = step.name if step else None
+    if isinstance(exc, StepFailure):
+        location = exc.location or where
+        return Failure(exc.kind, str(exc), location, name, row, exc.expected, exc.found)
+    if isinstance(exc, TransportError):
+        kind = HTTP if exc.status is not None else TRANSPORT
+        if exc.outcome == UNKNOWN:
+            message = f"{exc} (outcome unknown: not resent)"
+            return Failure(kind, message, where, name, row, outcome=UNKNOWN, status=exc.status)
+        return Failure(kind, str(exc), where, name, row, status=exc.status)
+    raise TypeError(f"not a step failure: {exc!r}")
+
+
+class StepPipeline:
+    """Runs and settles one step of one row; shared by the per-row and the batched paths."""
+
+    def __init__(
+        self,
+        run: PreparedRun,
+        transport: Transport,
+        *,
+        resend_unknown: bool = False,
+        in_flight: InFlightMarker | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.run = run
+        self.transport = transport
+        self.resend_unknown = resend_unknown
+        self.in_flight = in_flight
+        self.sleep = sleep
+
+    # --- results ----------------------------------------------------------------------------
+
+    def result(
+        self,
+        step: Step,
+        state: RowState,
+        status: str,
+        elapsed: float = 0.0,
+        attempts: int = 0,
+        *,
+        failure: Failure | None = None,
+        detail: Any = None,
+        saved: Any = None,
+    ) -> StepFinished:
+        """The one place a StepFinished is made: `error` is always the failure's message."""
+        error = failure.message if failure is not None else None
+        return StepFinished(
+            step,
+            state.number,
+            state.row_key,
+            status,
+            elapsed,
+            attempts,
+            error,
+            detail,
+            saved,
+            failure,
+        )
+
+    def failed(
+        self, step: Step, state: RowState, exc: Exception, elapsed: float = 0.0, attempts: int = 0
+    ) -> StepFinished:
+        """A failed (or, for a send that may have arrived, unknown) step, from its exception."""
+        failure = failure_of(exc, step, state.number)
+        status = UNKNOWN if failure.outcome == UNKNOWN else FAILED
+        return self.result(step, state, status, elapsed, attempts, failure=failure)
+
+    def failed_with(
+        self,
+        step: Step,
+        state: RowState,
+        kind: str,
+        message: str,
+        elapsed: float = 0.0,
+        attempts: int = 0,
+        **facts: Any,
+    ) -> StepFinished:
+        """A failed step whose failure is not an exception (a batch item refused, too large)."""
+        failure = Failure(kind, message, step.location, step.name, state.number, **facts)
+        return self.result(step, state, FAILED, elapsed, attempts, failure=failure)
+
+    # --- deciding without sending -----------------------------------------------------------
+
+    def settle_early(self, step: Step, state: RowState) -> StepFinished | None:
+        """The outcome of a step that sends nothing (skipped, replayed, `when` false), else None."""
+        if state.failed and step.section == "steps":
+            return self.result(step, state, SKIPPED)
+        previous = state.before.get(step.key)
+        if previous is not None and previous.status == OK:
+            if step.save:
+                state.context["steps"][step.save] = previous.result
+            return self.result(step, state, OK, detail="done before")
+        if previous is not None and previous.status == UNKNOWN and not self.resend_unknown:
+            failure = Failure(
+                NOT_RESENT,
+                NOT_RESENT_ERROR,
+                step.location,
+                step.name,
+                state.number,
+                outcome=UNKNOWN,
+            )
+            return self.result(step, state, UNKNOWN, failure=failure)
+        if step.when is None:
+            return None
+        try:
+            if holds(step.when, state.context):
+                return None
+        except FlowInputError as exc:
+            return self.failed(step, state, exc)
+        return self.result(step, state, SKIPPED, detail="when is false")
+
+    # --- sending one step alone -------------------------------------------------------------
+
+    def run_step(self, step: Step, state: RowState) -> StepFinished:
+        """Everything for one step of one row: settle early, or send and settle."""
+        return self.settle_early(step, state) or self.send(step, state)
+
+    def send(self, step: Step, state: RowState) -> StepFinished:
+        """Render, send (each loop item), poll `wait_until`, then save and check `expect`."""
+        started = time.monotonic()
+        sender = CountingSend(self.transport, self._marker(state.row_key, step))
+        try:
+            result = self._perform(step, state, sender)
+        except (FlowInputError, StepFailure, TransportError) as exc:
+            return self.failed(step, state, exc, time.monotonic() - started, sender.attempts)
+        elapsed = time.monotonic() - started
+        return self.settle(step, state, result, elapsed, sender.attempts, summarize(step, result))
+
+    def settle(
+        self, step: Step, state: RowState, result: Any, elapsed: float, attempts: int, detail: Any
+    ) -> StepFinished:
+        """Save and check expectations for a step whose request succeeded."""
+        try:
+            self._save(step, state.context, result)
+            self._check_expectations(step, state.context, result)
+        except (FlowInputError, StepFailure) as exc:
+            return self.failed(step, state, exc, elapsed, attempts)
+        saved = state.context["steps"].get(step.save) if step.save else None
+        return self.result(step, state, OK, elapsed, attempts, detail=detail, saved=saved)
+
+    def _marker(self, row_key: str, step: Step) -> Callable[[], None] | None:
+        if self.in_flight is None:
+            return None
+        mark = self.in_flight
+        return lambda: mark(row_key, step.key)
+
+    def _perform(self, step: Step, state: RowState, sender: CountingSend) -> Any:
+        if step.loop is None:
+            return self._send_and_wait(step, state.row, state.row_key, state.context, sender)
+        return [
+            self._send_and_wait(step, state.row, key, item_context, sender)
+            for key, item_context in self.run.loop_contexts(step, state.row_key, state.context)
+        ]
+
+    def _send_and_wait(self, step: Step, row, row_key: str, context, sender) -> Any:
+        payload = self.run.render(step, context, row)
+        keys = self.run.keys(row_key, step)
+        self.run.build_request(step, payload, keys)  # mapping errors before any send
+        operation = kinds.get(step.kind)
+        result = operation.execute(payload, keys, self.run.people_family, sender)
+        wait_spec = step.wait_until
+        if wait_spec is None:
+            return result
+        deadline = time.monotonic() + wait_spec.timeout
+        pause = wait_spec.interval
+        while not holds(wait_spec.condition, {**context, "response": result}):
+            if time.monotonic() + pause > deadline:
+                expected, found = explain(wait_spec.condition, {**context, "response": result})
+                raise StepFailure(
+                    f"wait_until timed out after {wait_spec.timeout:g} s: "
+                    f"{wait_spec.condition.expression}",
+                    kind=WAIT_TIMEOUT,
+                    location=wait_spec.condition.location,
+                    expected=expected,
+                    found=found,
+                )
+            self.sleep(pause)
+            pause = min(pause * 2, wait_spec.max_interval)
+            result = operation.execute(payload, keys, self.run.people_family, sender)
+        return result
+
+    def _save(self, step: Step, context: dict[str, Any], result: Any) -> None:
+        if not step.save:
+            return
+        value = result
+        if step.save_value is not None:
+            value = evaluate_condition(
+                step.save_value, {**context, "response": result}, step.location
+            )
+        context["steps"][step.save] = value
+
+    def _check_expectations(self, step: Step, context: dict[str, Any], result: Any) -> None:
+        scope = {**context, "response": result}
+        for condition in step.expect:
+            if not holds(condition, scope):
+                expected, found = explain(condition, scope)
+                raise StepFailure(
+                    f"expectation failed: {condition.expression}",
+                    kind=EXPECTATION,
+                    location=condition.location,
+                    expected=expected,
+                    found=found,
+                )
+
+
+def row_failure(exc: FlowInputError, row_number: int | None) -> Failure:
+    """The Failure of a row that cannot start (its vars or key do not render)."""
+    return replace(failure_of(exc), row=exc.row if exc.row is not None else row_number)
+
+
+class CountingSend:
+    """The transport's send, counting every attempt; commits the in-flight mark first when asked."""
+
+    def __init__(self, transport: Transport, before_send: Callable[[], None] | None = None) -> None:
+        self._transport = transport
+        self._before_send = before_send
+        self.attempts = 0
+
+    def __call__(self, request: Request) -> Response:
+        if not request.repeatable and self._before_send is not None:
+            self._before_send()  # committed first: a crash after this is UNKNOWN, never resent
+        try:
+            response = self._transport.send(request)
+        except TransportError as exc:
+            self.attempts += exc.attempts  # a failed request's attempts count too
+            raise
+        self.attempts += response.attempts
+        return response
+
+
+def summarize(step: Step, result: Any) -> str | None:
+    """A few words about a response for the console: counts and ids, never personal data."""
+    if isinstance(result, list):
+        return f"{len(result)} item(s)"
+    if not isinstance(result, dict):
+        return None
+    if "count" in result:
+        return f"{result['count']} found"
+    if "delivery_id" in result:
+        return f"delivery {result['delivery_id']}"
+    if "segments" in result:
+        return f"{len(result['segments'])} segment(s)"
+    if step.kind == "get_person":
+        return f"{len(result.get('attributes') or {})} attribute(s)"
+    return None
