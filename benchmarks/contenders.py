@@ -162,15 +162,97 @@ def cio_flows(params: dict[str, Any]) -> dict[str, Any]:
 
 
 def cio_plan(params: dict[str, Any]) -> dict[str, Any]:
-    """PreparedRun.plan() over every row: render and validate, send nothing."""
-    from cio_flows.api import validate_flow
+    """`cio-flows plan FLOW --format jsonl` as a user runs it: a fresh process, start-up included;
+    one JSON line per request the run would send (batches as the run sends them)."""
+    import os
+    import subprocess
+    import sys
 
-    run = validate_flow(params["flow"], _cio_options(params))
+    env = {**os.environ, **_environ(params)}
+    command = [sys.executable, "-c", "from cio_flows.cli import main; main()"]
+    command += ["plan", params["flow"], "--data", params["data"], "--format", "jsonl"]
     clock = Clock()
-    rows = steps = 0
-    last = None
-    for planned in run.plan():
-        rows += planned.row_number != last
-        last = planned.row_number
-        steps += 1
-    return clock.finish(planned_rows=rows, planned_steps=steps)
+    done = subprocess.run(command, env=env, capture_output=True, check=False)
+    outcome = clock.finish(exit_code=done.returncode)
+    lines = done.stdout.splitlines()
+    outcome.update(
+        planned_rows=params["rows"],
+        planned_requests=sum(b'"method"' in line for line in lines),
+        plan_bytes=len(done.stdout),
+        peak_mb=resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
+        cpu=_children_cpu(),
+    )
+    if done.returncode:
+        outcome["errors"] = [(done.stderr.decode(errors="replace")[-300:], 1)]
+    return outcome
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _environ(params: dict[str, Any]) -> dict[str, str]:
+    return {"CUSTOMERIO_PIPELINES_URL": params["url"], "CUSTOMERIO_PIPELINES_KEY": PIPELINES_KEY}
+
+
+def cpu_floor(params: dict[str, Any]) -> dict[str, Any]:
+    """The least work that sends the same batches: parse the CSV, build each identify and track
+    by hand, derive the same messageId (uuid5), encode with json, join 500 items a batch.
+    No templates, no validation, no journal, nothing sent: what the machine needs at minimum."""
+    import csv
+    import hashlib
+    import json
+    import uuid
+
+    namespace = uuid.UUID("8d6f8c4e-3f7a-5a51-9b52-6b3c2c1e9a10").bytes
+    run_id = params["run_id"]
+
+    def message_id(row_key: str, step: str) -> str:
+        digest = bytearray(hashlib.sha1(namespace + f"{run_id}/{row_key}/{step}".encode()).digest())
+        digest[6] = (digest[6] & 0x0F) | 0x50
+        digest[8] = (digest[8] & 0x3F) | 0x80
+        h = digest[:16].hex()
+        return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+    dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+    clock = Clock()
+    size = 0
+    identify: list[str] = []
+    track: list[str] = []
+    with open(params["data"], newline="", encoding="utf-8") as handle:
+        for record in csv.DictReader(handle):
+            uid = record["id"]
+            identify.append(dumps({"type": "identify", "userId": uid, "traits": traits(record),
+                                   "messageId": message_id(uid, "steps.0")}))  # fmt: skip
+            track.append(dumps({"type": "track", "userId": uid, "event": EVENT,
+                                "properties": properties(record),
+                                "messageId": message_id(uid, "steps.1")}))  # fmt: skip
+            if len(identify) == 500:
+                for items in (identify, track):
+                    size += len(('{"batch":[' + ",".join(items) + "]}").encode())
+                identify, track = [], []
+    for items in (identify, track):
+        size += len(('{"batch":[' + ",".join(items) + "]}").encode()) if items else 0
+    return clock.finish(floor_events=2 * params["rows"], floor_bytes=size)
+
+
+def cold_start(params: dict[str, Any]) -> dict[str, Any]:
+    """`cio-flows --help` and `cio-flows validate` of a small flow: best wall time of five."""
+    import subprocess
+    import sys
+    import tempfile
+
+    command = [sys.executable, "-c", "from cio_flows.cli import main; main()"]
+    with tempfile.TemporaryDirectory() as tmp:
+        flow = Path(tmp) / "small.yaml"
+        flow.write_text("version: 1\nname: small\nsteps:\n  - identify: {userId: u1}\n")
+        best = {}
+        for name, args in (("help_s", ["--help"]), ("validate_s", ["validate", str(flow)])):
+            times = []
+            for _ in range(5):
+                started = time.perf_counter()
+                subprocess.run(command + args, capture_output=True, check=True)
+                times.append(time.perf_counter() - started)
+            best[name] = min(times)
+    return {"elapsed": best["help_s"], "cpu": None, "peak_mb": _peak_mb(), **best}

@@ -12,6 +12,7 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import replace
 from pathlib import Path
 
+from .errors import FlowInputError
 from .flow.loader import load_flow
 from .redact import Redactor, environ_secrets
 from .reporting import JsonReport, JUnitReport
@@ -53,7 +54,8 @@ def run_flow(
     options.resume = RUN_ID: run again what did not succeed in that run, with its vars and data
       unless given; sends whose outcome is unknown are not resent unless options.resend_unknown.
     options.report / options.junit: a JSON report / JUnit XML written there at the end.
-    options.emulator: run against an in-process emulator started for this run.
+    options.emulator: run against an in-process emulator started for this run (loading
+      options.emulator_workspace when set, which implies it).
     listeners: called with every event (RunStarted, StepFinished, RowFinished, RunFinished).
 
     Raises FlowInputError (invalid flow, vars, data or credentials) and JournalError (the journal
@@ -66,7 +68,7 @@ def run_flow(
         stack.enter_context(sigterm_as_ctrl_c())
         session = stack.enter_context(RunSession(options, Redactor(secrets_of(options))))
         options = session.options
-        if options.emulator:
+        if wants_emulator(options):
             options = stack.enter_context(emulated(options))
         redact = Redactor(secrets_of(options))
         run = prepare(flow, options)
@@ -131,20 +133,53 @@ def recent_runs(limit: int = 20, journal: str | Path | bool = True) -> list[RunR
         return opened.runs(limit)
 
 
+def wants_emulator(options: RunOptions) -> bool:
+    """Whether a run starts its own emulator: `emulator`, or a workspace file for one."""
+    return bool(options.emulator or options.emulator_workspace)
+
+
 @contextmanager
 def emulated(options: RunOptions | None = None, **emulator_args) -> Iterator[RunOptions]:
     """Start an in-process emulator and yield options pointing every family at it.
 
-    The emulator accepts the keys in the CUSTOMERIO_* variables when set, else its demo keys.
-    The options yielded have `emulator` False: they already point at one.
+    The emulator accepts the keys in the CUSTOMERIO_* variables when set, else its demo keys,
+    and loads options.emulator_workspace unless emulator_args name a `workspace`. A workspace
+    it cannot load raises FlowInputError (exit 2) naming the file. The options yielded have
+    `emulator` False and no workspace: they already point at a running emulator.
     """
     from .emulator import Credentials as EmulatorCredentials
-    from .emulator import Emulator
+    from .emulator import Emulator, WorkspaceError
 
     options = options or RunOptions()
+    if options.emulator_workspace is not None:
+        emulator_args.setdefault("workspace", Path(options.emulator_workspace))
     credentials = EmulatorCredentials.from_env(_environ(options))
-    with Emulator(credentials=credentials, **emulator_args) as emulator:
-        yield options_for_emulator(emulator, options)
+    try:
+        emulator = Emulator(credentials=credentials, **emulator_args)
+    except WorkspaceError as exc:
+        raise FlowInputError(f"emulator workspace: {exc}") from None
+    with emulator:
+        yield replace(options_for_emulator(emulator, options), emulator_workspace=None)
+
+
+def environ_with_files(
+    env_files: Iterable[str | Path], environ: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """The environment a run sees with dotenv files (`--env-file`): each file's NAME=VALUE
+    lines, a later file over an earlier one, and the process environment over them all.
+    A file that cannot be read raises FlowInputError naming it."""
+    from dotenv import dotenv_values
+
+    merged: dict[str, str] = {}
+    for env_file in map(Path, env_files):
+        if not env_file.is_file():
+            raise FlowInputError(f"env file {env_file}: no such file")
+        try:
+            values = dotenv_values(env_file, encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise FlowInputError(f"env file {env_file}: cannot read it ({exc})") from None
+        merged.update({name: value for name, value in values.items() if value is not None})
+    return {**merged, **(os.environ if environ is None else environ)}
 
 
 def options_for_emulator(emulator, options: RunOptions | None = None) -> RunOptions:
@@ -174,7 +209,7 @@ def secrets_of(options: RunOptions) -> list[str]:
     """What outputs mask: the keys as the transport sends them, and the value of every variable
     whose name says KEY, TOKEN, SECRET or PASSWORD; with `emulator`, the keys it will accept."""
     environ = _environ(options)
-    if options.emulator:
+    if wants_emulator(options):
         from .emulator import Credentials as EmulatorCredentials
 
         environ = _with_keys(environ, EmulatorCredentials.from_env(environ))

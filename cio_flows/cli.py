@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-import json
 import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
@@ -12,14 +14,24 @@ import click
 from . import api
 from .errors import FlowInputError, JournalError
 from .redact import Redactor
-from .reporting import ConsoleReporter, JUnitSuite, ProgressReporter
-from .run.events import Event, RunStarted
+from .reporting import ConsoleReporter, TraceFile, VerboseExchanges
+from .reporting.suite import SuiteConsole
+from .reporting.trace import all_of
+from .run.events import EXIT_FAILED, EXIT_INVALID, EXIT_OK, Event, RunStarted
 from .run.prepare import RunOptions
-from .scenarios import run_scenarios
+from .scenarios import (
+    Shard,
+    recording,
+    replaying,
+    run_scenarios,
+    suite_exit_cause,
+    suite_exit_code,
+    write_reports,
+)
 from .wire.families import FAMILIES
-from .wire.transport import auth_description
 
-EXIT_OK, EXIT_FAILED, EXIT_INVALID = 0, 1, 2  # 4 (journal failed mid-run): RunSummary.exit_code
+# Exit statuses: 0 ok, 1 failed, 2 invalid input; 3 and 4 (refused key, no answer) come from
+# RunSummary.exit_code.
 
 
 def _parse_vars(values: tuple[str, ...]) -> dict[str, str]:
@@ -32,8 +44,18 @@ def _parse_vars(values: tuple[str, ...]) -> dict[str, str]:
     return parsed
 
 
-def _options(region, var, data) -> RunOptions:
-    return RunOptions(region=region, vars=_parse_vars(var), data=Path(data) if data else None)
+def _options(region, var, data, env_file=()) -> RunOptions:
+    """Options from the common flags; --env-file values under the process environment."""
+    try:
+        environ = api.environ_with_files(env_file) if env_file else None
+    except FlowInputError as exc:
+        _fail_invalid(exc, Redactor())
+    return RunOptions(
+        region=region,
+        vars=_parse_vars(var),
+        data=Path(data) if data else None,
+        environ=environ,
+    )
 
 
 def _fail_invalid(exc: FlowInputError, redact: Redactor) -> None:
@@ -54,6 +76,57 @@ data_option = click.option(
 emulator_option = click.option(
     "--emulator", is_flag=True, help="Start a local Customer.io emulator and run against it."
 )
+emulator_workspace_option = click.option(
+    "--emulator-workspace",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="The emulator loads this workspace file (implies --emulator).",
+)
+env_file_option = click.option(
+    "--env-file",
+    multiple=True,
+    type=click.Path(path_type=Path),
+    help="NAME=VALUE lines (dotenv) read as environment; the process environment wins.",
+)
+verbose_option = click.option(
+    "-v", "--verbose", is_flag=True, help="Each request and answer on stderr, keys hidden."
+)
+trace_option = click.option(
+    "--trace",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Each request and answer as JSON Lines, bodies whole, keys hidden.",
+)
+report_option = click.option(
+    "--report", type=click.Path(dir_okay=False), help="Write a JSON report here."
+)
+junit_option = click.option(
+    "--junit", type=click.Path(dir_okay=False), help="Write JUnit XML here."
+)
+
+
+@contextmanager
+def exchange_output(options: RunOptions, verbose: bool, trace: Path | None) -> Iterator[RunOptions]:
+    """Options whose transport shows each exchange (-v on stderr, --trace to a file)."""
+    if not verbose and trace is None:
+        yield options
+        return
+    redact = Redactor(api.secrets_of(options))
+    trace_file = None
+    if trace is not None:
+        try:
+            trace_file = TraceFile(trace, redact)
+        except OSError as exc:
+            click.echo(f"error: cannot write the trace {trace}: {exc.strerror or exc}", err=True)
+            sys.exit(EXIT_INVALID)
+    hook = all_of([VerboseExchanges(redact) if verbose else None, trace_file])
+    try:
+        yield replace(options, transport=replace(options.transport, on_exchange=hook))
+    finally:
+        if trace_file is not None:
+            trace_file.close()
+            if trace_file.error is not None:
+                click.echo(
+                    f"warning: the trace {trace} is incomplete: {trace_file.error}", err=True
+                )
 
 
 @click.group()
@@ -66,11 +139,13 @@ def main() -> None:
 @flow_argument
 @var_option
 @data_option
-def validate(flow: Path, var, data) -> None:
+@env_file_option
+def validate(flow: Path, var, data, env_file) -> None:
     """Check FLOW without sending anything."""
-    redact = Redactor(api.secrets_of(RunOptions()))
+    options = _options(None, var, data, env_file)
+    redact = Redactor(api.secrets_of(options))
     try:
-        run = api.validate_flow(flow, _options(None, var, data))
+        run = api.validate_flow(flow, options)
     except FlowInputError as exc:
         _fail_invalid(exc, redact)
     steps = len(run.flow.all_steps)
@@ -82,54 +157,41 @@ def validate(flow: Path, var, data) -> None:
 @region_option
 @var_option
 @data_option
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
-def plan(flow: Path, region, var, data, fmt) -> None:
+@env_file_option
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json", "jsonl"]),
+    default="text",
+    help="jsonl (or json): one JSON object per request, batches as the run sends them.",
+)
+@click.option("--all", "show_all", is_flag=True, help="On a terminal, list every request.")
+def plan(flow: Path, region, var, data, env_file, fmt, show_all) -> None:
     """Render and validate every step; print the requests a run would send. Sends nothing."""
-    options = _options(region, var, data)
+    from .reporting.plan_output import TERMINAL_LIMIT, PlanOutput
+    from .run.plan import Planner
+
+    options = _options(region, var, data, env_file)
     redact = Redactor(api.secrets_of(options))
+    out = sys.stdout
     try:
         run = api.validate_flow(flow, options)
-        for planned in run.plan():
-            click.echo(redact(_format_planned(run, planned, fmt)))
+        terminal = fmt == "text" and out.isatty() and not show_all
+        planner = Planner(run)
+        output = PlanOutput(run, out, redact, fmt, TERMINAL_LIMIT if terminal else None)
+        for item in planner:
+            output.write(item)
     except FlowInputError as exc:
         _fail_invalid(exc, redact)
+    output.finish(planner.rows)
+    out.flush()
+    if output.summary.failures:  # rows the run would fail on: the input is invalid
+        first = output.summary.failures[0].failure
+        click.echo(redact(f"error: {first.message}"), err=True)
+        sys.exit(EXIT_INVALID)
     missing = run.required_credentials()
     if missing and fmt == "text":
         click.echo(f"note: a run needs {', '.join(missing)} set", err=True)
-
-
-def _format_planned(run, planned, fmt: str) -> str:
-    step = planned.step
-    if fmt == "json":
-        record = {"step": step.name, "kind": step.kind, "row": planned.row_number}
-        if planned.request is None:
-            record["depends_on"] = list(planned.depends_on)
-        else:
-            request = planned.request
-            record.update(
-                method=request.method,
-                url=_full_url(run, request),
-                auth=auth_description(request.family),
-                body=request.body,
-            )
-        return json.dumps(record, ensure_ascii=False)
-    row = f"row {planned.row_number}: " if planned.row_number else ""
-    header = f"{row}{step.name} ({step.kind})  {step.location}"
-    if planned.request is None:
-        return f"{header}\n  rendered when the flow runs: uses {', '.join(planned.depends_on)}\n"
-    request = planned.request
-    lines = [header, f"  {request.method} {_full_url(run, request)}"]
-    lines.append(f"  auth: {auth_description(request.family)}")
-    if request.body is not None:
-        lines.append("  " + json.dumps(request.body, ensure_ascii=False, sort_keys=True))
-    return "\n".join(lines) + "\n"
-
-
-def _full_url(run, request) -> str:
-    from urllib.parse import urlencode
-
-    query = f"?{urlencode(request.params)}" if request.params else ""
-    return run.endpoints.root(request.family) + request.path + query
 
 
 @main.command()
@@ -137,7 +199,9 @@ def _full_url(run, request) -> str:
 @region_option
 @var_option
 @data_option
+@env_file_option
 @emulator_option
+@emulator_workspace_option
 @click.option(
     "--workers",
     type=click.IntRange(1, 256),
@@ -162,24 +226,31 @@ def _full_url(run, request) -> str:
     is_flag=True,
     help="With --resume: also resend sends whose outcome is unknown (may send twice).",
 )
-@click.option("--report", type=click.Path(dir_okay=False), help="Write a JSON report here.")
-@click.option("--junit", type=click.Path(dir_okay=False), help="Write JUnit XML here.")
+@report_option
+@junit_option
+@verbose_option
+@trace_option
 def run(
     flow: Path,
     region,
     var,
     data,
+    env_file,
     emulator: bool,
+    emulator_workspace,
     workers,
     batch,
     resume_id,
     resend_unknown,
     report,
     junit,
+    verbose,
+    trace,
 ) -> None:
-    """Run FLOW. Exit 0 when every step succeeded, 1 when some failed, 2 on invalid input."""
+    """Run FLOW. Exit 0 when every step succeeded, 1 when some failed, 2 on invalid input,
+    3 when Customer.io refused the keys, 4 when it or the network stayed unavailable."""
     options = replace(
-        _options(region, var, data),
+        _options(region, var, data, env_file),
         workers=workers,
         batch=batch,
         resume=resume_id,
@@ -187,19 +258,23 @@ def run(
         report=report,
         junit=junit,
         emulator=emulator,
+        emulator_workspace=emulator_workspace,
     )
     redact = Redactor(api.secrets_of(options))
 
     def write(line: str) -> None:
         click.echo(redact(line))
 
+    from .reporting.progress import ProgressReporter  # rich: loaded only when a run starts
+
     listeners = [
-        RunHeader(write, emulator=emulator),
+        RunHeader(write, emulator=api.wants_emulator(options)),
         ConsoleReporter(write, verbose_rows=False),  # a data row's ok steps: the progress bar
         ProgressReporter(),
     ]
     try:
-        summary = api.run_flow(flow, options, listeners)
+        with exchange_output(options, verbose, trace) as shown:
+            summary = api.run_flow(flow, shown, listeners)
     except FlowInputError as exc:
         _fail_invalid(exc, redact)
     except JournalError as exc:  # unusable, no such run, or another process runs it
@@ -213,6 +288,8 @@ def run(
             ),
             err=True,
         )
+    if summary.exit_code not in (EXIT_OK, EXIT_FAILED):
+        write(f"exit {summary.exit_code}: {summary.exit_cause}")
     sys.exit(summary.exit_code)
 
 
@@ -248,43 +325,104 @@ def runs(limit: int) -> None:
         click.echo(f"{r.run_id}  {started}  {r.status:<11} {r.flow_name} ({r.flow_path})  {counts}")
 
 
+def _shard(ctx, param, value: str | None) -> Shard | None:
+    try:
+        return None if value is None else Shard.parse(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
 @main.command("test")
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@region_option
+@var_option
+@env_file_option
+@click.option("--tag", multiple=True, help="Only flows with this tag (repeatable: any of them).")
+@click.option(
+    "--jobs", type=click.IntRange(1, 64), default=1, show_default=True, help="Flows at once."
+)
+@click.option("--fail-fast", is_flag=True, help="Start no flow after the first that fails.")
+@click.option(
+    "--shard", metavar="K/N", callback=_shard, help="Run the K-th of N shares of the flows."
+)
+@report_option
+@junit_option
 @emulator_option
-@click.option("--junit", type=click.Path(dir_okay=False), help="Write JUnit XML here.")
-def test_command(paths, emulator: bool, junit) -> None:
-    """Run every flow under PATHS as a test case. Exit 1 if any fails, 2 if any is invalid."""
-    suite = JUnitSuite("cio-flows")
-    options = RunOptions(journal=False, emulator=emulator)  # test runs stay out of the journal
+@emulator_workspace_option
+@click.option(
+    "--record",
+    type=click.Path(file_okay=False, path_type=Path),
+    metavar="DIR",
+    help="Write one cassette per flow under DIR (keys scrubbed; run id, now(), uuid() kept).",
+)
+@click.option(
+    "--replay",
+    type=click.Path(file_okay=False, path_type=Path),
+    metavar="DIR",
+    help="Answer every request from the cassettes under DIR, with no network; a flow whose"
+    " requests differ fails.",
+)
+@verbose_option
+@trace_option
+def test_command(
+    paths,
+    region,
+    var,
+    env_file,
+    tag,
+    jobs,
+    fail_fast,
+    shard,
+    report,
+    junit,
+    emulator: bool,
+    emulator_workspace,
+    record,
+    replay,
+    verbose,
+    trace,
+) -> None:
+    """Run every flow under PATHS as a test case. Exit 1 if any fails, 2 if any is invalid
+    (nothing is sent), 3 if Customer.io refused the keys, 4 if it stayed unavailable."""
+    if replay is not None and (record is not None or emulator or emulator_workspace):
+        raise click.UsageError("--replay sends nothing: it takes no --record or --emulator")
+    around = recording(record) if record else replaying(replay) if replay else None
+    options = replace(
+        _options(region, var, None, env_file),
+        journal=False,  # test runs stay out of the journal
+        emulator=emulator,
+        emulator_workspace=emulator_workspace,
+    )
     redact = Redactor(api.secrets_of(options))
-    results = list(run_scenarios(paths, options))
-    for result in results:
-        if result.invalid is not None:
-            click.echo(redact(f"INVALID  {result.path}: {result.invalid.describe()}"))
-            suite.add_error(result.name, str(result.path), result.invalid.describe())
-            continue
-        if result.summary is None:  # another flow is invalid, so nothing was sent
-            click.echo(f"NOT RUN  {result.path}")
-            suite.add_error(result.name, str(result.path), "not run: another flow is invalid")
-            continue
-        mark = "passed" if result.passed else "FAILED"
-        click.echo(redact(f"{mark:<8} {result.name} ({result.path}) in {result.elapsed:.2f} s"))
-        for failure in result.failures:
-            click.echo(redact(f"         {failure}"))
-        suite.add_flow(
-            result.name,
-            str(result.path),
-            result.summary,
-            [redact(f) for f in result.failures],
-            result.elapsed,
-        )
-    if junit:
-        suite.write(junit)
-    passed = sum(r.passed for r in results)
-    click.echo(f"{passed} passed, {len(results) - passed} failed")
-    if any(r.invalid for r in results):
+    console = SuiteConsole(click.echo, redact)
+    started = time.monotonic()
+    results = []
+    try:
+        with exchange_output(options, verbose, trace) as shown:
+            for result in run_scenarios(
+                paths,
+                shown,
+                tags=tag,
+                shard=shard,
+                jobs=jobs,
+                fail_fast=fail_fast,
+                reports=bool(report),
+                around=around,
+            ):
+                console.flow(result)
+                results.append(result)
+    except FlowInputError as exc:  # the emulator's workspace
+        _fail_invalid(exc, redact)
+    if not results and shard is None:
+        click.echo(f"error: no flow selected under {', '.join(map(str, paths))}", err=True)
         sys.exit(EXIT_INVALID)
-    sys.exit(EXIT_OK if passed == len(results) else EXIT_FAILED)
+    results.sort(key=lambda r: r.path)  # as collected: reports do not depend on timing
+    code = suite_exit_code(results)
+    write_reports(
+        results, elapsed=time.monotonic() - started, redact=redact, report=report, junit=junit
+    )
+    console.outcome(results, code, suite_exit_cause(results))
+    sys.exit(code)
 
 
 FAMILY_NAMES = FAMILIES
@@ -332,6 +470,12 @@ def emulator_behaviour(limits_preset, limit, latency, error_rate, drop_rate):
 @click.option("--workspace", type=click.Path(dir_okay=False, exists=True), help="Workspace YAML.")
 @click.option("--empty", is_flag=True, help="Start with no people, segments or templates.")
 @click.option(
+    "--demo-people",
+    type=click.IntRange(1, 5_000_000),
+    metavar="N",
+    help="A generated demo workspace of N people, with segments and a message history.",
+)
+@click.option(
     "--limits",
     "limits_preset",
     type=click.Choice(["customerio"]),
@@ -344,7 +488,16 @@ def emulator_behaviour(limits_preset, limit, latency, error_rate, drop_rate):
     "--drop-rate", multiple=True, metavar="FAMILY=SHARE", help="Share of dropped connections."
 )
 def emulator(
-    port: int, db, workspace, empty, limits_preset, limit, latency, error_rate, drop_rate
+    port: int,
+    db,
+    workspace,
+    empty,
+    demo_people,
+    limits_preset,
+    limit,
+    latency,
+    error_rate,
+    drop_rate,
 ) -> None:
     """Run the local Customer.io emulator in the foreground (Ctrl-C to stop).
 
@@ -354,6 +507,12 @@ def emulator(
 
     limits, faults = emulator_behaviour(limits_preset, limit, latency, error_rate, drop_rate)
     kwargs = {"workspace": {} if empty else workspace} if (empty or workspace) else {}
+    if demo_people is not None:
+        if empty or workspace:
+            message = "error: --demo-people cannot be combined with --workspace or --empty"
+            click.echo(message, err=True)
+            sys.exit(EXIT_INVALID)
+        kwargs = {"workspace": {"demo": {"people": demo_people}}}
     try:
         serve(port=port, db_path=db, limits=limits, faults=faults, **kwargs)
     except OSError as exc:  # the port is taken, or not ours to bind

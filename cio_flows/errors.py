@@ -21,6 +21,7 @@ FlowFailed (a flow that failed under pytest; the plugin prints its report).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -159,12 +160,14 @@ class TransportError(CioFlowsError):
         status: int | None = None,
         attempts: int = 1,
         retry_after: float | None = None,
+        body: Any = None,
     ) -> None:
         super().__init__(message)
         self.outcome = outcome
         self.status = status
         self.attempts = attempts
         self.retry_after = retry_after
+        self.body = body  # the error answer's JSON, for a step that expects this status
 
 
 class JournalError(CioFlowsError):
@@ -188,6 +191,10 @@ class RunInUseError(JournalError):
         )
         self.run_id = run_id
         self.holder = holder
+
+
+class ExportError(CioFlowsError):
+    """An App API export that failed, took too long, or whose file could not be downloaded."""
 
 
 # --- signals caught inside the package ------------------------------------------------------

@@ -1,28 +1,53 @@
-"""Scenario runs: every flow under some paths as one test case (`cio-flows test`, the pytest plugin)."""
+"""Scenario suites: every flow under some paths as one test case (`cio-flows test`, the pytest
+plugin), selected by tag and shard, run one after another or `jobs` at a time.
+
+Every flow of a suite is loaded and checked before any is run: one invalid flow stops the
+suite before a request leaves (exit 2). The flows share one emulator (when asked) and one set
+of rate limiters, so `jobs` concurrent runs stay under Customer.io's limits together.
+"""
 
 from __future__ import annotations
 
+import os
+import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
-from .api import emulated, prepare, run_flow
+from .api import emulated, run_flow, secrets_of, wants_emulator
 from .errors import FlowInputError
+from .flow.loader import load_flow
+from .redact import Redactor
+from .reporting import JsonReport
+from .reporting.suite import write_suite_reports
+from .reporting.trace import labelled
+from .run.cassette import cassette_path
 from .run.events import (
+    EXIT_FAILED,
+    EXIT_INVALID,
+    EXIT_OK,
+    EXIT_REFUSED,
+    EXIT_UNAVAILABLE,
     FAILED,
     UNKNOWN,
     Event,
     Listener,
     RowFailed,
     RunError,
+    RunFinished,
     RunSummary,
     StepFinished,
 )
-from .run.prepare import RunOptions
+from .run.prepare import PreparedRun, RunOptions
+from .run.replay import CassettePlayer, CassetteRecorder
 
 FLOW_SUFFIXES = (".yaml", ".yml")
+NOT_RUN_INVALID = "not run: another flow is invalid"
+NOT_RUN_FAIL_FAST = "not run: --fail-fast after a failing flow"
 
 
 def find_flows(paths: Iterable[str | Path]) -> list[Path]:
@@ -30,10 +55,32 @@ def find_flows(paths: Iterable[str | Path]) -> list[Path]:
     found: list[Path] = []
     for path in map(Path, paths):
         if path.is_dir():
-            found += sorted(p for p in path.rglob("*") if p.suffix in FLOW_SUFFIXES)
+            found += (p for p in path.rglob("*") if p.suffix in FLOW_SUFFIXES)
         else:
             found.append(path)
-    return list(dict.fromkeys(found))
+    return sorted(set(found))
+
+
+@dataclass(frozen=True)
+class Shard:
+    """`--shard K/N`: the K-th of N machines runs the flows at positions K-1, K-1+N, ..."""
+
+    index: int  # K, 1-based
+    count: int  # N
+
+    @classmethod
+    def parse(cls, text: str) -> Shard:
+        """'K/N' with 1 <= K <= N; ValueError otherwise."""
+        k, sep, n = text.partition("/")
+        if not (sep and k.strip().isdigit() and n.strip().isdigit()):
+            raise ValueError(f"expected K/N such as 1/4, found {text!r}")
+        shard = cls(int(k), int(n))
+        if not 1 <= shard.index <= shard.count:
+            raise ValueError(f"expected 1 <= K <= N, found {text!r}")
+        return shard
+
+    def takes(self, position: int) -> bool:
+        return position % self.count == self.index - 1
 
 
 @dataclass
@@ -44,10 +91,28 @@ class ScenarioResult:
     invalid: FlowInputError | None = None
     failures: list[str] = field(default_factory=list)
     elapsed: float = 0.0
+    not_run: str | None = None  # why a selected flow did not run
+    tags: tuple[str, ...] = ()
+    vars: Mapping[str, str] = field(default_factory=dict)  # the suite's --var it declares
+    report: dict[str, Any] | None = None  # its JSON report, as `run --report` writes one
 
     @property
     def passed(self) -> bool:
         return self.invalid is None and self.summary is not None and self.summary.ok
+
+    @property
+    def status(self) -> str:
+        if self.invalid is not None:
+            return "invalid"
+        if self.summary is None:
+            return "not run"
+        return "passed" if self.summary.ok else "failed"
+
+    @property
+    def exit_code(self) -> int:
+        if self.invalid is not None:
+            return EXIT_INVALID
+        return EXIT_OK if self.summary is None else self.summary.exit_code
 
 
 class _FailureCollector:
@@ -62,21 +127,83 @@ class _FailureCollector:
             self.failures.append(event.error)
 
 
+class _ReportKeeper:
+    """Listener: the flow's JSON report, kept in memory for the suite's report."""
+
+    def __init__(self, redactor: Redactor) -> None:
+        self._json = JsonReport(os.devnull, redactor=redactor)
+        self.report: dict[str, Any] | None = None
+
+    def __call__(self, event: Event) -> None:
+        if isinstance(event, RunFinished):
+            self.report = self._json.report(event)
+        else:
+            self._json.collector.add(event)
+
+
+def flow_tags(flow: Any) -> tuple[str, ...]:
+    """A flow's top-level `tags`."""
+    return tuple(str(tag) for tag in getattr(flow, "tags", None) or ())
+
+
 def check_all(paths: Iterable[Path], options: RunOptions) -> list[ScenarioResult]:
-    """Load and check every flow first: one invalid flow stops the suite before any request."""
+    """Load and check every flow first: one invalid flow stops the suite before any request.
+
+    options.vars are the suite's: each flow takes those it declares (check_vars then says
+    whether every one is declared somewhere)."""
     results = []
     for path in paths:
         try:
-            run = prepare(path, options)
+            flow = load_flow(path)
+            declared = {name for name, _ in flow.vars}
+            own = {k: v for k, v in options.vars.items() if k in declared}
+            run = PreparedRun(flow, replace(options, vars=own))
             run.preflight_static()
-            results.append(ScenarioResult(path, run.flow.name))
+            results.append(ScenarioResult(path, flow.name, tags=flow_tags(flow), vars=own))
         except FlowInputError as exc:
             results.append(ScenarioResult(path, path.stem, invalid=exc))
     return results
 
 
+def check_vars(results: list[ScenarioResult], given: Mapping[str, str]) -> None:
+    """A --var that no flow of the selection declares makes the first flow invalid: a typo
+    must not pass unnoticed."""
+    loaded = [r for r in results if r.invalid is None]
+    if not loaded:
+        return
+    unused = sorted(set(given) - {name for r in loaded for name in r.vars})
+    if unused:
+        loaded[0].invalid = FlowInputError(
+            f"--var {unused[0]}: no flow of the suite declares such a variable",
+            expected="a var declared by some flow",
+            found=f"'{unused[0]}'",
+        )
+
+
+def with_tags(results: Sequence[ScenarioResult], tags: Iterable[str]) -> list[ScenarioResult]:
+    """The flows carrying any of `tags` (all when none).
+
+    An invalid flow is kept whatever its tags: what it says cannot be trusted, and the suite
+    must not pass over it silently."""
+    wanted = set(tags)
+    return [r for r in results if not wanted or r.invalid or wanted & set(r.tags)]
+
+
+def in_shard(results: Sequence[ScenarioResult], shard: Shard | None) -> list[ScenarioResult]:
+    """This machine's share of the (sorted) flows; all of them without a shard."""
+    if shard is None:
+        return list(results)
+    return [r for position, r in enumerate(results) if shard.takes(position)]
+
+
 # Test runs stay out of the journal unless a caller's options ask for one.
 SCENARIO_OPTIONS = RunOptions(journal=False)
+
+# Runs one flow with the options given (what `around` wraps).
+FlowRun = Callable[[RunOptions], ScenarioResult]
+# Wraps each flow's run: around(path, options, run) calls run(options), with options of its
+# own (a cassette's transport) if it likes, and may change the result (a replay that differs).
+Around = Callable[[Path, RunOptions, FlowRun], ScenarioResult]
 
 
 def run_scenarios(
@@ -84,31 +211,115 @@ def run_scenarios(
     options: RunOptions | None = None,
     *,
     emulator: bool = False,
-    listeners: list[Listener] = (),
+    listeners: Sequence[Listener] = (),
+    tags: Iterable[str] = (),
+    shard: Shard | None = None,
+    jobs: int = 1,
+    fail_fast: bool = False,
+    around: Around | None = None,
+    reports: bool = False,
 ) -> Iterator[ScenarioResult]:
-    """Run each flow as a test case, in order, through `run_flow`; one emulator serves them all
-    when asked (`emulator` or options.emulator)."""
+    """Run each selected flow as a test case through `run_flow`, yielding results as flows
+    finish; every flow of the selection is yielded once (invalid, not run, passed or failed).
+
+    emulator (or options.emulator / emulator_workspace): one emulator serves every flow.
+    jobs: flows at once, in threads (listeners must then be thread-safe).
+    fail_fast: after the first flow that does not pass, start no other (they are "not run").
+    around: wraps each flow's run (see Around). reports: keep each flow's JSON report.
+    """
     options = options or SCENARIO_OPTIONS
+    # Suite reports are the caller's business; per-run ones would overwrite each other.
+    options = replace(options, report=None, junit=None, run_id=None, resume=None)
     flows = find_flows(paths)
     with ExitStack() as stack:
-        if emulator or options.emulator:
+        if emulator or wants_emulator(options):
             options = stack.enter_context(emulated(options))
-        checked = check_all(flows, options)
-        if any(result.invalid for result in checked):
-            yield from checked
+        settings = options.transport
+        options = replace(
+            options, transport=replace(settings, rate_limits=settings.rate_limits.shared())
+        )
+        tagged = with_tags(check_all(flows, options), tags)
+        check_vars(tagged, options.vars)
+        chosen = in_shard(tagged, shard)
+        if any(result.invalid for result in chosen):
+            for result in chosen:
+                if result.invalid is None:
+                    result.not_run = NOT_RUN_INVALID
+                yield result
             return
-        for result in checked:
-            yield run_one(result.path, options, listeners)
+        suite = _Suite(options, listeners, fail_fast, around, reports)
+        if jobs <= 1:
+            for result in chosen:
+                yield suite.run(result)
+            return
+        yield from suite.run_parallel(chosen, jobs)
 
 
-def run_one(path: Path, options: RunOptions, listeners: list[Listener] = ()) -> ScenarioResult:
+class _Suite:
+    """Runs the selected flows of one suite; stops starting new ones after a failure."""
+
+    def __init__(
+        self,
+        options: RunOptions,
+        listeners: Sequence[Listener],
+        fail_fast: bool,
+        around: Around | None,
+        reports: bool,
+    ) -> None:
+        self.options = options
+        self.listeners = list(listeners)
+        self.fail_fast = fail_fast
+        self.around = around
+        self.reports = reports
+        self.stop = threading.Event()
+
+    def run(self, checked: ScenarioResult) -> ScenarioResult:
+        if self.stop.is_set():
+            return replace(checked, not_run=NOT_RUN_FAIL_FAST)
+        options = replace(self.options, vars=checked.vars)
+        path = checked.path
+        keeper = _ReportKeeper(Redactor(secrets_of(options))) if self.reports else None
+        extra = [*self.listeners, *([keeper] if keeper else [])]
+
+        def flow_run(flow_options: RunOptions) -> ScenarioResult:
+            return run_one(path, flow_options, extra)
+
+        around = self.around or (lambda _path, flow_options, run: run(flow_options))
+        result = around(path, options, flow_run)
+        result.tags = checked.tags
+        if keeper is not None:
+            result.report = keeper.report
+        if self.fail_fast and not result.passed:
+            self.stop.set()
+        return result
+
+    def run_parallel(self, chosen: list[ScenarioResult], jobs: int) -> Iterator[ScenarioResult]:
+        with ThreadPoolExecutor(jobs, thread_name_prefix="cio-flow") as pool:
+            pending: set[Future] = {pool.submit(self.run, result) for result in chosen}
+            try:
+                while pending:
+                    done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                    for future in done:
+                        yield future.result()
+            except BaseException:  # Ctrl-C, or the caller stopped: start nothing more
+                self.stop.set()
+                for future in pending:
+                    future.cancel()
+                raise
+
+
+def run_one(path: Path, options: RunOptions, listeners: Sequence[Listener] = ()) -> ScenarioResult:
     """One flow as a test case, run by `run_flow` under a run id of its own."""
     started = time.monotonic()
     collector = _FailureCollector()
-    try:
-        summary = run_flow(
-            path, replace(options, run_id=None, resume=None), [collector, *listeners]
+    hook = options.transport.on_exchange
+    if hook is not None:  # -v / --trace say which flow sent each request
+        options = replace(
+            options, transport=replace(options.transport, on_exchange=labelled(hook, str(path)))
         )
+    try:
+        # run_scenarios clears the suite's run id: one here is the flow's own (a cassette's)
+        summary = run_flow(path, replace(options, resume=None), [collector, *listeners])
     except FlowInputError as exc:
         return ScenarioResult(path, path.stem, invalid=exc, elapsed=time.monotonic() - started)
     return ScenarioResult(
@@ -117,4 +328,94 @@ def run_one(path: Path, options: RunOptions, listeners: list[Listener] = ()) -> 
         summary,
         failures=collector.failures,
         elapsed=time.monotonic() - started,
+    )
+
+
+# --- record and replay (`--record DIR`, `--replay DIR`) -----------------------------------------
+
+
+def recording(directory: str | Path, root: str | Path | None = None) -> Around:
+    """around= for run_scenarios: each flow's exchanges written to its cassette under
+    `directory` (named by its path relative to `root`, default the working directory)."""
+
+    def around(path: Path, options: RunOptions, run: FlowRun) -> ScenarioResult:
+        where = cassette_path(directory, path, root)
+        recorder = CassetteRecorder(path, where, Redactor(secrets_of(options)))
+        result = run(recorder.options(options))
+        try:
+            recorder.save()
+        except OSError as exc:
+            return _failed(result, f"cannot write the cassette {where}: {exc.strerror or exc}")
+        return result
+
+    return around
+
+
+def replaying(directory: str | Path, root: str | Path | None = None) -> Around:
+    """around= for run_scenarios: each flow answered from its cassette with no network; a
+    flow whose requests differ from the recorded ones fails, naming the first difference."""
+
+    def around(path: Path, options: RunOptions, run: FlowRun) -> ScenarioResult:
+        redact = Redactor(secrets_of(options))
+        try:
+            player = CassettePlayer.load(cassette_path(directory, path, root), redact)
+        except FlowInputError as exc:
+            return ScenarioResult(path, path.stem, invalid=exc)
+        result = run(player.options(options))
+        problem = player.problem()
+        return result if problem is None else _failed(result, problem)
+
+    return around
+
+
+def _failed(result: ScenarioResult, problem: str) -> ScenarioResult:
+    """The result with `problem` as its first failure, failed even if every step passed."""
+    summary = result.summary
+    if summary is not None and summary.ok:
+        summary = replace(summary, counts={**summary.counts, FAILED: summary.counts[FAILED] + 1})
+    return replace(result, summary=summary, failures=[problem, *result.failures])
+
+
+# --- the suite's outcome ----------------------------------------------------------------------
+
+
+def suite_exit_code(results: Sequence[ScenarioResult]) -> int:
+    """2 if any flow is invalid (nothing ran); else 3, then 4, then 1, then 0 over the flows."""
+    codes = {result.exit_code for result in results}
+    for code in (EXIT_INVALID, EXIT_REFUSED, EXIT_UNAVAILABLE, EXIT_FAILED):
+        if code in codes:
+            return code
+    return EXIT_OK
+
+
+def suite_exit_cause(results: Sequence[ScenarioResult]) -> str | None:
+    """The exit status in words, naming the first flow behind it (None when it is 0)."""
+    code = suite_exit_code(results)
+    for result in results:
+        if code != EXIT_OK and result.exit_code == code:
+            if result.invalid is not None:
+                return f"{result.path} is invalid"
+            cause = result.summary.exit_cause if result.summary else None
+            return f"{result.name} ({result.path}): {cause}"
+    return None
+
+
+def write_reports(
+    results: Sequence[ScenarioResult],
+    *,
+    elapsed: float,
+    redact: Callable[[str], str],
+    report: str | Path | None = None,
+    junit: str | Path | None = None,
+) -> None:
+    """The suite's JSON report (one entry per selected flow) and JUnit XML (one test case per
+    selected flow), every text redacted."""
+    write_suite_reports(
+        results,
+        elapsed=elapsed,
+        exit_code=suite_exit_code(results),
+        cause=suite_exit_cause(results),
+        redact=redact,
+        report=report,
+        junit=junit,
     )

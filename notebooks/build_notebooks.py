@@ -338,10 +338,18 @@ run_on_real_workspace = False  # a real workspace is only written to when this i
     )
 
 
+def deliveries() -> nbformat.NotebookNode:
+    sys.path.insert(0, str(HERE))  # the cells live next to this script
+    import deliveries_cells
+
+    return _notebook("deliveries", deliveries_cells.cells(_code, _markdown, CLOSE))
+
+
 NOTEBOOKS = {
     "people_explorer.ipynb": people_explorer,
     "segment_analysis.ipynb": segment_analysis,
     "flow_runner.ipynb": flow_runner,
+    "deliveries.ipynb": deliveries,
 }
 
 

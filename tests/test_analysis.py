@@ -273,7 +273,7 @@ def test_reading_10000_people_respects_the_app_api_budget_and_rate() -> None:
         # following one. Measure the client's pacing, not the collector.
         gc.disable()
         try:
-            people = big.people()
+            people = big.people(via="search")  # "auto" would export 10,000 people
         finally:
             gc.enable()
         log = big.emulator.inspect.requests(family="app")
@@ -301,12 +301,19 @@ def test_public_surface() -> None:
         "EVERYONE",
         "Workspace",
         "coerce_columns",
+        "deliveries_report",
         "describe_summary",
+        "failure_reasons",
         "find_path",
+        "funnel",
         "plot_distribution",
+        "plot_funnel",
+        "plot_metrics",
         "plot_overlap",
         "plot_segment_sizes",
+        "plot_time_to_open",
         "segment_report",
+        "time_to_open",
         "timestamps",
     ]
     assert all(hasattr(analysis, name) for name in analysis.__all__)

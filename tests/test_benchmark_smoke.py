@@ -43,3 +43,20 @@ def test_data_prepass_benchmark_prints_its_ratios():
     assert [line.split()[0] for line in lines[3:6]] == ["csv", "jsonl", "json"]
     assert all(" 300 " in line and "x" in line for line in lines[3:6])
     assert "of plan's time" in lines[6]
+
+
+def test_analysis_reads_benchmark_prints_its_ratios():
+    script = ROOT / "benchmarks" / "analysis_reads.py"
+    done = subprocess.run(
+        [sys.executable, str(script), "--people", "300"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    assert "reading 300 people" in out
+    assert "x faster than search + bulk attributes" in out
+    assert "0 App API calls" in out.split("cached (2nd read):")[1].splitlines()[0]
+    assert "targets:" in out

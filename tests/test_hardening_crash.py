@@ -134,7 +134,7 @@ def test_sigkill_mid_send_then_resume_sends_nobody_twice_10_trials(recording_ser
         unknown = assert_each_sent_once_except_unknown(
             recording_server, journal, run_id, rows, max_unknown=2 * workers
         )
-        assert resumed.returncode == (1 if unknown else 0), resumed.stdout + resumed.stderr
+        assert resumed.returncode == (4 if unknown else 0), resumed.stdout + resumed.stderr
         assert sum(sends(recording_server).values()) > sent_before, "the resume sent the rest"
 
 
@@ -157,7 +157,7 @@ def test_resume_reports_an_in_flight_send_unknown_and_resend_unknown_sends_it(
     assert in_flight >= 1
 
     resumed = run(env, "run", str(flow), "--resume", run_id)
-    assert resumed.returncode == 1, resumed.stdout + resumed.stderr
+    assert resumed.returncode == 4, resumed.stdout + resumed.stderr  # an outcome unknown
     assert "outcome unknown" in resumed.stdout
     unknown = assert_each_sent_once_except_unknown(
         recording_server, journal, run_id, rows, max_unknown=4
@@ -183,8 +183,8 @@ def test_two_simultaneous_resumes_one_is_refused_naming_the_holder(recording_ser
 
     both = [start(env, str(flow), "--resume", run_id, "--workers", "2") for _ in range(2)]
     results = [(p.wait(timeout=120), *p.communicate()) for p in both]
-    codes = sorted(code for code, _, _ in results)
-    assert codes[0] in (0, 1) and codes[1] == 2, results
+    codes = [code for code, _, _ in results]
+    assert codes.count(2) == 1 and set(codes) - {2} <= {0, 4}, results  # 4: a send left unknown
     _, out, err = next(r for r in results if r[0] == 2)
     assert f"run '{run_id}' is being executed by pid " in err and " on host " in err, err
     holder = next(p for p, r in zip(both, results, strict=True) if r[0] != 2)
@@ -194,7 +194,7 @@ def test_two_simultaneous_resumes_one_is_refused_naming_the_holder(recording_ser
 
     # The lock goes with its process: a later resume runs.
     later = run(env, "run", str(flow), "--resume", run_id)
-    assert later.returncode in (0, 1), later.stderr
+    assert later.returncode in (0, 4), later.stderr
 
 
 def test_sigterm_mid_run_stops_like_ctrl_c_and_resumes_without_duplicates(

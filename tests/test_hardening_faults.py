@@ -169,7 +169,7 @@ def test_identify_whose_answer_is_lost_is_failed_and_resumed_once(
     fault_server.answer = lambda path: cut
     first = run_cli(str(flow), batch, env=env)
     run_id = run_id_of(first.output)
-    assert first.exit_code == 1, first.output
+    assert first.exit_code == 4, first.output  # no answer after retries
     assert {status for _, status, _, _ in journal_outcomes(run_id)} == {"failed"}
     assert "unknown" not in first.output.lower()
     assert "closed mid-answer" in first.output and f"127.0.0.1:{fault_server.port}" in first.output
@@ -194,7 +194,7 @@ def test_send_email_whose_answer_is_lost_stays_unknown(fault_server, write_flow,
     fault_server.answer = lambda path: CLOSE
     first = run_cli(str(flow), env=env)
     run_id = run_id_of(first.output)
-    assert first.exit_code == 1, first.output
+    assert first.exit_code == 4, first.output  # a send whose outcome is unknown
     assert len(fault_server.bodies) == 1  # no id to deduplicate on: never resent
     [(_, status, attempts, error)] = journal_outcomes(run_id)
     assert (status, attempts) == ("unknown", 1)
@@ -238,7 +238,7 @@ def test_connection_refused_names_host_and_counts_every_attempt(write_flow, quic
     flow = write_flow(SEND_EMAIL)
     port = free_port()
     result = run_cli(str(flow), env=env_for(f"http://127.0.0.1:{port}"))
-    assert result.exit_code == 1
+    assert result.exit_code == 4  # the API stayed unreachable
     [(_, status, attempts, error)] = journal_outcomes(run_id_of(result.output))
     assert status == "failed"  # refused: never sent, so resume may send it
     assert f"connection refused by 127.0.0.1:{port} after 6 attempt(s)" in error

@@ -20,6 +20,7 @@ import re
 import shlex
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -34,7 +35,16 @@ from cio_flows.emulator import DEMO_CREDENTIALS, Credentials, Emulator
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"
-NAMES = ("people_explorer.ipynb", "segment_analysis.ipynb", "flow_runner.ipynb")
+NAMES = (
+    "people_explorer.ipynb",
+    "segment_analysis.ipynb",
+    "flow_runner.ipynb",
+    "deliveries.ipynb",
+)
+# The deliveries notebook reads a workspace with a message history: the generated demo.
+DELIVERIES_DEMO = {"demo": {"people": 1500}}
+# Reads of a real workspace are cached under the user's cache directory: a scratch one here.
+SCRATCH_CACHE = tempfile.mkdtemp(prefix="cio-flows-nb-cache-")
 KERNEL = "python3"
 CELL_TIMEOUT = 120
 
@@ -51,6 +61,7 @@ def _kernel_env(**extra: str) -> dict[str, str]:
     env = {
         k: v for k, v in os.environ.items() if not k.startswith("CUSTOMERIO_") and k != "MPLBACKEND"
     }
+    env["XDG_CACHE_HOME"] = SCRATCH_CACHE
     env.update(extra)
     return env
 
@@ -86,19 +97,23 @@ def fresh_install(kernel: str) -> dict[str, Any]:
     return {name: _execute(name, kernel, _kernel_env()) for name in NAMES}
 
 
+def _credentials_env(emulator: Emulator) -> dict[str, str]:
+    return _kernel_env(
+        CUSTOMERIO_SITE_ID=FAKE_KEYS.site_id,
+        CUSTOMERIO_TRACK_TOKEN=FAKE_KEYS.track_key,
+        CUSTOMERIO_PIPELINES_KEY=FAKE_KEYS.pipelines_key,
+        CUSTOMERIO_APP_TOKEN=FAKE_KEYS.app_key,
+        CUSTOMERIO_APP_URL=emulator.url,
+        CUSTOMERIO_TRACK_URL=emulator.url,
+        CUSTOMERIO_PIPELINES_URL=emulator.url,
+    )
+
+
 @pytest.fixture(scope="module")
 def with_credentials(kernel: str) -> Iterator[dict[str, Any]]:
     with Emulator(credentials=FAKE_KEYS) as emulator:
-        env = _kernel_env(
-            CUSTOMERIO_SITE_ID=FAKE_KEYS.site_id,
-            CUSTOMERIO_TRACK_TOKEN=FAKE_KEYS.track_key,
-            CUSTOMERIO_PIPELINES_KEY=FAKE_KEYS.pipelines_key,
-            CUSTOMERIO_APP_TOKEN=FAKE_KEYS.app_key,
-            CUSTOMERIO_APP_URL=emulator.url,
-            CUSTOMERIO_TRACK_URL=emulator.url,
-            CUSTOMERIO_PIPELINES_URL=emulator.url,
-        )
-        yield {
+        env = _credentials_env(emulator)
+        notebooks = {
             name: _execute(
                 name,
                 kernel,
@@ -106,7 +121,12 @@ def with_credentials(kernel: str) -> Iterator[dict[str, Any]]:
                 **({"run_on_real_workspace": True} if name == "flow_runner.ipynb" else {}),
             )
             for name in NAMES
+            if name != "deliveries.ipynb"
         }
+    with Emulator(credentials=FAKE_KEYS, workspace=DELIVERIES_DEMO) as emulator:
+        env = _credentials_env(emulator)
+        notebooks["deliveries.ipynb"] = _execute("deliveries.ipynb", kernel, env)
+    yield notebooks
 
 
 def _outputs(notebook) -> list[dict[str, Any]]:
@@ -169,6 +189,27 @@ def test_segment_analysis_draws_charts_with_the_demo_numbers(fresh_install) -> N
     for segment in _demo_segments():
         assert f"{segment['name']}: {segment['count']} people" in text
     assert "Newsletter subscribers: 140 people" in text  # the largest, charted member by member
+
+
+def test_deliveries_notebook_charts_funnels_failures_and_a_broadcast(fresh_install) -> None:
+    notebook = fresh_install["deliveries.ipynb"]
+    images = [o for o in _outputs(notebook) if "image/png" in o.get("data", {})]
+    assert len(images) >= 4  # funnels, failure reasons, time to open, the broadcast
+    text = _text(notebook)
+    assert "email:" in text and "delivered" in text
+    assert "median time to open:" in text
+    assert "broadcast Spring sale:" in text
+    assert "mailbox unavailable" in text  # a bounce reason, the address blanked
+    assert "tables: funnel_by_channel" in text
+
+
+def test_deliveries_notebook_exports_its_tables(kernel: str, tmp_path: Path) -> None:
+    notebook = _execute(
+        "deliveries.ipynb", kernel, _kernel_env(), demo_people=400, export_dir=str(tmp_path)
+    )
+    assert "wrote 5 tables" in _text(notebook)
+    table = (tmp_path / "funnel_by_channel.csv").read_text()
+    assert table.startswith("channel,messages,sent,delivered,opened,clicked")
 
 
 def test_people_explorer_shows_people_and_one_profile(fresh_install) -> None:
@@ -300,3 +341,6 @@ def test_readme_picture_renders_from_the_demo_data(tmp_path: Path) -> None:
     assert output.read_bytes().startswith(b"\x89PNG")
     committed = NOTEBOOKS.parent / "docs" / "segment-analysis.png"
     assert committed.read_bytes().startswith(b"\x89PNG")
+    deliveries = script.render_deliveries(tmp_path / "deliveries.png", people=500)
+    assert deliveries.read_bytes().startswith(b"\x89PNG")
+    assert (NOTEBOOKS.parent / "docs" / "deliveries.png").read_bytes().startswith(b"\x89PNG")

@@ -27,7 +27,9 @@ from cio_flows.wire.transport import auth_description
 from cio_flows.wire.types import Request, SingleRequest
 
 SCHEMAS = Path(cio_flows.__file__).parent / "schemas"
-STEP_OPTIONS = {"name", "save", "when", "expect", "wait_until", "loop"}
+STEP_OPTIONS = {"name", "save", "when", "expect", "wait_until", "loop", "expect_status", "validate"}
+# `use` (with its `with`) is a flow-format construct the loader expands, not an API call.
+FLOW_CONSTRUCTS = {"use", "with"}
 
 
 # ------------------------------------------------------------------ the documents agree
@@ -35,7 +37,12 @@ STEP_OPTIONS = {"name", "save", "when", "expect", "wait_until", "loop"}
 
 def test_flow_schema_lists_exactly_the_registered_kinds_with_their_descriptions():
     shipped = load_schema(FLOW_SCHEMA)["$defs"]["step"]["properties"]
-    in_file = {key: value for key, value in shipped.items() if key not in STEP_OPTIONS}
+    in_file = {
+        key: value
+        for key, value in shipped.items()
+        if key not in STEP_OPTIONS and key not in FLOW_CONSTRUCTS
+    }
+    assert not FLOW_CONSTRUCTS & set(kinds.names()), "use is expanded by the loader, not sent"
     expected = step_kind_properties()
     missing = [name for name in expected if in_file.get(name) != expected[name]]
     lines = "\n".join(f"{json.dumps(n)}: {json.dumps(expected[n])}," for n in missing)
@@ -65,8 +72,13 @@ def test_readme_has_the_generated_step_kind_table():
 def test_table_has_one_row_per_kind_with_family_and_keys():
     rows = step_kinds_table().splitlines()[2:]
     assert [row.split("`")[1] for row in rows] == [
-        "identify", "track", "delete", "send_email", "send_push", "send_sms",
-        "search", "get_person", "list_segments", "segment_members",
+        "identify", "track", "delete", "add_device", "delete_device", "alias", "suppress",
+        "unsuppress", "group", "delete_object", "delete_relationship", "page", "screen",
+        "send_email", "send_push", "send_sms", "send_in_app", "send_inbox", "trigger_broadcast",
+        "request", "add_to_segment", "remove_from_segment", "create_segment", "delete_segment",
+        "search", "get_person", "list_segments", "segment_members", "broadcast_status",
+        "broadcast_errors", "get_message", "list_messages", "person_messages",
+        "person_activities", "person_segments",
     ]  # fmt: skip
     identify = rows[0]
     assert "| pipelines, else track |" in identify
@@ -87,11 +99,21 @@ def test_with_table_needs_both_markers():
 
 
 def test_kind_properties_are_those_the_runner_relied_on():
-    assert kinds.reading_kinds() == {"search", "get_person", "list_segments", "segment_members"}
+    assert kinds.reading_kinds() == {
+        "search", "get_person", "list_segments", "segment_members", "broadcast_status",
+        "broadcast_errors", "get_message", "list_messages", "person_messages",
+        "person_activities", "person_segments",
+    }  # fmt: skip
     not_repeatable = {kind.name for kind in kinds.all_kinds() if not kind.repeatable}
-    assert not_repeatable == {"send_email", "send_push", "send_sms"}
+    assert not_repeatable == {
+        "send_email", "send_push", "send_sms", "send_in_app", "send_inbox", "trigger_broadcast",
+        "create_segment",
+    }  # fmt: skip
     people = {kind.name for kind in kinds.all_kinds() if kind.family == kinds.PEOPLE}
-    assert people == {"identify", "track", "delete"}
+    assert people == {
+        "identify", "track", "delete", "add_device", "delete_device", "alias", "suppress",
+        "unsuppress", "group", "delete_object", "delete_relationship", "page", "screen",
+    }  # fmt: skip
     assert kinds.get("track").family_for("pipelines") == "pipelines"
     assert kinds.get("track").family_for("track") == "track"
     assert kinds.get("search").family_for("pipelines") == "app"
@@ -156,7 +178,9 @@ def test_families_declare_keys_auth_hosts_and_limits_once():
         "HTTP Basic, user CUSTOMERIO_SITE_ID, password CUSTOMERIO_TRACK_TOKEN"
     )
     assert auth_description("app") == "Bearer CUSTOMERIO_APP_TOKEN"
-    assert default_rates() == {"track": 100.0, "pipelines": 100.0, "app_send": 100.0, "app": 10.0}
+    assert default_rates() == {
+        "track": 100.0, "pipelines": 100.0, "app_send": 100.0, "app_broadcast": 0.1, "app": 10.0,
+    }  # fmt: skip
     with pytest.raises(KeyError, match="unknown API family 'cdp'; known: track, pipelines, app"):
         family_spec("cdp")
 

@@ -192,7 +192,7 @@ def test_sigkill_of_a_batched_run_with_sends_then_resume_emails_nobody_twice(tmp
             text=True,
             timeout=120,
         )
-        assert resumed.returncode in (0, 1), resumed.stdout + resumed.stderr
+        assert resumed.returncode in (0, 4), resumed.stdout + resumed.stderr  # 4: unknown sends
         recipients = [d["recipient"] for d in emulator.inspect.deliveries()]
         assert len(recipients) == len(set(recipients)), "an email went out twice"
         with sqlite3.connect(tmp_path / "journal.db") as db:

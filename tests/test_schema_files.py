@@ -79,8 +79,9 @@ def test_schema_is_self_contained(name):
 
 def test_every_flow_step_kind_has_a_payload_schema():
     step = load_schema("flow.schema.json")["$defs"]["step"]["properties"]
-    options = {"name", "save", "when", "expect", "wait_until", "loop"}
-    kinds = sorted(set(step) - options)
+    options = {"name", "save", "when", "expect", "wait_until", "loop", "expect_status", "validate"}
+    flow_constructs = {"use", "with"}  # expanded by the loader: no payload, never sent
+    kinds = sorted(set(step) - options - flow_constructs)
     assert kinds == STEP_KINDS
 
 
@@ -151,6 +152,35 @@ def test_index_has_the_routes_the_runner_uses():
 TS = "2024-05-01T12:00:00Z"
 
 ACCEPT: dict[str, list[Any]] = {
+    # people writes beyond identify/track/delete (wire/kinds/pages, objects, identity, devices)
+    "page": [
+        {"userId": "u1", "name": "Pricing", "properties": {"url": "https://x.io/p", "n": 1}},
+        {"anonymousId": "a1", "name": "Home", "timestamp": "2024-01-01T00:00:00Z"},
+        {"userId": 42, "name": "Home", "messageId": "m1", "context": {"ip": "203.0.113.7"}},
+    ],
+    "screen": [{"userId": "u1", "name": "Settings", "properties": {"tab": ["a"]}}],
+    "group": [
+        {"userId": "u1", "groupId": "acme"},
+        {
+            "anonymousId": "a1",
+            "groupId": 7,
+            "traits": {"name": "Acme", "object_type_id": 2, "relationshipAttributes": {}},
+        },
+        {"userId": "u1", "groupId": "acme", "traits": {"object_type_id": "3", "seats": [1]}},
+    ],
+    "delete_object": [{"groupId": "acme"}, {"groupId": 7, "objectTypeId": "2"}],
+    "delete_relationship": [{"userId": "u1", "groupId": "acme", "objectTypeId": 1}],
+    "alias": [{"userId": "u1", "previousId": "u2"}, {"userId": 1, "previousId": 2}],
+    "add_device": [
+        {"userId": "u1", "device": {"token": "t", "type": "ios"}},
+        {"userId": "u1", "device": {"token": "t", "type": "android", "attributes": {"v": "2"}}},
+    ],
+    "delete_device": [
+        {"userId": "u1", "device": {"token": "t"}},
+        {"userId": "u1", "device": {"token": "t", "type": "ios"}},
+    ],
+    "suppress": [{"userId": "u1"}, {"userId": "a+b@x.com"}],
+    "unsuppress": [{"userId": "u1"}],
     "identify": [
         {
             "userId": "demo_1",
@@ -265,9 +295,80 @@ ACCEPT: dict[str, list[Any]] = {
     "get_person": [{"id": "demo_1"}, {"id": "a@example.com", "id_type": "email"}, {"id": 5}],
     "list_segments": [None, {}],
     "segment_members": [{"segment_id": 7}, {"segment_id": 7, "limit": 30000}],
+    # App-side kinds (wire/kinds/segments, broadcasts, messages, raw; sends in app)
+    "add_to_segment": [
+        {"segment_id": 7, "ids": ["u1", 2]},
+        {"segment_id": 7, "ids": ["a@x.io"], "id_type": "email"},
+    ],
+    "remove_from_segment": [{"segment_id": 7, "ids": ["u1"], "id_type": "cio_id"}],
+    "create_segment": [{"name": "Beta"}, {"name": "Beta", "description": "early access"}],
+    "delete_segment": [{"segment_id": 7}],
+    "person_segments": [{"id": "u1"}, {"id": 5, "id_type": "cio_id"}],
+    "send_in_app": [
+        {"transactional_message_id": 8, "identifiers": {"id": "u"}, "message_data": {"a": 1}},
+        {"transactional_message_id": "promo", "identifiers": {"cio_id": "c"}, "queue_draft": True},
+    ],
+    "send_inbox": [
+        {"transactional_message_id": 9, "identifiers": {"email": "a@x.io"}, "to": "a@x.io"},
+    ],
+    "trigger_broadcast": [
+        {"broadcast_id": 1},
+        {"broadcast_id": 1, "ids": ["u1"], "data": {"a": 1}, "id_ignore_missing": True},
+        {"broadcast_id": 1, "per_user_data": [{"email": "a@x.io", "data": {"n": 1}}]},
+        {"broadcast_id": 1, "recipients": {"segment": {"id": 3}}},
+    ],
+    "broadcast_status": [{"broadcast_id": 1, "trigger_id": 4}],
+    "broadcast_errors": [{"broadcast_id": 1, "trigger_id": 4, "limit": 10, "page_size": 5}],
+    "get_message": [{"id": "dlv_1"}],
+    "list_messages": [
+        None,
+        {"type": "email", "metric": "bounced", "broadcast_id": 1, "start_ts": TS, "end_ts": 1},
+        {"campaign_id": 3, "drafts": True, "limit": 5, "page_size": 1000},
+    ],
+    "person_messages": [{"id": "u1"}, {"id": "a@x.io", "id_type": "email", "start_ts": 0}],
+    "person_activities": [{"id": "u1", "type": "event", "name": "signed_up", "page_size": 100}],
+    "request": [
+        {"api": "app", "method": "GET", "path": "/v1/segments", "query": {"a": [1, True]}},
+        {"api": "track", "method": "PUT", "path": "/api/v1/customers/u", "body": {"a": 1}},
+        {"api": "pipelines", "method": "POST", "path": "/v1/track", "idempotent": True},
+    ],
 }
 
 REJECT: dict[str, list[Any]] = {
+    "page": [
+        {"userId": "u1"},  # no name: Track requires one
+        {"name": "Home"},  # neither userId nor anonymousId
+        {"userId": "u1", "name": ""},
+        {"userId": "u1", "name": "Home", "properties": {"url": 5}},
+        {"userId": "u1", "name": "Home", "timestamp": "yesterday"},
+        {"userId": "u1", "name": "Home", "event": "x"},
+    ],
+    "screen": [{"name": "Settings"}, {"userId": "u1", "name": "S", "properties": []}],
+    "group": [
+        {"userId": "u1"},
+        {"groupId": "acme"},
+        {"userId": "u1", "groupId": ""},
+        {"userId": "u1", "groupId": "acme", "traits": {"object_type_id": "one"}},
+        {"userId": "u1", "groupId": "acme", "traits": {"object_type_id": 0}},
+        {"userId": "u1", "groupId": "acme", "traits": {"relationshipAttributes": "admin"}},
+    ],
+    "delete_object": [
+        {},
+        {"groupId": "acme", "objectTypeId": "x"},
+        {"groupId": "a", "userId": "u"},
+    ],
+    "delete_relationship": [{"groupId": "acme"}, {"userId": "u1"}],
+    "alias": [{"userId": "u1"}, {"previousId": "u2"}, {"userId": "", "previousId": "u2"}],
+    "add_device": [
+        {"userId": "u1", "device": {"token": "t"}},  # no type
+        {"userId": "u1", "device": {"token": "t", "type": "windows"}},
+        {"userId": "u1", "device": {"token": "t", "type": "ios", "attributes": {"v": 2}}},
+        {"userId": "u1", "device": {"id": "t", "type": "ios"}},
+        {"device": {"token": "t", "type": "ios"}},
+    ],
+    "delete_device": [{"userId": "u1"}, {"userId": "u1", "device": {}}, {"device": {"token": "t"}}],
+    "suppress": [{}, {"userId": ""}, {"userId": "u1", "email": "x"}],
+    "unsuppress": [{}, {"userId": True}],
     "identify": [
         {},
         {"traits": {"email": "jane@example.com"}},  # neither userId nor anonymousId
@@ -391,6 +492,51 @@ REJECT: dict[str, list[Any]] = {
         {"segment_id": 7, "limit": 30001},
         {"segment_id": 7, "limit": 0},
         {"segment_id": 7, "start": "x"},
+    ],
+    "add_to_segment": [
+        {"segment_id": 7},
+        {"segment_id": 7, "ids": []},
+        {"segment_id": 7, "ids": [""]},
+        {"segment_id": 7, "ids": ["u"], "id_type": "phone"},
+    ],
+    "remove_from_segment": [{"ids": ["u"]}, {"segment_id": "7", "ids": ["u"]}],
+    "create_segment": [{}, {"name": ""}, {"name": "B", "type": "dynamic"}],
+    "delete_segment": [{}, {"segment_id": 0}],
+    "person_segments": [{}, {"id": "u", "id_type": "phone"}],
+    "send_in_app": [
+        {"transactional_message_id": 8},
+        {"transactional_message_id": 8, "identifiers": {"id": "u"}, "to": "x"},
+        {"transactional_message_id": 8, "identifiers": {"id": "u"}, "send_to_unsubscribed": True},
+    ],
+    "send_inbox": [{"identifiers": {"id": "u"}}, {"transactional_message_id": 9}],
+    "trigger_broadcast": [
+        {"ids": ["u"]},
+        {"broadcast_id": 1, "ids": ["u"], "emails": ["a@x.io"]},  # two audience selectors
+        {"broadcast_id": 1, "ids": []},
+        {"broadcast_id": 1, "data": "x"},
+        {"broadcast_id": 1, "recipients": {"segment": {"id": 1}, "not": {}}},
+        {"broadcast_id": 1, "per_user_data": [{"data": {}}]},
+    ],
+    "broadcast_status": [{"broadcast_id": 1}, {"trigger_id": 4}],
+    "broadcast_errors": [{"broadcast_id": 1, "trigger_id": 4, "page_size": 1001}],
+    "get_message": [{}, {"id": ""}],
+    "list_messages": [
+        {"type": "sms"},
+        {"metric": "read"},
+        {"start_ts": "yesterday"},
+        {"limit": 0},
+        {"page_size": 1001},
+    ],
+    "person_messages": [{}, {"id": "u", "page_size": 1001}],
+    "person_activities": [{"id": "u", "page_size": 101}, {"id": "u", "type": ""}],
+    "request": [
+        {"api": "app", "method": "GET"},
+        {"api": "cdp", "method": "GET", "path": "/v1/x"},
+        {"api": "app", "method": "HEAD", "path": "/v1/x"},
+        {"api": "app", "method": "GET", "path": "v1/x"},
+        {"api": "app", "method": "GET", "path": "/v1/x?a=1"},
+        {"api": "app", "method": "GET", "path": "/v1/x", "query": {"a": {"b": 1}}},
+        {"api": "app", "method": "POST", "path": "/v1/x", "idempotent": "yes"},
     ],
 }
 

@@ -3,6 +3,8 @@ numbers and booleans where a whole column allows it."""
 
 from __future__ import annotations
 
+import csv
+import io
 import re
 from collections.abc import Iterable
 from typing import Any
@@ -111,3 +113,14 @@ def identifiers_frame(identifiers: Iterable[dict[str, Any]]) -> pd.DataFrame:
 def timestamps(column: pd.Series) -> pd.Series:
     """Unix seconds -> timezone-aware datetimes (UTC)."""
     return pd.to_datetime(pd.to_numeric(column, errors="coerce"), unit="s", utc=True)
+
+
+def export_rows(data: bytes) -> list[dict[str, Any]]:
+    """A people export file (CSV, header row) as rows shaped like customer_row's: identifiers
+    always present (None when empty), attributes only when set (an empty cell is unset)."""
+    rows = []
+    for item in csv.DictReader(io.StringIO(data.decode("utf-8"))):
+        row: dict[str, Any] = {name: item.pop(name, "") or None for name in IDENTIFIER_COLUMNS}
+        row.update((name, value) for name, value in item.items() if value != "")
+        rows.append(row)
+    return rows

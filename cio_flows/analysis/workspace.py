@@ -20,13 +20,19 @@ from ..run.prepare import RunOptions
 from ..wire.config import Credentials, Endpoints, resolve_region
 from ..wire.kinds import Request, Response
 from ..wire.transport import Transport, TransportSettings
-from . import flows, frames, progress, reads
+from . import cache as read_cache
+from . import exports, flows, frames, progress, reads
+from .deliveries import DeliveryReads
 from .paths import find_path
 
 TARGETS = ("auto", "emulator", "env")
+VIA = ("auto", "search", "export")
+# Above this many people an export is cheaper than search (1 call / 1,000) + bulk attributes
+# (1 call / 100): ~55 calls for 5,000 people, where an export takes a few calls and a wait.
+EXPORT_ABOVE = 5000
 
 
-class Workspace:
+class Workspace(DeliveryReads):
     """People, segments and flows of one workspace.
 
     Build one with `Workspace.connect()` (credentials from the environment when
@@ -44,8 +50,12 @@ class Workspace:
         progress: bool | None = None,
         label: str = "",
         emulator: Any = None,
+        cache: read_cache.ReadCache | None = None,
+        export_above: int = EXPORT_ABOVE,
     ) -> None:
         self._transport = Transport(endpoints, credentials, settings)
+        self.cache = cache  # None: every read goes to the API
+        self.export_above = export_above
         self.options = options or RunOptions()  # what flows run with: endpoints and keys
         self.progress = progress  # None: bars in a notebook or on a terminal, else off
         self.label = label or f"Customer.io at {endpoints.app}"
@@ -66,6 +76,11 @@ class Workspace:
 
         "auto" (default): the workspace in the CUSTOMERIO_* variables when CUSTOMERIO_APP_TOKEN
         is set, else an emulator with the demo workspace. "env" or "emulator" to choose.
+
+        cache: where reads are kept as Parquet (see cio_flows.analysis.cache). None (default):
+        under the user's cache directory for a real workspace, off for an emulator started
+        here; True: the default directory; a path: there; False: off. max_age: seconds (or a
+        timedelta) after which a cached read is read again (default one day).
         """
         environ = os.environ if environ is None else environ
         if target not in TARGETS:
@@ -82,6 +97,8 @@ class Workspace:
         region: str | None = None,
         settings: TransportSettings | None = None,
         progress: bool | None = None,
+        cache: read_cache.Setting = None,
+        max_age: Any = read_cache.DEFAULT_MAX_AGE,
     ) -> Workspace:
         """CUSTOMERIO_APP_TOKEN (and the other keys, for running flows), CUSTOMERIO_REGION,
         and the CUSTOMERIO_*_URL overrides."""
@@ -101,6 +118,7 @@ class Workspace:
         label = f"Customer.io workspace, region {region}"
         if endpoints.app != Endpoints.for_region(region, {}).app:
             label += f", App API at {endpoints.app}"
+        identity = read_cache.workspace_identity(endpoints.app, region, credentials.app_token)
         return cls(
             endpoints,
             credentials,
@@ -108,6 +126,7 @@ class Workspace:
             options=options,
             progress=progress,
             label=label,
+            cache=read_cache.configured(cache, True, identity, max_age),
         )
 
     @classmethod
@@ -118,6 +137,8 @@ class Workspace:
         environ: Mapping[str, str] | None = None,
         settings: TransportSettings | None = None,
         progress: bool | None = None,
+        cache: read_cache.Setting = None,
+        max_age: Any = read_cache.DEFAULT_MAX_AGE,
         **emulator_args: Any,
     ) -> Workspace:
         """Start an in-process emulator (the demo workspace unless `workspace` is given).
@@ -142,6 +163,9 @@ class Workspace:
             emulator.close()
             raise
         name = "the demo workspace" if workspace is None else "a custom workspace"
+        # Its data lives as long as this emulator: a nonce keeps another one's reads apart.
+        nonce = os.urandom(8).hex()
+        identity = read_cache.workspace_identity(emulator.url, "us", keys.app_key, nonce)
         return cls(
             endpoints,
             credentials,
@@ -150,6 +174,7 @@ class Workspace:
             progress=progress,
             label=f"emulator with {name} at {emulator.url}",
             emulator=emulator,
+            cache=read_cache.configured(cache, False, identity, max_age),
         )
 
     def close(self) -> None:
@@ -182,10 +207,24 @@ class Workspace:
     def _bar(self, total: int | None, description: str, unit: str = "person") -> progress.Progress:
         return progress.bar(progress.wanted(self.progress), total, description, unit)
 
+    def _cached(self, call: str, params: dict[str, Any], refresh: bool, read: Any) -> pd.DataFrame:
+        """A read through the cache: answered from it unless refresh or too old."""
+        if self.cache is not None and not refresh:
+            found = self.cache.get(call, params)
+            if found is not None:
+                return found
+        frame = read()
+        if self.cache is not None:
+            self.cache.put(call, params, frame)
+        return frame
+
     # --- people ------------------------------------------------------------------------------
 
-    def search(self, filter: dict[str, Any] | None = None) -> list[dict[str, Any]]:
-        """Identifiers ({id, email, cio_id}) of everyone matching an App API filter."""
+    def search(
+        self, filter: dict[str, Any] | None = None, *, stop_after: int | None = None
+    ) -> list[dict[str, Any]] | None:
+        """Identifiers ({id, email, cio_id}) of everyone matching an App API filter
+        (None when there are more than `stop_after`)."""
         found: list[dict[str, Any]] = []
         bar = self._bar(None, "searching")
         try:
@@ -196,18 +235,50 @@ class Workspace:
                     identifiers = [{"id": i} for i in body.get("ids") or []]
                 found.extend(identifiers)
                 bar.update(len(identifiers))
+                if stop_after is not None and len(found) > stop_after:
+                    return None
         finally:
             bar.close()
         return found
 
-    def people(self, filter: dict[str, Any] | None = None, attributes: bool = True) -> pd.DataFrame:
+    def people(
+        self,
+        filter: dict[str, Any] | None = None,
+        attributes: bool = True,
+        *,
+        via: str = "auto",
+        refresh: bool = False,
+    ) -> pd.DataFrame:
         """Everyone matching `filter` (everyone when None): id, email, cio_id and, unless
-        attributes=False, one column per attribute. One search call per 1,000 people and one
-        bulk attribute call per 100."""
-        identifiers = self.search(filter)
+        attributes=False, one column per attribute.
+
+        via="search": one search call per 1,000 people and one bulk attribute call per 100;
+        via="export": an App API export (a few calls and a wait, whatever the size); "auto"
+        (default) searches and switches to an export past `export_above` people. The same
+        DataFrame either way. With a cache, a repeated read answers from it (refresh=True
+        reads again)."""
+        if via not in VIA:
+            raise ValueError(f"via must be one of {', '.join(VIA)}, not {via!r}")
+        flt = filter or reads.EVERYONE
+        params = {"filter": flt, "attributes": attributes}
+        return self._cached("people", params, refresh, lambda: self._people(flt, attributes, via))
+
+    def _people(self, flt: dict[str, Any], attributes: bool, via: str) -> pd.DataFrame:
+        if via == "export":
+            return self._people_export(flt, attributes)
+        limit = self.export_above if via == "auto" and attributes else None
+        identifiers = self.search(flt, stop_after=limit)
+        if identifiers is None:  # more than export_above people
+            return self._people_export(flt, attributes)
         if not attributes:
             return frames.identifiers_frame(identifiers)
         return self.attributes_of(identifiers)
+
+    def _people_export(self, flt: dict[str, Any], attributes: bool) -> pd.DataFrame:
+        data = exports.run(self._send, exports.customers_request(flt), self._bar)
+        if not attributes:
+            return frames.identifiers_frame(frames.export_rows(data))
+        return frames.people_frame(frames.export_rows(data))
 
     def attributes_of(self, identifiers: list[dict[str, Any]]) -> pd.DataFrame:
         """Attribute columns for people given by identifiers, read 100 at a time."""

@@ -1,7 +1,8 @@
 """The Starlette app: routing, auth per family, limits and faults, body parsing, error shapes.
 
 Pipelines and App share `/v1`: the path decides the family (App owns /v1/customers, /v1/segments,
-/v1/send/..., /v1/messages, /v1/campaigns and /v1/broadcasts; Pipelines owns /v1/identify, /track, /page, /screen, /group, /alias, /batch),
+/v1/send/..., /v1/messages, /v1/activities, /v1/exports, /v1/campaigns, /v1/broadcasts and
+/v1/newsletters; Pipelines owns /v1/identify, /track, /page, /screen, /group, /alias, /batch),
 then the Authorization header must match that family's scheme and key.
 
 Every mutating request runs in one SQLite transaction on the event-loop thread. Handlers never
@@ -26,7 +27,19 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Match, Route
 
-from . import app_api, broadcasts, inspection, messages, pipelines, sends, track, track_v2
+from . import (
+    activities,
+    app_api,
+    broadcasts,
+    exports,
+    inspection,
+    messages,
+    pipelines,
+    programs,
+    sends,
+    track,
+    track_v2,
+)
 from .core import (
     APP,
     ERRORS_DETAIL,
@@ -261,10 +274,14 @@ def build_app(state: State) -> Starlette:
         *app_api.ROUTES,
         *messages.ROUTES,
         *broadcasts.ROUTES,
+        *activities.ROUTES,
+        *exports.ROUTES,
+        *programs.ROUTES,
         *sends.ROUTES,
     ]
     routes: list[Route] = [Route(s.path, dispatcher.endpoint(s), methods=[s.method]) for s in specs]
     routes.extend(inspection.routes(state))
+    routes.extend(exports.download_routes(state))
     known = list(routes)
 
     async def unknown(request: Request) -> Response:

@@ -119,6 +119,7 @@ class DeliveryTiming:
     sent: float = 0.5
     delivered: float = 1.5
     trigger: float = 0.5
+    export: float = 1.0  # an export is `pending` this long, then `done`
 
 
 def parse_delivery(spec: Any) -> DeliveryTiming | None:

@@ -1,5 +1,5 @@
 """Messages (deliveries) and their lifecycle; App GET /v1/messages, /v1/messages/{id}, and the
-per-person reads GET /v1/customers/{id}/messages and /activities.
+per-person read GET /v1/customers/{id}/messages (activities: activities.py).
 
 Every send and every broadcast recipient is one row in `deliveries`. Its metrics are derived on
 read from the time since it started (see DeliveryTiming), so nothing runs in the background:
@@ -108,6 +108,9 @@ def lifecycle(state: State, d: dict[str, Any], at: float) -> tuple[dict[str, int
     """(metrics, failure_message) of a delivery as of time `at`."""
     created = int(d["created_f"])
     metrics = {"created": created}
+    if d.get("metrics"):  # a message with a recorded history (the generated demo's)
+        metrics.update((k, ts) for k, ts in d["metrics"].items() if ts <= at)
+        return metrics, d["failure"]
     outcome = d["outcome"]
     if outcome == "drafted":
         metrics["drafted"] = created
@@ -147,10 +150,10 @@ def message_view(state: State, d: dict[str, Any], at: float) -> dict[str, Any]:
         "metrics": metrics,
         "created": created,
         "failure_message": failure,
-        "campaign_id": None,
-        "action_id": None,
+        "campaign_id": d.get("campaign_id"),
+        "action_id": d.get("action_id"),
         "parent_action_id": None,
-        "newsletter_id": None,
+        "newsletter_id": d.get("newsletter_id"),
         "content_id": None,
         "broadcast_id": d["broadcast_id"],
         "trigger_event_id": None,
@@ -199,17 +202,30 @@ def _window(req: Req, at: float) -> tuple[int, int]:
     return start, end
 
 
-def _page(rows: list[dict[str, Any]], req: Req, key: str, bounds) -> dict[str, Any]:
-    """Offset cursor over a list already in answer order (newest first)."""
+def page_of(rows: list[Any], req: Req, key: str, bounds, view=None) -> dict[str, Any]:
+    """Offset cursor over a list already in answer order (newest first); `view` turns the
+    page's rows (only those) into what the answer shows."""
     limit = _limit(req, bounds)
     offset = decode_cursor(req.query.get("start"))
     chunk = rows[offset : offset + limit]
     more = offset + limit < len(rows)
-    return {key: chunk, "next": encode_cursor(offset + limit) if more else ""}
+    return {
+        key: view(chunk) if view else chunk,
+        "next": encode_cursor(offset + limit) if more else "",
+    }
+
+
+# Channels per App API message type, so a `type` filter runs in SQL.
+CHANNELS_OF = {t: [c for c, m in MESSAGE_TYPE.items() if m == t] or [t] for t in (*TYPES, "inbox")}
+CANDIDATE_SQL = (
+    "SELECT seq, created_f, start_f, outcome, failure, metrics FROM deliveries WHERE "
+    "COALESCE(created_f, queued_at) BETWEEN ? AND ?"
+)
 
 
 def filtered_messages(state: State, req: Req, pk: int | None) -> list[dict[str, Any]]:
-    """Messages newest first, after the documented filters (and `broadcast_id`)."""
+    """Delivery keys (seq, ...) newest first, after the documented filters (and
+    `broadcast_id`); `views` turns a page of them into message objects."""
     at = time.time()
     wanted_type = req.query.get("type")
     if wanted_type and wanted_type not in TYPES and wanted_type != "inbox":
@@ -218,30 +234,49 @@ def filtered_messages(state: State, req: Req, pk: int | None) -> list[dict[str, 
     if metric and metric not in METRICS and metric not in ("created", "drafted"):
         raise ApiError(400, f"'metric' must be one of {', '.join(METRICS)}")
     drafts = (req.query.get("drafts") or "").lower() in ("true", "1")
-    # Broadcast messages carry broadcast_id; campaign_id is accepted as its alias, since the
-    # trigger path calls broadcasts campaigns.
+    # campaign_id matches a campaign's and a broadcast's messages: the trigger path calls
+    # broadcasts campaigns, and the two share one id space.
     campaign = _int_param(req, "campaign_id")
     broadcast = _int_param(req, "broadcast_id")
     newsletter = _int_param(req, "newsletter_id")
     action = _int_param(req, "action_id")
     start, end = _window(req, at)
+    sql, args = CANDIDATE_SQL, [start, end + 0.999]
+    if pk is not None:
+        sql, args = sql + " AND pk=?", [*args, pk]
+    sql += " AND (outcome='drafted')=?"
+    args.append(1 if drafts else 0)
+    if campaign is not None:
+        sql, args = sql + " AND (campaign_id=? OR broadcast_id=?)", [*args, campaign, campaign]
+    for column, value in (("broadcast_id", broadcast), ("newsletter_id", newsletter)):
+        if value is not None:
+            sql, args = sql + f" AND {column}=?", [*args, value]
+    if action is not None:
+        sql, args = sql + " AND action_id=?", [*args, action]
+    if wanted_type:
+        channels = CHANNELS_OF[wanted_type]
+        sql += f" AND channel IN ({','.join('?' * len(channels))})"
+        args.extend(channels)
     out = []
-    for d in reversed(state.store.deliveries(pk)):
-        if not visible(d, at) or not start <= int(d["created_f"]) <= end:
-            continue
-        if (d["outcome"] == "drafted") != drafts:
-            continue
-        if newsletter is not None or action is not None:
-            continue  # the emulator has no newsletters or campaign actions
-        if any(w is not None and d["broadcast_id"] != w for w in (campaign, broadcast)):
-            continue
-        msg = message_view(state, d, at)
-        if wanted_type and msg["type"] != wanted_type:
-            continue
-        if metric and metric not in msg["metrics"]:
-            continue
-        out.append(msg)
+    for seq, created_f, start_f, outcome, failure, fixed in state.store.db.execute(
+        sql + " ORDER BY seq DESC", args
+    ):
+        if created_f is not None and created_f > at:
+            continue  # a broadcast's messages exist once its trigger is processed
+        if metric:
+            d = {"created_f": created_f, "start_f": start_f, "outcome": outcome}
+            d.update(failure=failure, metrics=json.loads(fixed) if fixed else None)
+            if metric not in lifecycle(state, d, at)[0]:
+                continue
+        out.append(seq)
     return out
+
+
+def views(state: State, seqs: list[int]) -> list[dict[str, Any]]:
+    """Message objects for delivery keys, in the given order."""
+    at = time.time()
+    by_seq = {d["seq"]: d for d in state.store.deliveries(seqs=seqs)} if seqs else {}
+    return [message_view(state, by_seq[s], at) for s in seqs]
 
 
 def lookup_person(state: State, req: Req) -> int:
@@ -259,7 +294,8 @@ def lookup_person(state: State, req: Req) -> int:
 
 @route("GET", "/v1/messages", APP, mutating=False)
 def list_messages(state: State, req: Req) -> tuple[int, Any]:
-    return 200, _page(filtered_messages(state, req, None), req, "messages", MESSAGES_LIMIT)
+    seqs = filtered_messages(state, req, None)
+    return 200, page_of(seqs, req, "messages", MESSAGES_LIMIT, lambda c: views(state, c))
 
 
 @route("GET", "/v1/messages/{message_id}", APP, mutating=False)
@@ -274,86 +310,8 @@ def get_message(state: State, req: Req) -> tuple[int, Any]:
 @route("GET", "/v1/customers/{customer_id}/messages", APP, mutating=False)
 def customer_messages(state: State, req: Req) -> tuple[int, Any]:
     pk = lookup_person(state, req)
-    return 200, _page(filtered_messages(state, req, pk), req, "messages", MESSAGES_LIMIT)
-
-
-DELIVERY_TYPE = {"email": "email", "sms": "phone", "whatsapp": "phone"}
-
-
-@route("GET", "/v1/customers/{customer_id}/activities", APP, mutating=False)
-def customer_activities(state: State, req: Req) -> tuple[int, Any]:
-    """Events (event, page, screen), attribute changes and message metrics, newest first."""
-    pk = lookup_person(state, req)
-    person = state.store.person(pk)
-    who = {
-        "customer_id": person["id"],
-        "customer_identifiers": {k: person[k] for k in ("id", "email", "cio_id")},
-    }
-    rows: list[dict[str, Any]] = []
-    order: list[tuple[int, int, int]] = []  # (timestamp, source, sequence): newest first
-    db = state.store.db
-    for eid, name, kind, data, ts in db.execute(
-        "SELECT eid, name, type, data, timestamp FROM events WHERE pk=?", (pk,)
-    ):
-        row = {"id": f"ev{eid}", **who, "type": kind, "name": name, "timestamp": ts}
-        row.update(data=json.loads(data), delivery_id=None, delivery_type=None)
-        if kind == "page":
-            row["url"] = name
-        rows.append(row)
-        order.append((ts, 0, eid))
-    for cid, name, old, new, ts in db.execute(
-        "SELECT cid, name, old, new, ts FROM changes WHERE pk=?", (pk,)
-    ):
-        rows.append(
-            {
-                "id": f"ac{cid}",
-                **who,
-                "type": "attribute_change",
-                "name": name,
-                "timestamp": ts,
-                "data": {name: {"from": old or "", "to": new or ""}},
-                "delivery_id": None,
-                "delivery_type": None,
-            }
-        )
-        order.append((ts, 1, cid))
-    at = time.time()
-    platforms = {d["id"]: d["platform"] for d in state.store.devices(pk)}
-    for d in state.store.deliveries(pk):
-        if not visible(d, at):
-            continue
-        metrics, _ = lifecycle(state, d, at)
-        mtype = MESSAGE_TYPE.get(d["channel"], d["channel"])
-        delivery_type = DELIVERY_TYPE.get(d["channel"])
-        if d["channel"] == "push":
-            delivery_type = platforms.get(d["recipient"])
-        for step, (metric, ts) in enumerate(metrics.items()):
-            if metric == "created":
-                continue
-            order.append((ts, 2, d["seq"] * 10 + step))
-            rows.append(
-                {
-                    "id": f"dl{d['seq']}:{metric}",
-                    **who,
-                    "type": f"{metric}_{mtype}",
-                    "name": d["template"],
-                    "timestamp": ts,
-                    "data": {
-                        "delivery_id": d["id"],
-                        "delivered": metrics.get("delivered"),
-                        "opened": None,
-                    },
-                    "delivery_id": d["id"],
-                    "delivery_type": delivery_type,
-                }
-            )
-    rows = [row for _, row in sorted(zip(order, rows, strict=True), key=lambda p: p[0])][::-1]
-    wanted_type, wanted_name = req.query.get("type"), req.query.get("name")
-    if wanted_type:
-        rows = [r for r in rows if r["type"] == wanted_type]
-    if wanted_name:
-        rows = [r for r in rows if r["name"] == wanted_name]
-    return 200, _page(rows, req, "activities", ACTIVITY_LIMIT)
+    seqs = filtered_messages(state, req, pk)
+    return 200, page_of(seqs, req, "messages", MESSAGES_LIMIT, lambda c: views(state, c))
 
 
 ROUTES = collect(globals())

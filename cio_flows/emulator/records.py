@@ -158,15 +158,23 @@ class Records:
         )
 
     def deliveries(
-        self, pk: int | None = None, *, delivery_id: str | None = None
+        self,
+        pk: int | None = None,
+        *,
+        delivery_id: str | None = None,
+        seqs: list[int] | None = None,
     ) -> list[dict[str, Any]]:
         """Recorded messages, oldest first (all of them, one person's, or one by id)."""
         sql = (
             "SELECT seq, delivery_id, pk, channel, template_id, template, identifiers,"
             " recipient, subject, body, queued_at, send_at, kind, broadcast_id, trigger_id,"
-            " created_f, start_f, outcome, failure FROM deliveries"
+            " created_f, start_f, outcome, failure, campaign_id, newsletter_id, action_id,"
+            " metrics FROM deliveries"
         )
-        if delivery_id is not None:
+        if seqs is not None:
+            marks = ",".join("?" * len(seqs))
+            rows = self.db.execute(sql + f" WHERE seq IN ({marks}) ORDER BY seq", list(seqs))
+        elif delivery_id is not None:
             rows = self.db.execute(sql + " WHERE delivery_id=?", (delivery_id,))
         elif pk is not None:
             rows = self.db.execute(sql + " WHERE pk=? ORDER BY seq", (pk,))
@@ -193,6 +201,10 @@ class Records:
                 "start_f": r[16] if r[16] is not None else float(r[10]),
                 "outcome": r[17] or "delivered",
                 "failure": r[18],
+                "campaign_id": r[19],
+                "newsletter_id": r[20],
+                "action_id": r[21],
+                "metrics": json.loads(r[22]) if r[22] else None,
             }
             for r in rows
         ]

@@ -49,8 +49,16 @@ CREATE TABLE IF NOT EXISTS deliveries(
   template_id INTEGER, template TEXT, identifiers TEXT NOT NULL, recipient TEXT, subject TEXT,
   body TEXT NOT NULL, queued_at INTEGER NOT NULL, send_at INTEGER,
   kind TEXT NOT NULL DEFAULT 'transactional', broadcast_id INTEGER, trigger_id INTEGER,
-  created_f REAL, start_f REAL, outcome TEXT, failure TEXT);
+  created_f REAL, start_f REAL, outcome TEXT, failure TEXT, campaign_id INTEGER,
+  newsletter_id INTEGER, action_id INTEGER, metrics TEXT);
 CREATE INDEX IF NOT EXISTS deliveries_pk ON deliveries(pk);
+CREATE TABLE IF NOT EXISTS programs(
+  kind TEXT NOT NULL, id INTEGER NOT NULL, name TEXT NOT NULL, channel TEXT NOT NULL,
+  created_at INTEGER NOT NULL, details TEXT NOT NULL DEFAULT '{}', PRIMARY KEY(kind, id));
+CREATE TABLE IF NOT EXISTS exports(
+  id INTEGER PRIMARY KEY, type TEXT NOT NULL, body TEXT NOT NULL, created_f REAL NOT NULL,
+  ready_f REAL NOT NULL, total INTEGER NOT NULL, downloads INTEGER NOT NULL DEFAULT 0,
+  file BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS changes(
   cid INTEGER PRIMARY KEY, pk INTEGER NOT NULL, name TEXT NOT NULL, old TEXT, new TEXT,
   ts INTEGER NOT NULL);
@@ -80,6 +88,10 @@ ADDED_COLUMNS = {
         ("start_f", "REAL"),
         ("outcome", "TEXT"),
         ("failure", "TEXT"),
+        ("campaign_id", "INTEGER"),
+        ("newsletter_id", "INTEGER"),
+        ("action_id", "INTEGER"),
+        ("metrics", "TEXT"),
     ],
     "relationships": [("attributes", "TEXT NOT NULL DEFAULT '{}'")],
 }
@@ -100,6 +112,8 @@ TABLES = [
     "changes",
     "broadcasts",
     "triggers",
+    "programs",
+    "exports",
 ]
 
 # Identifier kinds a person can be found by.

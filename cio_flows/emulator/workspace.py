@@ -11,7 +11,8 @@ people:
      events: [{name: signed_up, timestamp: 1700000000, data: {}}]}
 broadcasts:  # API-triggered broadcasts (POST /v1/campaigns/{id}/triggers)
   - {id: 1, name: Product update, channel: email, segment: 7, subject: What's new}
-delivery: {sent: 0.5, delivered: 1.5, trigger: 0.5}   # message lifecycle timing, seconds
+delivery: {sent: 0.5, delivered: 1.5, trigger: 0.5, export: 1.0}   # lifecycle timing, seconds
+demo: {people: 50000, seed: 1}   # generated people, segments, templates and message history
 limits: customerio            # or {track: 100, app: {rate: 10, burst: 10}, triggers: 0.1}
 faults: {app: {latency: 0.05, error_rate: 0.1, seed: 7}}
 ```
@@ -25,6 +26,7 @@ from typing import Any
 
 import yaml
 
+from . import demo_people
 from .config import parse_delivery, parse_faults, parse_limits
 from .filters import FilterError, SegmentResolver
 from .store import Store, dumps, now
@@ -42,6 +44,7 @@ _KEYS = {
     "limits",
     "faults",
     "delivery",
+    "demo",
 }
 _cache: dict[tuple[str, float], dict[str, Any]] = {}
 
@@ -75,6 +78,14 @@ def load(source: str | Path | dict | None) -> dict[str, Any]:
     unknown = set(data) - _KEYS
     if unknown:
         raise WorkspaceError(f"unknown workspace keys: {', '.join(sorted(unknown))}")
+    demo = data.get("demo")
+    if demo is not None and (
+        not isinstance(demo, dict)
+        or set(demo) - {"people", "seed"}
+        or not isinstance(demo.get("people"), int)
+        or demo["people"] < 1
+    ):
+        raise WorkspaceError("demo: expected {people: N (a positive integer), seed: S}")
     parse_limits(data.get("limits"))
     parse_faults(data.get("faults"))
     try:
@@ -87,6 +98,8 @@ def load(source: str | Path | dict | None) -> dict[str, Any]:
 def apply(store: Store, data: dict[str, Any]) -> None:
     """Write the workspace into an empty store (caller holds the transaction)."""
     ts = now()
+    if data.get("demo"):  # generated in bulk: people, segments, templates, message history
+        demo_people.populate(store, **data["demo"])
     for i, tpl in enumerate(data.get("templates") or ()):
         _template(store, tpl, i)
     people = data.get("people") or ()

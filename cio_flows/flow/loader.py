@@ -11,7 +11,8 @@ from yaml.events import AliasEvent
 
 from ..errors import FlowSchemaError, FlowSyntaxError, Location
 from ..wire import kinds as step_kinds
-from .model import Condition, Flow, ForEach, SourceMap, Step, Wait
+from .composition import USE, expand
+from .model import Condition, ExpectStatus, Flow, ForEach, SourceMap, Step, Wait
 from .payloads import check_payload, did_you_mean
 from .saved_names import check_saved_names
 from .schemas import FLOW_SCHEMA, is_valid, validator
@@ -30,12 +31,18 @@ MAX_DEPTH = 64
 
 def load_flow(path: str | Path) -> Flow:
     """Read, check and model a flow file. Raises FlowInputError subclasses with file:line:col."""
-    path = Path(path)
+    return _load(Path(path), ())
+
+
+def _load(path: Path, using: tuple[Path, ...]) -> Flow:
+    """A flow file, with the files that use it (outermost first): a used file is checked alone,
+    then its steps join the using flow's (composition.py)."""
     display = str(path)
     data, source = parse_yaml(_read_text(path, display), display)
     check_structure(data, source)
-    flow = build_flow(path, data, source)
-    check_step_options(flow.all_steps)
+    flow = build_flow(path, data, source, using)
+    own = tuple(step for step in flow.all_steps if step.scope is None)
+    check_step_options(own)
     check_templates(flow)
     check_saved_names(flow)
     check_payloads(flow)
@@ -236,7 +243,7 @@ def check_structure(data: Any, source: SourceMap) -> None:
     if errors:
         first = min(_root_causes(errors), key=lambda e: _position_key(source, e))
         raise _schema_problem(first, source)
-    known = frozenset(step_kinds.names())
+    known = frozenset(step_kinds.names()) | {USE}
     for section in ("steps", "finally"):
         for index, step in enumerate(data.get(section) or []):
             kinds = [key for key in step if key in known]
@@ -247,6 +254,13 @@ def check_structure(data: Any, source: SourceMap) -> None:
                     location=source.locate((section, index)),
                     expected=f"one of {', '.join(sorted(known))}",
                     found=found,
+                )
+            if "with" in step and USE not in step:
+                raise FlowSchemaError(
+                    "'with' goes on a use step only (it sets the used flow's vars)",
+                    location=source.locate((section, index, "with"), key=True),
+                    expected="use: FILE next to it",
+                    found=kinds[0],
                 )
 
 
@@ -344,6 +358,14 @@ def _describe_value(value: Any) -> str:
 def check_step_options(steps: tuple[Step, ...]) -> None:
     reading = step_kinds.reading_kinds()
     for step in steps:
+        if step.expect_status is not None and (step.loop is not None or step.wait_until):
+            raise FlowSchemaError(
+                "expect_status checks one answer: it cannot go with loop or wait_until",
+                location=step.expect_status.location,
+                step=step.name,
+                expected="expect_status on a step without loop and wait_until",
+                found="loop" if step.loop is not None else "wait_until",
+            )
         if step.wait_until is not None and step.kind not in reading:
             raise FlowSchemaError(
                 f"wait_until re-runs its step, so it only goes on a read step, not {step.kind}",
@@ -360,6 +382,8 @@ def check_payloads(flow: Flow) -> None:
     Done here, where key positions are known, so an unknown field names its own line.
     """
     for step in flow.all_steps:
+        if step.scope is not None or not step.validate:
+            continue  # a used flow's steps were checked when it loaded
         base = (*step.path, step.kind)
         check_payload(
             step.kind,
@@ -371,11 +395,19 @@ def check_payloads(flow: Flow) -> None:
         )
 
 
-def build_flow(path: Path, data: dict[str, Any], source: SourceMap) -> Flow:
+def build_flow(
+    path: Path, data: dict[str, Any], source: SourceMap, using: tuple[Path, ...] = ()
+) -> Flow:
     for_each = None
     if "for_each" in data:
         spec = data["for_each"]
         for_each = ForEach(spec.get("file"), spec.get("key"), source.locate(("for_each",)))
+    known = frozenset(step_kinds.names())
+
+    def build_step(raw: dict[str, Any], section: str, index: int) -> Step:
+        return _build_step(raw, section, index, source, known)
+
+    steps, finally_steps, merged = expand(path, data, source, build_step, _load, using)
     return Flow(
         path=path,
         name=data["name"],
@@ -383,41 +415,54 @@ def build_flow(path: Path, data: dict[str, Any], source: SourceMap) -> Flow:
         region=data.get("region"),
         vars=tuple((data.get("vars") or {}).items()),
         for_each=for_each,
-        steps=_build_steps(data.get("steps") or [], "steps", source),
-        finally_steps=_build_steps(data.get("finally") or [], "finally", source),
-        source=source,
+        steps=steps,
+        finally_steps=finally_steps,
+        source=merged,
+        tags=tuple(data.get("tags") or ()),
     )
 
 
-def _build_steps(
-    raw_steps: list[dict[str, Any]], section: str, source: SourceMap
-) -> tuple[Step, ...]:
-    known = frozenset(step_kinds.names())
-    steps = []
-    for index, raw in enumerate(raw_steps):
-        kind = next(key for key in raw if key in known)
-        path = (section, index)
-        options = {k: v for k, v in raw.items() if k not in known and k != "name"}
-        payload = raw[kind]
-        save = raw.get("save")
-        steps.append(
-            Step(
-                kind=kind,
-                payload={} if payload is None else payload,
-                name=raw.get("name") or f"{kind} #{index + 1}",
-                index=index,
-                section=section,
-                location=source.locate(path),
-                save=save["name"] if isinstance(save, dict) else save,
-                save_value=save.get("value") if isinstance(save, dict) else None,
-                when=_condition(raw, (*path, "when"), source),
-                expect=_expectations(raw.get("expect"), (*path, "expect"), source),
-                wait_until=_wait(raw.get("wait_until"), (*path, "wait_until"), source),
-                loop=raw.get("loop"),
-                options=options,
-            )
-        )
-    return tuple(steps)
+def _build_step(
+    raw: dict[str, Any], section: str, index: int, source: SourceMap, known: frozenset[str]
+) -> Step:
+    kind = next(key for key in raw if key in known)
+    path = (section, index)
+    options = {k: v for k, v in raw.items() if k not in known and k != "name"}
+    payload = raw[kind]
+    save = raw.get("save")
+    return Step(
+        kind=kind,
+        payload={} if payload is None else payload,
+        name=raw.get("name") or f"{kind} #{index + 1}",
+        index=index,
+        section=section,
+        location=source.locate(path),
+        save=save["name"] if isinstance(save, dict) else save,
+        save_value=save.get("value") if isinstance(save, dict) else None,
+        when=_condition(raw, (*path, "when"), source),
+        expect=_expectations(raw.get("expect"), (*path, "expect"), source),
+        wait_until=_wait(raw.get("wait_until"), (*path, "wait_until"), source),
+        loop=raw.get("loop"),
+        options=options,
+        expect_status=_expect_status(raw.get("expect_status"), (*path, "expect_status"), source),
+        validate=raw.get("validate", True) is not False,
+    )
+
+
+def _expect_status(value: Any, path: tuple, source: SourceMap) -> ExpectStatus | None:
+    """404, "404", "4xx" or a list of those (the schema has checked the forms)."""
+    if value is None:
+        return None
+    ranges = []
+    for item in value if isinstance(value, list) else [value]:
+        text = str(item)
+        if text.endswith("xx"):
+            low = int(text[0]) * 100
+            ranges.append((low, low + 99))
+        else:
+            ranges.append((int(text), int(text)))
+    text = ", ".join(map(str, value)) if isinstance(value, list) else str(value)
+    return ExpectStatus(tuple(ranges), text, source.locate(path))
 
 
 def _condition(raw: dict[str, Any], path: tuple, source: SourceMap) -> Condition | None:

@@ -13,24 +13,75 @@ from collections.abc import Iterator
 from jinja2 import TemplateSyntaxError, meta, nodes
 
 from ..errors import Location, TemplateError
-from .model import Flow, Step
+from .model import Flow, Step, UseSite
 from .payloads import did_you_mean
 from .templating import as_expression, compile_template, iter_templates
 
 
 def check_saved_names(flow: Flow) -> None:
-    """Raise TemplateError at the first template that reads a save no earlier step makes."""
-    savers = {step.save: step for step in reversed(flow.all_steps) if step.save}
+    """Raise TemplateError at the first template that reads a save no earlier step makes.
+
+    A used flow's steps were checked when it loaded; here its `use` step counts as one step:
+    its `with` values are read before it, and `save: NAME` saves NAME, whose names are the used
+    flow's saves (`steps.NAME.<its save name>`).
+    """
+    savers: dict[str, tuple[str, Location]] = {}
+    for step in reversed(flow.all_steps):
+        if step.scope is None and step.save:
+            savers[step.save] = (step.name, step.location)
+    for site in reversed(flow.use_sites):
+        if site.save:
+            savers[site.save] = (site.name, site.location)
+    uses = {site.save: site for site in flow.use_sites if site.save}
+    check = _Checker(savers, uses)
     for path, source in _flow_level_templates(flow):
-        _check(source, flow.locate(path), set(), savers, None)
-    saved: set[str] = set()
+        check(source, flow.locate(path), None)
+    seen: set[int] = set()
     for step in flow.all_steps:
+        site = _outermost(step.scope)
+        if site is not None:
+            if id(site) not in seen:
+                seen.add(id(site))
+                for name, value in site.with_values:
+                    for path, source in iter_templates(value, (*site.path, "with", name)):
+                        check(source, flow.locate(path), (site.name, site.location))
+                if site.save:
+                    check.saved.add(site.save)
+            continue
+        here = (step.name, step.location)
         for source, location in _before_save(flow, step):
-            _check(source, location, saved, savers, step)
+            check(source, location, here)
         if step.save:
-            saved.add(step.save)
+            check.saved.add(step.save)
         for condition in step.expect:
-            _check(as_expression(condition.expression), condition.location, saved, savers, step)
+            check(as_expression(condition.expression), condition.location, here)
+
+
+def _outermost(site: UseSite | None) -> UseSite | None:
+    while site is not None and site.parent is not None:
+        site = site.parent
+    return site
+
+
+class _Checker:
+    def __init__(self, savers: dict[str, tuple[str, Location]], uses: dict[str, UseSite]) -> None:
+        self.saved: set[str] = set()
+        self.savers = savers
+        self.uses = uses
+
+    def __call__(self, source: str, location: Location, step: tuple[str, Location] | None):
+        for name, inner in saved_paths_read(source):
+            if name not in self.saved:
+                raise _not_saved(name, location, self.saved, self.savers.get(name), step)
+            site = self.uses.get(name)
+            if site is not None and inner is not None and inner not in site.saves:
+                raise TemplateError(
+                    f"'steps.{name}.{inner}': {site.file} saves no '{inner}'",
+                    location=location,
+                    step=step[0] if step else None,
+                    expected="one of " + (", ".join(sorted(site.saves)) or "(it saves nothing)"),
+                    found=f"'{inner}'" + did_you_mean(inner, site.saves),
+                )
 
 
 def _flow_level_templates(flow: Flow) -> Iterator[tuple[tuple, str]]:
@@ -58,40 +109,57 @@ def _before_save(flow: Flow, step: Step) -> Iterator[tuple[str, Location]]:
         yield as_expression(step.save_value), flow.locate((*step.path, "save", "value"))
 
 
-def _check(source: str, location: Location, saved: set[str], savers, step: Step | None) -> None:
-    for name in saved_names_read(source):
-        if name not in saved:
-            raise _not_saved(name, location, saved, savers.get(name), step)
-
-
 def saved_names_read(source: str) -> list[str]:
     """The NAMEs of `steps.NAME` and `steps['NAME']` in a template, in the order written."""
+    return [name for name, _ in saved_paths_read(source)]
+
+
+def saved_paths_read(source: str) -> list[tuple[str, str | None]]:
+    """(NAME, ATTR) of `steps.NAME.ATTR`, ATTR None for a plain `steps.NAME`, in order written."""
     try:
         ast = compile_template(source).ast
     except TemplateSyntaxError:
         return []  # check_templates reports it
     if "steps" not in meta.find_undeclared_variables(ast):
         return []  # no reference, or a local `steps` the template set itself
-    names = []
-    for node in ast.find_all((nodes.Getattr, nodes.Getitem)):
-        if not (isinstance(node.node, nodes.Name) and node.node.name == "steps"):
-            continue
-        if isinstance(node, nodes.Getattr):
-            names.append(node.attr)
-        elif isinstance(node.arg, nodes.Const) and isinstance(node.arg.value, str):
-            names.append(node.arg.value)
-    return names
+    inner: dict[int, str] = {}  # id of a `steps.NAME` node -> the ATTR read from it
+    lookups = list(ast.find_all((nodes.Getattr, nodes.Getitem)))
+    for node in lookups:
+        name = _lookup_name(node)
+        if name is not None:
+            inner[id(node.node)] = name
+    found = []
+    for node in lookups:
+        if isinstance(node.node, nodes.Name) and node.node.name == "steps":
+            name = _lookup_name(node)
+            if name is not None:
+                found.append((name, inner.get(id(node))))
+    return found
 
 
-def _not_saved(name, location, saved, saver: Step | None, step: Step | None) -> TemplateError:
+def _lookup_name(node: nodes.Getattr | nodes.Getitem) -> str | None:
+    if isinstance(node, nodes.Getattr):
+        return node.attr
+    if isinstance(node.arg, nodes.Const) and isinstance(node.arg.value, str):
+        return node.arg.value
+    return None
+
+
+def _not_saved(
+    name: str,
+    location: Location,
+    saved: set[str],
+    saver: tuple[str, Location] | None,
+    step: tuple[str, Location] | None,
+) -> TemplateError:
     if step is None:
         reason = (
             f"'steps.{name}' is read before any step runs (vars and for_each.key cannot read saves)"
         )
-    elif saver is step:
+    elif saver == step:
         reason = f"'steps.{name}' is this step's own save, made after it answers (use 'response')"
     elif saver is not None:
-        reason = f"'steps.{name}' is saved only later, by step '{saver.name}' at {saver.location}"
+        reason = f"'steps.{name}' is saved only later, by step '{saver[0]}' at {saver[1]}"
     else:
         reason = f"'steps.{name}' is not saved by any earlier step"
     if step is None:
@@ -101,5 +169,5 @@ def _not_saved(name, location, saved, saver: Step | None, step: Step | None) -> 
     else:
         expected = f"an earlier step with save: {name}"
     found = f"'{name}'" + did_you_mean(name, saved)
-    step_name = step.name if step is not None else None
+    step_name = step[0] if step is not None else None
     return TemplateError(reason, location=location, step=step_name, expected=expected, found=found)

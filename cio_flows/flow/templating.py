@@ -15,12 +15,21 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
-from jinja2 import StrictUndefined, Template, TemplateSyntaxError, UndefinedError, meta, nodes
+from jinja2 import (
+    StrictUndefined,
+    Template,
+    TemplateSyntaxError,
+    UndefinedError,
+    meta,
+    nodes,
+    pass_context,
+)
 from jinja2.runtime import Undefined
 from jinja2.sandbox import SecurityError
 
 from ..errors import Location, TemplateError
 from ..wire.timestamps import to_unix
+from .codegen import generate_renderer
 from .sandbox import (
     CREDENTIAL_VARS,
     MAX_SIZE,
@@ -61,9 +70,39 @@ def new_uuid() -> str:
     return str(uuid_module.uuid4())
 
 
+# Context key of the run's now()/unix_now()/uuid() source: a recording keeps what they return,
+# a replay feeds those values back. Per run (per row), never global: parallel runs keep theirs.
+HELPERS = "__helpers__"
+
+
+class Helpers:
+    """now(), unix_now() and uuid() as a run without a source of its own sees them."""
+
+    def now(self) -> str:
+        return now()
+
+    def unix_now(self) -> int:
+        return unix_now()
+
+    def uuid(self) -> str:
+        return new_uuid()
+
+
+_LIVE_HELPERS = Helpers()
+
+
+def _helper(name: str) -> Callable[..., Any]:
+    @pass_context
+    def helper(context: Any) -> Any:
+        return getattr(context.get(HELPERS) or _LIVE_HELPERS, name)()
+
+    helper.__name__ = name
+    return helper
+
+
 def _build_environment() -> Sandbox:
     env = Sandbox(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
-    env.globals.update(now=now, unix_now=unix_now, uuid=new_uuid)
+    env.globals.update({name: _helper(name) for name in ("now", "unix_now", "uuid")})
     env.filters.update(unix=to_unix)
     return env
 
@@ -83,16 +122,25 @@ class Compiled:
     ast: nodes.Template
 
 
+def _lookup_spec(source: str) -> tuple[list[str], list[Callable]] | None:
+    """(path, filters) of a `{{ a.b | f }}` template that needs no Jinja, else None."""
+    dotted = _DOTTED_NAME.match(source)
+    if not dotted:
+        return None
+    filters = [f.strip() for f in dotted.group("filters").split("|")[1:]]
+    functions = [ENVIRONMENT.filters.get(name) for name in filters]
+    # Filters that want the environment or context, or unknown ones, go the Jinja way.
+    if all(f is not None and not hasattr(f, "jinja_pass_arg") for f in functions):
+        return dotted.group("path").split("."), functions
+    return None
+
+
 @lru_cache(maxsize=4096)
 def compile_template(source: str) -> Compiled:
     """Compile once; raises jinja2.TemplateSyntaxError."""
-    dotted = _DOTTED_NAME.match(source)
-    if dotted:
-        filters = [f.strip() for f in dotted.group("filters").split("|")[1:]]
-        functions = [ENVIRONMENT.filters.get(name) for name in filters]
-        # Filters that want the environment or context, or unknown ones, go the Jinja way.
-        if all(f is not None and not hasattr(f, "jinja_pass_arg") for f in functions):
-            return _compile_lookup(source, dotted.group("path").split("."), functions)
+    spec = _lookup_spec(source)
+    if spec is not None:
+        return _compile_lookup(source, *spec)
     return _compile_jinja(source)
 
 
@@ -162,8 +210,27 @@ def compile_value(value: Any, locate: Locate, path: tuple = ()) -> Renderer:
     """A function rendering `value` for a context: the walk over the value happens once, here.
 
     Static leaves are returned as they are; containers are rebuilt on every call, so no two
-    renders share a mapping or list that a caller might change.
+    renders share a mapping or list that a caller might change. The function is generated
+    Python (see codegen.py): constants prebuilt, `{{ row.x }}` lookups inlined; whatever it
+    cannot do the plain way, it leaves to the tree of closures below, which renders the same.
     """
+    slow = _compile_tree(value, locate, path)
+    return generate_renderer(value, locate, path, slow, _RenderParts()) or slow
+
+
+class _RenderParts:
+    """What generated renderers call back into (kept here: the templates' own machinery)."""
+
+    is_template = staticmethod(is_template)
+    lookup_spec = staticmethod(_lookup_spec)
+    render = staticmethod(lambda compiled, context, location: _render(compiled, context, location))
+    compile_template = staticmethod(compile_template)
+    leaf = staticmethod(lambda value, locate, path: _compile_tree(value, locate, path))
+    to_json = staticmethod(to_json)
+    max_size = MAX_SIZE
+
+
+def _compile_tree(value: Any, locate: Locate, path: tuple = ()) -> Renderer:
     if isinstance(value, str):
         if not is_template(value):
             return lambda _context: value
@@ -175,12 +242,12 @@ def compile_value(value: Any, locate: Locate, path: tuple = ()) -> Renderer:
         return lambda context: _render(compiled, context, location)
     if isinstance(value, dict):
         items = [
-            (compile_value(k, locate, path), compile_value(v, locate, (*path, k)))
+            (_compile_tree(k, locate, path), _compile_tree(v, locate, (*path, k)))
             for k, v in value.items()
         ]
         return lambda context: {key(context): item(context) for key, item in items}
     if isinstance(value, list):
-        parts = [compile_value(item, locate, (*path, i)) for i, item in enumerate(value)]
+        parts = [_compile_tree(item, locate, (*path, i)) for i, item in enumerate(value)]
         return lambda context: [part(context) for part in parts]
     return lambda _context: value
 
@@ -264,7 +331,13 @@ def check_templates(flow: Flow, extra_names: frozenset[str] = frozenset()) -> No
     keyless = _Secrets(vars=secrets.vars, direct_ok=False)
     if flow.for_each and flow.for_each.key:
         _check_value(flow, flow.for_each.key, ("for_each", "key"), known, keyless, step=None)
+    # `with` values go into a used flow's vars, where its own check cannot see a secret.
+    for site in flow.use_sites:
+        for name, value in site.with_values:
+            _check_value(flow, value, (*site.path, "with", name), known, keyless, step=site.name)
     for step in flow.all_steps:
+        if step.scope is not None:
+            continue  # a used flow's own names: checked when it loaded
         path = (*step.path, step.kind)
         _check_value(flow, step.payload, path, known, secrets, step=step.name)
         for expression, location in step_expressions(step):

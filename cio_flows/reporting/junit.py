@@ -40,7 +40,7 @@ class _Case:
     line: int | None = None
     failure: tuple[str, str] | None = None  # (message, text)
     error: tuple[str, str] | None = None
-    skipped: bool = False
+    skipped: bool | str = False  # a string: why (a flow that did not run)
 
 
 def _suite_element(name: str, cases: list[_Case], elapsed: float) -> ET.Element:
@@ -50,7 +50,7 @@ def _suite_element(name: str, cases: list[_Case], elapsed: float) -> ET.Element:
         tests=str(len(cases)),
         failures=str(sum(c.failure is not None for c in cases)),
         errors=str(sum(c.error is not None for c in cases)),
-        skipped=str(sum(c.skipped for c in cases)),
+        skipped=str(sum(bool(c.skipped) for c in cases)),
         time=f"{elapsed:.3f}",
         timestamp=datetime.now(UTC).isoformat(timespec="seconds"),
         hostname=socket.gethostname(),
@@ -68,7 +68,8 @@ def _suite_element(name: str, cases: list[_Case], elapsed: float) -> ET.Element:
             if detail is not None:
                 ET.SubElement(element, tag, message=_text(detail[0])).text = _text(detail[1])
         if case.skipped:
-            ET.SubElement(element, "skipped")
+            why = {"message": _text(case.skipped)} if isinstance(case.skipped, str) else {}
+            ET.SubElement(element, "skipped", why)
     return suite
 
 
@@ -123,6 +124,12 @@ class JUnitSuite:
         """A flow that could not even start (it does not load, bad input, missing keys)."""
         first_line = message.splitlines()[0] if message else "error"
         case = _Case(flow_name, flow_path, elapsed, file=flow_path, error=(first_line, message))
+        with self._lock:
+            self._cases.append(case)
+
+    def add_not_run(self, flow_name: str, flow_path: str, reason: str) -> None:
+        """A selected flow that did not start (--fail-fast after a failure): skipped."""
+        case = _Case(flow_name, flow_path, 0.0, file=flow_path, skipped=reason or "not run")
         with self._lock:
             self._cases.append(case)
 

@@ -1,4 +1,5 @@
-"""Batched steps: a step's identify/track for the rows of a chunk share batch calls.
+"""Batched steps: a step's people writes (identify, track, page, ...) for the rows of a chunk
+share batch calls.
 
 Each row goes through the same pipeline as a row run alone (skip, replay, `when`, settle);
 only the sending differs. The executor runs step N for every row of a chunk before step N+1.
@@ -14,30 +15,41 @@ from typing import Any
 from ..errors import FlowInputError, TransportError
 from ..flow.model import Step
 from ..wire.kinds.batching import (
-    BATCH_KINDS,
     MAX_ITEM_BYTES,
     batch_errors,
     batch_item,
     batch_request,
-    item_size,
+    batchable_kind,
+    encode_item,
     split_batches,
 )
 from .events import HTTP, PAYLOAD, TRANSPORT, StepFinished
 from .steps import RowState, StepPipeline
 
 Outcome = tuple[RowState, StepFinished]
+CHUNK_ROWS = 500  # rows that take each step together (the Executor's chunk_size; plan.py's too)
 
 
 def batchable(step: Step) -> bool:
-    """Whether a step's requests can go in batch calls (a single identify or track)."""
-    return step.kind in BATCH_KINDS and step.loop is None and step.wait_until is None
+    """Whether a step's requests can go in batch calls (one people write of a batchable kind)."""
+    return (
+        batchable_kind(step.kind)
+        and step.loop is None
+        and step.wait_until is None
+        and step.expect_status is None  # a batch answers for many: no one status to expect
+        and step.validate  # an unchecked payload goes alone: it may refuse the whole batch
+    )
 
 
 @dataclass(frozen=True)
 class _Item:
     state: RowState
     body: dict[str, Any]
-    size: int
+    encoded: bytes  # its JSON, made once: sized here, sent as is
+
+    @property
+    def size(self) -> int:
+        return len(self.encoded)
 
 
 class BatchedStep:
@@ -61,14 +73,15 @@ class BatchedStep:
         """Queue the row's batch item; or its outcome when it fails or must go alone."""
         pipeline, run = self.pipeline, self.pipeline.run
         try:
-            payload = run.render(step, state.context, state.row)
+            payload = run.render(step, pipeline.context(step, state), state.row)
             keys = run.keys(state.row_key, step)
             item = batch_item(step.kind, payload, keys, run.people_family)
         except FlowInputError as exc:
             return pipeline.failed(step, state, exc)
         if item is None:  # cannot go in a batch (e.g. anonymous on Track): send alone
             return pipeline.send(step, state)
-        size = item_size(item)
+        encoded = encode_item(item)
+        size = len(encoded)
         if size > MAX_ITEM_BYTES:
             message = (
                 f"step '{step.name}': row {state.number}: payload is {size} bytes;"
@@ -78,7 +91,7 @@ class BatchedStep:
             return pipeline.failed_with(
                 step, state, PAYLOAD, message, expected=expected, found=found
             )
-        pending.append(_Item(state, item, size))
+        pending.append(_Item(state, item, encoded))
         return None
 
     def _send(self, step: Step, pending: list[_Item]) -> Iterator[Outcome]:
@@ -88,7 +101,8 @@ class BatchedStep:
         for indexes in split_batches([item.size for item in pending]):
             group = [pending[i] for i in indexes]
             started = time.monotonic()
-            request = batch_request(family, [item.body for item in group])
+            bodies, encoded = [item.body for item in group], [item.encoded for item in group]
+            request = batch_request(family, bodies, encoded)
             try:
                 response = pipeline.transport.send(request)
             except TransportError as exc:

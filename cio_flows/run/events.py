@@ -18,8 +18,11 @@ PAYLOAD, TEMPLATE, DATA = "payload", "template", "data"  # bad input found while
 CREDENTIALS, INPUT = "credentials", "input"  # missing keys; any other bad input
 NOT_RESENT = "not_resent"  # outcome unknown in an earlier attempt of the run, not sent again
 
-# Exit statuses (flow-format.md): 3 is for credentials Customer.io refused.
-EXIT_OK, EXIT_FAILED, EXIT_INVALID, EXIT_UNAVAILABLE = 0, 1, 2, 4
+# Exit statuses (flow-format.md). When several apply: 3, then 4, then 1.
+EXIT_OK, EXIT_FAILED, EXIT_INVALID = 0, 1, 2
+EXIT_REFUSED = 3  # Customer.io refused the credentials (401 / 403)
+EXIT_UNAVAILABLE = 4  # no answer after retries, a send's outcome unknown, the journal failed
+REFUSED_STATUSES = frozenset({401, 403})
 
 
 @dataclass(frozen=True)
@@ -108,16 +111,65 @@ class RunSummary:
     throttled: int = 0
     interrupted: bool = False
     journal_error: str | None = None  # the journal could not be written: sending stopped
+    refused: str | None = None  # the first failure where Customer.io refused the credentials
+    unavailable: str | None = None  # the first with no answer, or whose outcome is unknown
 
     @property
     def ok(self) -> bool:
         return not self.counts[FAILED] and not self.counts[UNKNOWN] and not self.interrupted
 
+    def note(self, outcome: StepFinished) -> None:
+        """Remember the first step failure that sets a stronger exit status than 1."""
+        cause = exit_status_of(outcome)
+        if cause == EXIT_REFUSED and self.refused is None:
+            self.refused = outcome.error
+        elif cause == EXIT_UNAVAILABLE and self.unavailable is None:
+            unknown = outcome.status == UNKNOWN
+            what = "a send's outcome is unknown" if unknown else "Customer.io stayed unavailable"
+            self.unavailable = f"{what}: {outcome.error}"
+
     @property
     def exit_code(self) -> int:
-        if self.journal_error is not None:
+        if self.refused is not None:
+            return EXIT_REFUSED
+        if self.journal_error is not None or self.unavailable is not None:
             return EXIT_UNAVAILABLE
         return EXIT_OK if self.ok else EXIT_FAILED
+
+    @property
+    def exit_cause(self) -> str | None:
+        """What the exit status stands for, in words, naming the first failure behind it."""
+        code = self.exit_code
+        if code == EXIT_REFUSED:
+            return f"Customer.io refused the credentials: {self.refused}"
+        if code == EXIT_UNAVAILABLE:
+            if self.unavailable is None:
+                return f"the journal could not be written: {self.journal_error}"
+            return self.unavailable
+        if code == EXIT_FAILED:
+            return "the run was interrupted" if self.interrupted else "a step failed"
+        return None
+
+
+def exit_status_of(outcome: StepFinished) -> int:
+    """The exit status one step's outcome calls for (0 when it did not fail).
+
+    401/403 is a refused key; no answer after retries (a transport failure once something was
+    attempted, a 5xx or 429 left after retries) or a send whose outcome is unknown is 4.
+    """
+    failure = outcome.failure
+    if outcome.status not in (FAILED, UNKNOWN) or failure is None:
+        return EXIT_OK
+    if failure.kind == HTTP and failure.status in REFUSED_STATUSES:
+        return EXIT_REFUSED
+    if failure.outcome == UNKNOWN or outcome.status == UNKNOWN:
+        return EXIT_UNAVAILABLE
+    if failure.kind == TRANSPORT and outcome.attempts > 0:  # 0: stopped before sending (Ctrl-C)
+        return EXIT_UNAVAILABLE
+    status = failure.status if failure.kind == HTTP else None
+    if status is not None and (status == 429 or status >= 500):  # still failing after retries
+        return EXIT_UNAVAILABLE
+    return EXIT_FAILED
 
 
 @dataclass(frozen=True)

@@ -225,6 +225,8 @@ class Executor:
 
     def _record(self, state: RowState, outcome: StepFinished) -> None:
         self._count(outcome.status)
+        with self._lock:
+            self.summary.note(outcome)  # a refused key or no answer: exit 3 or 4
         state.failed = state.failed or outcome.status in (FAILED, UNKNOWN)
         self.emit(outcome)
 

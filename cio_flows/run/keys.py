@@ -6,6 +6,7 @@ request resent after a crash or on resume carries the same key and Customer.io d
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import secrets
 import uuid
@@ -16,6 +17,7 @@ from ..wire.kinds import StepKeys
 
 _NAMESPACE = uuid.UUID("8d6f8c4e-3f7a-5a51-9b52-6b3c2c1e9a10")
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+_TO_CROCKFORD = bytes.maketrans(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", _CROCKFORD.encode())
 
 
 def new_run_id(now: datetime | None = None) -> str:
@@ -51,4 +53,5 @@ def _ulid(run_id: str, name: str) -> str:
     """A ULID whose time is the run's start and whose 80 random bits come from a hash of `name`."""
     digest = hashlib.sha256(name.encode()).digest()
     value = (run_started_ms(run_id) << 80) | int.from_bytes(digest[:10], "big")
-    return "".join(_CROCKFORD[(value >> shift) & 31] for shift in range(125, -1, -5))
+    # 26 base-32 digits of the 128 bits: base32 of 20 bytes is 32 digits, the first 6 zeros.
+    return base64.b32encode(value.to_bytes(20, "big")).translate(_TO_CROCKFORD)[6:].decode()

@@ -7,18 +7,21 @@ output is the listeners'.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from jinja2 import nodes
+from jinja2 import meta, nodes
 
-from ..errors import CredentialsError, FlowInputError, TemplateError
+from ..errors import CredentialsError, FlowInputError, PayloadError, TemplateError
+from ..flow.composition import ScopeContexts
 from ..flow.model import Flow, Step
 from ..flow.payloads import check_payload
 from ..flow.sandbox import TemplateEnv
 from ..flow.templating import (
+    HELPERS,
+    Helpers,
     compile_template,
     compile_value,
     evaluate_condition,
@@ -54,6 +57,10 @@ class RunOptions:
     report: str | Path | None = None  # JSON report written here when the run finishes
     junit: str | Path | None = None  # JUnit XML written here when the run finishes
     emulator: bool = False  # run against an in-process emulator started for this run
+    emulator_workspace: str | Path | None = None  # that emulator loads this workspace file
+    # now()/unix_now()/uuid() of each row ("-" without rows), by row: a recording keeps the
+    # values, a replay feeds them back (run/replay.py). None: the clock and random uuids.
+    template_helpers: Callable[[str], Helpers] | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -100,6 +107,7 @@ class PreparedRun:
             step.key: compile_value(step.payload, self._payload_locators[step.key])
             for step in flow.all_steps
         }
+        self._scopes = ScopeContexts(flow)  # the contexts of used flows' steps (`use`)
 
     # --- checks before anything is sent ----------------------------------------------------
 
@@ -176,10 +184,10 @@ class PreparedRun:
     def required_credentials(self) -> list[str]:
         missing: list[str] = []
         for step in self.flow.all_steps:
-            family = kinds.get(step.kind).family_for(self.people_family)
-            missing += [
-                name for name in self.credentials.missing_for(family) if name not in missing
-            ]
+            for family in kinds.get(step.kind).families_for(self.people_family, step.payload):
+                missing += [
+                    name for name in self.credentials.missing_for(family) if name not in missing
+                ]
         return missing
 
     def check_credentials(self) -> None:
@@ -199,6 +207,8 @@ class PreparedRun:
     def preflight_static(self) -> None:
         """Payload schemas (templates as wildcards), and a render of every step that can be."""
         for step in self.flow.all_steps:
+            if not step.validate:
+                continue
             check_payload(
                 step.kind,
                 step.payload,
@@ -225,6 +235,8 @@ class PreparedRun:
         }
         if row is not None:
             context["row"] = row.data
+        if self.options.template_helpers is not None:
+            context[HELPERS] = self.options.template_helpers(str(row.number) if row else "-")
         for name, render in self._var_renderers:
             context[name] = render(context)
         return context
@@ -243,7 +255,8 @@ class PreparedRun:
         locate = self._payload_locators[step.key]
         try:
             payload = self._renderers[step.key](context)
-            check_payload(step.kind, payload, locate, step=step.name, row=row_number)
+            if step.validate:
+                check_payload(step.kind, payload, locate, step=step.name, row=row_number)
         except FlowInputError as exc:
             raise exc.with_context(step=step.name, row=row_number) from None
         return payload
@@ -258,6 +271,35 @@ class PreparedRun:
             raise CredentialsError(
                 f"{exc}: set CUSTOMERIO_PIPELINES_KEY", location=step.location, step=step.name
             ) from None
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            if step.validate:
+                raise
+            raise PayloadError(  # validate: false lets through what the wire cannot build
+                f"validate: false, but no {step.kind} request can be built from this payload",
+                location=step.location,
+                step=step.name,
+                expected="the fields the request's URL or body is made of",
+                found=f"{type(exc).__name__} {exc}",
+            ) from None
+
+    def step_context(
+        self, step: Step, context: dict[str, Any], scopes: dict[str, dict[str, Any]]
+    ) -> dict[str, Any]:
+        """The context `step` renders in: the row's, or for a used flow's step its scope's
+        (made on first need from `scopes`, the row's scope contexts)."""
+        if step.scope is None:
+            return context
+        try:
+            return self._scopes.context(step.scope, context, scopes)
+        except FlowInputError as exc:
+            raise exc.with_context(step=step.name) from None
+
+    def depends_on(self, step: Step) -> tuple[str, ...]:
+        """The earlier responses a step's payload (or loop) reads; empty: renderable now."""
+        depends = self._depends[step.key] + _use_depends(step)
+        if isinstance(step.loop, str) and "steps" in step.loop:
+            depends = (*depends, "steps (loop)")
+        return depends
 
     def plan(self) -> Iterator[PlannedStep]:
         """Every request the run would send, rendered and validated; sends nothing."""
@@ -265,14 +307,14 @@ class PreparedRun:
             context = self.base_context(row)
             row_key = self.row_key(row, context)
             row_number = row.number if row else None
+            scopes: dict[str, dict[str, Any]] = {}
             for step in self.flow.all_steps:
-                depends = self._depends[step.key]
-                if isinstance(step.loop, str) and "steps" in step.loop:
-                    depends = (*depends, "steps (loop)")
+                depends = self.depends_on(step)
                 if depends:
                     yield PlannedStep(step, row_number, None, depends)
                     continue
-                for key, item_context in self.loop_contexts(step, row_key, context):
+                step_context = self.step_context(step, context, scopes)
+                for key, item_context in self.loop_contexts(step, row_key, step_context):
                     payload = self.render(step, item_context, row)
                     request = self.build_request(step, payload, self.keys(key, step))
                     yield PlannedStep(step, row_number, request)
@@ -310,6 +352,18 @@ def _saved_names_used(step: Step) -> set[str]:
             }
             names |= attrs or {"steps"}
     return names
+
+
+def _use_depends(step: Step) -> tuple[str, ...]:
+    """A used flow's step whose `with` values (or those of a use around it) read saves."""
+    site = step.scope
+    while site is not None:
+        for _, value in site.with_values:
+            for _, source in iter_templates(value):
+                if "steps" in meta.find_undeclared_variables(compile_template(source).ast):
+                    return (f"steps (with of '{site.name}')",)
+        site = site.parent
+    return ()
 
 
 def with_endpoint_root(options: RunOptions, root: str) -> RunOptions:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ..errors import (
@@ -22,7 +22,7 @@ from ..errors import (
     TransportError,
 )
 from ..flow.conditions import explain, holds
-from ..flow.model import Step
+from ..flow.model import ExpectStatus, Step
 from ..flow.templating import evaluate_condition
 from ..wire import kinds
 from ..wire.kinds import Request, Response
@@ -74,6 +74,7 @@ class RowState:
     context: dict[str, Any]
     before: Mapping[str, PreviousOutcome]  # the earlier attempt's outcomes, on resume
     failed: bool = False
+    scopes: dict[str, dict[str, Any]] = field(default_factory=dict)  # used flows' contexts
 
     @property
     def number(self) -> int | None:
@@ -194,7 +195,10 @@ class StepPipeline:
         previous = state.before.get(step.key)
         if previous is not None and previous.status == OK:
             if step.save:
-                state.context["steps"][step.save] = previous.result
+                try:
+                    self.context(step, state)["steps"][step.save] = previous.result
+                except FlowInputError as exc:
+                    return self.failed(step, state, exc)
             return self.result(step, state, OK, detail="done before")
         if previous is not None and previous.status == UNKNOWN and not self.resend_unknown:
             failure = Failure(
@@ -209,13 +213,17 @@ class StepPipeline:
         if step.when is None:
             return None
         try:
-            if holds(step.when, state.context):
+            if holds(step.when, self.context(step, state)):
                 return None
         except FlowInputError as exc:
             return self.failed(step, state, exc)
         return self.result(step, state, SKIPPED, detail="when is false")
 
     # --- sending one step alone -------------------------------------------------------------
+
+    def context(self, step: Step, state: RowState) -> dict[str, Any]:
+        """The context the step renders in: the row's, or its used flow's scope."""
+        return self.run.step_context(step, state.context, state.scopes)
 
     def run_step(self, step: Step, state: RowState) -> StepFinished:
         """Everything for one step of one row: settle early, or send and settle."""
@@ -224,24 +232,33 @@ class StepPipeline:
     def send(self, step: Step, state: RowState) -> StepFinished:
         """Render, send (each loop item), poll `wait_until`, then save and check `expect`."""
         started = time.monotonic()
-        sender = CountingSend(self.transport, self._marker(state.row_key, step))
+        expected = step.expect_status
+        sender = CountingSend(self.transport, self._marker(state.row_key, step), expected)
         try:
             result = self._perform(step, state, sender)
-        except (FlowInputError, StepFailure, TransportError) as exc:
+            if expected is not None and not expected.accepts_success:
+                raise _unexpected_success(expected, sender.status)
+        except TransportError as exc:
+            if expected is None or exc.status not in expected:
+                return self.failed(step, state, exc, time.monotonic() - started, sender.attempts)
+            result = exc.body  # the refusal the step expects is its answer
+        except (FlowInputError, StepFailure) as exc:
             return self.failed(step, state, exc, time.monotonic() - started, sender.attempts)
         elapsed = time.monotonic() - started
-        return self.settle(step, state, result, elapsed, sender.attempts, summarize(step, result))
+        detail = f"HTTP {sender.status}" if expected else summarize(step, result)
+        return self.settle(step, state, result, elapsed, sender.attempts, detail)
 
     def settle(
         self, step: Step, state: RowState, result: Any, elapsed: float, attempts: int, detail: Any
     ) -> StepFinished:
         """Save and check expectations for a step whose request succeeded."""
         try:
-            self._save(step, state.context, result)
-            self._check_expectations(step, state.context, result)
+            context = self.context(step, state)
+            self._save(step, context, result)
+            self._check_expectations(step, context, result)
         except (FlowInputError, StepFailure) as exc:
             return self.failed(step, state, exc, elapsed, attempts)
-        saved = state.context["steps"].get(step.save) if step.save else None
+        saved = context["steps"].get(step.save) if step.save else None
         return self.result(step, state, OK, elapsed, attempts, detail=detail, saved=saved)
 
     def _marker(self, row_key: str, step: Step) -> Callable[[], None] | None:
@@ -251,11 +268,12 @@ class StepPipeline:
         return lambda: mark(row_key, step.key)
 
     def _perform(self, step: Step, state: RowState, sender: CountingSend) -> Any:
+        context = self.context(step, state)
         if step.loop is None:
-            return self._send_and_wait(step, state.row, state.row_key, state.context, sender)
+            return self._send_and_wait(step, state.row, state.row_key, context, sender)
         return [
             self._send_and_wait(step, state.row, key, item_context, sender)
-            for key, item_context in self.run.loop_contexts(step, state.row_key, state.context)
+            for key, item_context in self.run.loop_contexts(step, state.row_key, context)
         ]
 
     def _send_and_wait(self, step: Step, row, row_key: str, context, sender) -> Any:
@@ -315,23 +333,49 @@ def row_failure(exc: FlowInputError, row_number: int | None) -> Failure:
 
 
 class CountingSend:
-    """The transport's send, counting every attempt; commits the in-flight mark first when asked."""
+    """The transport's send, counting every attempt; commits the in-flight mark first when asked.
 
-    def __init__(self, transport: Transport, before_send: Callable[[], None] | None = None) -> None:
+    With `expect`, the statuses a step expects are not retried (the transport raises them at
+    once, with the error body), and `status` is the last answer's.
+    """
+
+    def __init__(
+        self,
+        transport: Transport,
+        before_send: Callable[[], None] | None = None,
+        expect: ExpectStatus | None = None,
+    ) -> None:
         self._transport = transport
         self._before_send = before_send
+        self._expect = expect
         self.attempts = 0
+        self.status: int | None = None
 
     def __call__(self, request: Request) -> Response:
         if not request.repeatable and self._before_send is not None:
             self._before_send()  # committed first: a crash after this is UNKNOWN, never resent
         try:
-            response = self._transport.send(request)
+            if self._expect is None:
+                response = self._transport.send(request)
+            else:
+                response = self._transport.send(request, accept=self._expect)
         except TransportError as exc:
             self.attempts += exc.attempts  # a failed request's attempts count too
+            self.status = exc.status
             raise
         self.attempts += response.attempts
+        self.status = response.status
         return response
+
+
+def _unexpected_success(expected: ExpectStatus, status: int | None) -> StepFailure:
+    return StepFailure(
+        f"expected HTTP {expected.text}, but the API answered {status}",
+        kind=EXPECTATION,
+        location=expected.location,
+        expected=f"HTTP {expected.text}",
+        found=f"HTTP {status}",
+    )
 
 
 def summarize(step: Step, result: Any) -> str | None:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from . import kinds
 from .families import PEOPLE_FAMILIES, family_spec
+from .kinds.registry import ANY
 
 START = "<!-- step-kinds:start -->"
 END = "<!-- step-kinds:end -->"
@@ -35,6 +36,8 @@ def _in_reading_order(declared: tuple[kinds.StepKind, ...]) -> list[kinds.StepKi
 
 
 def _family_and_keys(kind: kinds.StepKind) -> tuple[str, str]:
+    if kind.family == ANY:
+        return "the one `api` names", "that family's keys"
     names = PEOPLE_FAMILIES if kind.family == kinds.PEOPLE else (kind.family,)
     keys = [" + ".join(f"`{var}`" for var in family_spec(name).credentials) for name in names]
     return ", else ".join(names), ", or ".join(keys)

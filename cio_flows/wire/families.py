@@ -30,6 +30,10 @@ class Auth:
         return f"HTTP Basic, user {self.user}, {password}"
 
 
+# The rate-limit bucket of App POST /v1/campaigns/{id}/triggers: its own, 1 request per 10 s.
+BROADCAST_BUCKET = "app_broadcast"
+
+
 @dataclass(frozen=True)
 class Family:
     name: str
@@ -46,7 +50,8 @@ class Family:
 
 
 # Customer.io: Track fair use 100/s, Pipelines 3000/3 s, App 10/s, transactional sends share the
-# 3000/3 s limit (we stay at 100/s unless told otherwise). Declared in the order the CLI lists them.
+# 3000/3 s limit (we stay at 100/s unless told otherwise), API-triggered broadcast triggers 1 per
+# 10 s (BROADCAST_BUCKET). Declared in the order the CLI lists them.
 _DECLARED = (
     Family(
         "track",
@@ -67,7 +72,7 @@ _DECLARED = (
         Auth("bearer", "CUSTOMERIO_APP_TOKEN"),
         "CUSTOMERIO_APP_URL",
         {"us": "https://api.customer.io", "eu": "https://api-eu.customer.io"},
-        {"app_send": 100.0, "app": 10.0},
+        {"app_send": 100.0, BROADCAST_BUCKET: 0.1, "app": 10.0},
     ),
 )
 

@@ -6,14 +6,16 @@ at one boundary, with an outcome saying whether the server may have acted on the
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import ssl
 import threading
-from collections.abc import Callable, Iterator
+import time
+from collections.abc import Callable, Container, Iterator
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -24,7 +26,7 @@ from urllib3.connectionpool import HTTPSConnectionPool
 from ..errors import TransportError
 from .config import Credentials, Endpoints
 from .families import FAMILIES, family_spec
-from .ratelimit import RateLimiter, RateLimits
+from .ratelimit import RateLimits
 from .retry import RetryPolicy, parse_retry_after, status_is_retryable
 from .types import Request, Response
 
@@ -41,12 +43,38 @@ _IN_CONNECT = "cio_flows_in_connect"  # set on errors raised while a connection 
 
 
 @dataclass(frozen=True)
+class Exchange:
+    """One attempt of a request and its answer (`-v`, `--trace`). Never holds the Authorization
+    header; the bodies can still hold personal data and echoed keys: redact before output."""
+
+    family: str
+    method: str
+    url: str  # with its query string
+    request_headers: dict[str, str]
+    request_body: str | None  # the JSON text sent
+    status: int | None  # None: no answer, `error` says why
+    response_headers: dict[str, str]
+    response_body: str | None
+    elapsed: float  # seconds, this attempt alone
+    attempt: int
+    error: str | None = None
+    label: str | None = None  # who sent it, e.g. the flow file in a suite
+
+
+ExchangeHook = Callable[[Exchange], None]
+
+
+@dataclass(frozen=True)
 class TransportSettings:
     connect_timeout: float = 5.0
     read_timeout: float = 30.0
     pool_size: int = 32
     retry: RetryPolicy = field(default_factory=RetryPolicy)
+    # RateLimits.shared(): several transports (concurrent runs) pace through one set of limiters.
     rate_limits: RateLimits = field(default_factory=RateLimits.defaults)
+    on_exchange: ExchangeHook | None = field(default=None, compare=False)  # after each attempt
+    # Sessions from here instead (a replay answers from a cassette: wire/mock.py sessions).
+    session_factory: Callable[[], requests.Session] | None = field(default=None, compare=False)
 
 
 class BearerAuth(requests.auth.AuthBase):
@@ -114,11 +142,8 @@ class Transport:
         self._stopping = threading.Event()
         # Waits end early on interrupt(): Ctrl-C must not sit out a 20 s Retry-After.
         self._sleep = sleep or self._wait
-        self._limiters = {
-            bucket: RateLimiter(rate, sleep=self._wait)
-            for bucket, rate in self.settings.rate_limits.rates.items()
-            if rate > 0
-        }
+        self._limiters = self.settings.rate_limits.build()
+        session_factory = self.settings.session_factory or session_factory
         self._sessions = {family: self._session(family, session_factory) for family in FAMILIES}
         self._stats_lock = threading.Lock()
         self.stats = {"requests": 0, "retries": 0, "throttled": 0}
@@ -169,8 +194,12 @@ class Transport:
             timeout=(self.settings.connect_timeout, self.settings.read_timeout),
         )
 
-    def send(self, request: Request) -> Response:
-        """Send with rate limiting and retries; return a 2xx Response or raise TransportError."""
+    def send(self, request: Request, accept: Container[int] = ()) -> Response:
+        """Send with rate limiting and retries; return a 2xx Response or raise TransportError.
+
+        A status in `accept` (one a step expects, as a 404) is raised at once, never retried,
+        with the answer's JSON as the error's `body`.
+        """
         policy = self.settings.retry
         limiter = self._limiters.get(request.rate_bucket)
         attempt = throttled = 0
@@ -178,17 +207,19 @@ class Transport:
         last = ""  # why the previous attempt failed
         while True:
             if limiter:
-                limiter.acquire()
+                limiter.acquire(self._wait)
             if self._stopping.is_set():
                 raise _stopped(request, attempt, reached, last)
             if attempt:
                 self._count("retries")
             attempt += 1
             self._count("requests")
+            started = time.monotonic()
             try:
                 raw = self._post(request)
             except requests.exceptions.RequestException as exc:
                 failure = _failure(exc, self.url(request))
+                self._exchanged(request, attempt, started, error=failure.cause)
                 reached = reached or failure.opened
                 last = failure.cause
                 safe = request.repeatable or not failure.opened
@@ -200,8 +231,17 @@ class Transport:
                     outcome=_outcome(request, reached),
                     attempts=attempt,
                 ) from None
+            self._exchanged(request, attempt, started, raw=raw)
             if raw.status_code < 300:
                 return Response(raw.status_code, _decode(raw), dict(raw.headers), attempt)
+            if raw.status_code in accept:  # the caller expects this refusal: not retried
+                raise TransportError(
+                    f"HTTP {raw.status_code}{_error_detail(raw)} after {attempt} attempt(s)",
+                    outcome=_outcome(request, reached or raw.status_code >= 500),
+                    status=raw.status_code,
+                    attempts=attempt,
+                    body=_decode(raw),
+                )
             retry_after = parse_retry_after(raw.headers.get("Retry-After"))
             if raw.status_code == 429:
                 self._count("throttled")
@@ -224,7 +264,66 @@ class Transport:
                 status=raw.status_code,
                 attempts=attempt,
                 retry_after=retry_after,
+                body=_decode(raw),
             )
+
+    def _exchanged(
+        self,
+        request: Request,
+        attempt: int,
+        started: float,
+        *,
+        raw: requests.Response | None = None,
+        error: str | None = None,
+    ) -> None:
+        """Tell on_exchange about one attempt; a hook that raises cannot stop the request."""
+        hook = self.settings.on_exchange
+        if hook is None:
+            return
+        with contextlib.suppress(Exception):  # the hook's own business (a trace file broke)
+            hook(_exchange(self.url(request), request, attempt, started, raw, error))
+
+
+def _exchange(
+    url: str,
+    request: Request,
+    attempt: int,
+    started: float,
+    raw: requests.Response | None,
+    error: str | None,
+) -> Exchange:
+    elapsed = time.monotonic() - started
+    body = None if request.body is None else _encode(request.body).decode("utf-8")
+    if raw is None:
+        query = f"?{urlencode(request.params)}" if request.params else ""
+        headers = {"Content-Type": "application/json"} if body is not None else {}
+        return Exchange(
+            request.family,
+            request.method,
+            url + query,
+            headers,
+            body,
+            None,
+            {},
+            None,
+            elapsed,
+            attempt,
+            error,
+        )
+    sent = raw.request
+    headers = {k: v for k, v in sent.headers.items() if k.lower() != "authorization"}
+    return Exchange(
+        request.family,
+        request.method,
+        sent.url or url,
+        headers,
+        body,
+        raw.status_code,
+        dict(raw.headers),
+        raw.text if raw.content else None,
+        elapsed,
+        attempt,
+    )
 
 
 def _outcome(request: Request, reached: bool) -> str:
@@ -247,6 +346,9 @@ def _stopped(request: Request, attempts: int, reached: bool, last: str) -> Trans
 
 
 def _encode(body: Any) -> bytes:
+    encoded = getattr(body, "encoded", None)  # a batch's body, encoded item by item already
+    if encoded is not None:
+        return encoded
     return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 

@@ -224,6 +224,58 @@ APP_CASES = [
         None,
         404,
     ),
+    # exports, campaigns / broadcasts / newsletters and workspace activities (issue 14)
+    *[
+        (m, template, path, params, body, status)
+        for m, template, path, params, body, status in (
+            ("POST", "/v1/exports/customers", None, None, {"filters": {"segment": {"id": 1}}}, 200),
+            ("POST", "/v1/exports/customers", None, None, {"attributes": []}, 400),
+            ("POST", "/v1/exports/deliveries", None, None, {"campaign_id": 1}, 200),
+            ("POST", "/v1/exports/deliveries", None, None, {"start": 1}, 400),
+            ("GET", "/v1/exports", None, None, None, 200),
+            ("GET", "/v1/exports/{export_id}", "/v1/exports/999", None, None, 404),
+            (
+                "GET",
+                "/v1/exports/{export_id}/download",
+                "/v1/exports/999/download",
+                None,
+                None,
+                404,
+            ),
+            ("GET", "/v1/campaigns", None, None, None, 200),
+            ("GET", "/v1/campaigns/{campaign_id}", "/v1/campaigns/10", None, None, 404),
+            (
+                "GET",
+                "/v1/campaigns/{campaign_id}/metrics",
+                "/v1/campaigns/10/metrics",
+                None,
+                None,
+                400,
+            ),
+            ("GET", "/v1/broadcasts", None, None, None, 200),
+            ("GET", "/v1/broadcasts/{broadcast_id}", "/v1/broadcasts/1", None, None, 200),
+            (
+                "GET",
+                "/v1/broadcasts/{broadcast_id}/metrics",
+                "/v1/broadcasts/1/metrics",
+                {"steps": 3},
+                None,
+                200,
+            ),
+            ("GET", "/v1/newsletters", None, None, None, 200),
+            ("GET", "/v1/newsletters/{newsletter_id}", "/v1/newsletters/1", None, None, 404),
+            (
+                "GET",
+                "/v1/newsletters/{newsletter_id}/metrics",
+                "/v1/newsletters/1/metrics",
+                None,
+                None,
+                404,
+            ),
+            ("GET", "/v1/activities", None, {"limit": 5}, None, 200),
+        )
+        for path in [path or template]
+    ],
 ]
 
 

@@ -1,4 +1,5 @@
-"""App API operations: transactional sends, people search and lookup, segments."""
+"""App API operations: transactional sends (email, push, SMS, in-app, inbox), people search and
+lookup, segments."""
 
 from __future__ import annotations
 
@@ -116,6 +117,24 @@ register(
         "send_sms",
         "Transactional SMS (App API /v1/send/sms body).",
         TransactionalSend("sms"),
+        family="app",
+        repeatable=False,
+    )
+)
+register(
+    StepKind(
+        "send_in_app",
+        "Transactional in-app message (App API /v1/send/in_app body).",
+        TransactionalSend("in_app"),
+        family="app",
+        repeatable=False,
+    )
+)
+register(
+    StepKind(
+        "send_inbox",
+        "Transactional inbox message (App API /v1/send/inbox_message body).",
+        TransactionalSend("inbox_message"),
         family="app",
         repeatable=False,
     )

@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import cached_property
 from importlib.resources import files
@@ -25,8 +25,13 @@ from ..types import Operation, Request, Send, StepKeys
 
 # The family of identify/track/delete: Pipelines when its key is set, else Track.
 PEOPLE = "people"
+# A kind whose payload names its family in `api` (the raw `request` kind).
+ANY = "any"
 
 SchemaSource = str | Path | Mapping[str, Any]
+# (payload, keys, people family) -> the step's entry in a people batch call (Pipelines /v1/batch
+# or Track /api/v2/batch), or None when this payload must be sent alone.
+BatchItem = Callable[[dict[str, Any], StepKeys, str], "dict[str, Any] | None"]
 _NAME = re.compile(r"[a-z][a-z0-9_]*")
 
 
@@ -42,17 +47,20 @@ class StepKind:
     reads: bool = False
     # Its requests are safe to resend when an answer is lost (reads, deduplicated or idempotent
     # writes). When False every request it builds is marked so: never retried blindly, and
-    # UNKNOWN when it may have arrived.
+    # UNKNOWN when it may have arrived. When True the operation may still mark a request it
+    # builds `repeatable=False` itself (`request` decides from its method and `idempotent`).
     repeatable: bool = True
     # The payload schema: a name below cio_flows/schemas/ (default "steps/<name>.json"), a Path to
     # a JSON file, or the schema itself.
     schema: SchemaSource = ""
+    # Set when the kind's requests can share people batch calls in `--data` runs.
+    batch: BatchItem | None = None
 
     def __post_init__(self) -> None:
         if not _NAME.fullmatch(self.name):
             raise ValueError(f"step kind name {self.name!r}: expected lower_snake_case")
-        if self.family not in (*FAMILIES, PEOPLE):
-            known = ", ".join((*FAMILIES, PEOPLE))
+        if self.family not in (*FAMILIES, PEOPLE, ANY):
+            known = ", ".join((*FAMILIES, PEOPLE, ANY))
             raise ValueError(
                 f"step kind {self.name!r}: family {self.family!r} is not one of {known}"
             )
@@ -62,6 +70,14 @@ class StepKind:
     def family_for(self, people_family: str) -> str:
         """The API family this kind talks to, given where people calls go."""
         return people_family if self.family == PEOPLE else self.family
+
+    def families_for(self, people_family: str, payload: Any = None) -> tuple[str, ...]:
+        """The API families a step may call. For ANY, the one its payload's `api` names; every
+        family while `api` is a template, so the keys check still comes before any send."""
+        if self.family != ANY:
+            return (self.family_for(people_family),)
+        api = payload.get("api") if isinstance(payload, Mapping) else None
+        return (api,) if api in FAMILIES else FAMILIES
 
     @cached_property
     def payload_schema(self) -> dict[str, Any]:

@@ -1,0 +1,129 @@
+"""How App API answers become a step's `response` (flow-format.md, "More step kinds").
+
+A single key wrapping one object is removed (`{"message": {...}}` -> the message); lists stay
+under the API's own key; a field the API has not filled yet reads as null, so `wait_until` can
+poll on it; a paged read follows every page (or stops at `limit`) and adds `count`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from ..types import Request, Send
+
+# A message's metrics: each is the unix time it happened, absent until then (read as null).
+MESSAGE_METRICS = (
+    "bounced",
+    "clicked",
+    "converted",
+    "created",
+    "delivered",
+    "drafted",
+    "dropped",
+    "failed",
+    "human_clicked",
+    "human_opened",
+    "opened",
+    "prefetch_clicked",
+    "prefetch_opened",
+    "sent",
+    "spammed",
+    "undeliverable",
+    "unsubscribed",
+)
+
+
+def unwrapped(body: Any) -> Any:
+    """The object inside a single-key wrapper, else the answer whole (`{"id": 4}` stays)."""
+    if isinstance(body, dict) and len(body) == 1:
+        (inner,) = body.values()
+        if isinstance(inner, dict):
+            return inner
+    return body
+
+
+def with_nulls(item: Any, fields: tuple[str, ...]) -> Any:
+    """`item` with each of `fields` it lacks set to None."""
+    if not isinstance(item, dict):
+        return item
+    return {**dict.fromkeys(fields), **item}
+
+
+def message_view(message: Any) -> Any:
+    """A message object whose metrics and failure_message are always there (null until filled)."""
+    if not isinstance(message, dict):
+        return message
+    metrics = message.get("metrics")
+    return {
+        "failure_message": None,
+        **message,
+        "metrics": with_nulls(metrics if isinstance(metrics, dict) else {}, MESSAGE_METRICS),
+    }
+
+
+PageRequest = Callable[[dict[str, Any], str, int], Request]  # (payload, start, page size)
+
+
+class PagedList:
+    """A read answering `{KEY: [...], "next": cursor}`: every page followed, `count` added.
+
+    The walk ends at an empty, 0 or null cursor (broadcast trigger errors answer an integer,
+    0 on the last page), an empty page, a cursor seen before, or once `limit` items are in.
+    """
+
+    def __init__(
+        self,
+        key: str,
+        page_request: PageRequest,
+        max_page: int,
+        item: Callable[[Any], Any] = lambda item: item,
+    ) -> None:
+        self.key = key
+        self.page_request = page_request
+        self.max_page = max_page
+        self.item = item
+
+    def _page_size(self, payload: dict[str, Any], have: int) -> int:
+        size = min(payload.get("page_size") or self.max_page, self.max_page)
+        limit = payload.get("limit")
+        return size if limit is None else max(1, min(size, limit - have))
+
+    def first_request(self, payload, keys, people_family) -> Request:
+        return self.page_request(payload, "", self._page_size(payload, 0))
+
+    def execute(self, payload, keys, people_family, send: Send) -> Any:
+        items: list[Any] = []
+        limit = payload.get("limit")
+        seen: set[str] = set()
+        start = ""
+        while True:
+            response = send(self.page_request(payload, start, self._page_size(payload, len(items))))
+            body = response.body if isinstance(response.body, dict) else {}
+            page = body.get(self.key) or []  # Customer.io may answer null
+            items.extend(self.item(entry) for entry in page)
+            if limit is not None and len(items) >= limit:
+                items = items[:limit]
+                break
+            cursor = body.get("next")
+            if cursor in (None, "", 0, "0") or not page or str(cursor) in seen:
+                break
+            start = str(cursor)
+            seen.add(start)
+        return {self.key: items, "count": len(items)}
+
+
+def page_params(start: str, size: int, *pairs: tuple[str, Any]) -> tuple[tuple[str, str], ...]:
+    """Query parameters: the given pairs whose value is set, then limit and start."""
+    params = [(name, query_value(value)) for name, value in pairs if value is not None]
+    params.append(("limit", str(size)))
+    if start:
+        params.append(("start", start))
+    return tuple(params)
+
+
+def query_value(value: Any) -> str:
+    """A query value as Customer.io reads it: booleans lower-case, numbers in decimal."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)

@@ -1,0 +1,59 @@
+"""Commands import only what they need: `--help` and `validate` load no rich, no jsonschema,
+no emulator (starlette, uvicorn) and no pandas. Timing goals live in benchmarks/; what is
+checked here is which modules a fresh interpreter has loaded, which does not vary."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+HEAVY = ("jsonschema", "rich", "starlette", "uvicorn", "pandas", "cio_flows.emulator")
+
+SCRIPT = """
+import json, sys
+from click.testing import CliRunner
+{body}
+print(json.dumps(sorted(m for m in {heavy!r} if m in sys.modules)))
+"""
+
+
+def loaded_after(body: str) -> list[str]:
+    code = SCRIPT.format(body=body, heavy=HEAVY)
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
+    ).stdout
+    return json.loads(out.splitlines()[-1])
+
+
+def test_importing_the_cli_loads_nothing_heavy():
+    assert loaded_after("import cio_flows.cli") == []
+
+
+def test_help_loads_nothing_heavy():
+    body = (
+        "from cio_flows.cli import main\n"
+        "result = CliRunner().invoke(main, ['--help'])\n"
+        "assert result.exit_code == 0 and 'plan' in result.output, result.output"
+    )
+    assert loaded_after(body) == []
+
+
+def test_validating_a_small_flow_loads_nothing_heavy(tmp_path):
+    flow = tmp_path / "flow.yaml"
+    flow.write_text(
+        "version: 1\nname: small\nsteps:\n"
+        "  - identify: {userId: u1, traits: {email: 'u1@example.com'}}\n"
+        "  - track: {userId: u1, event: signed_up, properties: {plan: '{{ 1 + 1 }}'}}\n"
+    )
+    body = (
+        "from cio_flows.cli import main\n"
+        f"result = CliRunner().invoke(main, ['validate', {str(flow)!r}])\n"
+        "assert result.exit_code == 0, result.output"
+    )
+    assert loaded_after(body) == []
+
+
+def test_the_progress_bar_still_loads_on_demand():
+    body = "from cio_flows.reporting import ProgressReporter\nassert ProgressReporter"
+    assert loaded_after(body) == ["rich"]
