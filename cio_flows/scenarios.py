@@ -342,6 +342,8 @@ def recording(directory: str | Path, root: str | Path | None = None) -> Around:
         where = cassette_path(directory, path, root)
         recorder = CassetteRecorder(path, where, Redactor(secrets_of(options)))
         result = run(recorder.options(options))
+        if result.invalid is not None:  # nothing was sent: keep the cassette there was
+            return result
         try:
             recorder.save()
         except OSError as exc:

@@ -17,7 +17,7 @@ from cio_flows.redact import Redactor
 from cio_flows.reporting.plan_output import PlanOutput, endpoint
 from cio_flows.run.batching import CHUNK_ROWS
 from cio_flows.run.executor import Executor
-from cio_flows.run.plan import Planner, PlannedFailure, PlannedRequest
+from cio_flows.run.plan import PlannedFailure, PlannedRequest, Planner
 
 PIPELINES = {"CUSTOMERIO_PIPELINES_KEY": "plan-key-123456"}
 TRACK = {"CUSTOMERIO_SITE_ID": "site", "CUSTOMERIO_TRACK_TOKEN": "token-123456"}

@@ -7,8 +7,10 @@ only the sending differs. The executor runs step N for every row of a chunk befo
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterable, Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -52,11 +54,40 @@ class _Item:
         return len(self.encoded)
 
 
+class CpuTurns:
+    """Lets at most `turns` chunks do Python work at once; a chunk gives its turn back while its
+    batch is on the wire. More chunks can then wait on the network together without more threads
+    fighting over the GIL (which costs CPU: measured 3.0 CPU s on 4 threads, 3.9 on 8)."""
+
+    def __init__(self, turns: int) -> None:
+        self._turns = threading.Semaphore(turns)
+
+    def __enter__(self) -> CpuTurns:
+        self._turns.acquire()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._turns.release()
+
+    @contextmanager
+    def released(self) -> Iterator[None]:
+        """Waiting (on the network) without holding a turn."""
+        self._turns.release()
+        try:
+            yield
+        finally:
+            self._turns.acquire()
+
+
 class BatchedStep:
     """One batchable step over the rows of a chunk."""
 
-    def __init__(self, pipeline: StepPipeline) -> None:
+    def __init__(self, pipeline: StepPipeline, turns: CpuTurns | None = None) -> None:
         self.pipeline = pipeline
+        self.turns = turns
+
+    def _waiting(self) -> AbstractContextManager[None]:
+        return self.turns.released() if self.turns else nullcontext()
 
     def run(self, step: Step, states: Iterable[RowState]) -> Iterator[Outcome]:
         """(row, outcome) for each row: first those settled without a batch, then the batches."""
@@ -79,7 +110,8 @@ class BatchedStep:
         except FlowInputError as exc:
             return pipeline.failed(step, state, exc)
         if item is None:  # cannot go in a batch (e.g. anonymous on Track): send alone
-            return pipeline.send(step, state)
+            with self._waiting():
+                return pipeline.send(step, state)
         encoded = encode_item(item)
         size = len(encoded)
         if size > MAX_ITEM_BYTES:
@@ -104,7 +136,8 @@ class BatchedStep:
             bodies, encoded = [item.body for item in group], [item.encoded for item in group]
             request = batch_request(family, bodies, encoded)
             try:
-                response = pipeline.transport.send(request)
+                with self._waiting():
+                    response = pipeline.transport.send(request)
             except TransportError as exc:
                 elapsed = time.monotonic() - started
                 kind = HTTP if exc.status is not None else TRANSPORT

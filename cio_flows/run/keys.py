@@ -16,6 +16,7 @@ from functools import lru_cache
 from ..wire.kinds import StepKeys
 
 _NAMESPACE = uuid.UUID("8d6f8c4e-3f7a-5a51-9b52-6b3c2c1e9a10")
+_NAMESPACE_BYTES = _NAMESPACE.bytes  # UUID.bytes is computed anew on every access
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 _TO_CROCKFORD = bytes.maketrans(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", _CROCKFORD.encode())
 
@@ -42,7 +43,7 @@ def step_keys(run_id: str, row_key: str, step_key: str) -> StepKeys:
 
 def _uuid5(name: str) -> str:
     """uuid.uuid5(_NAMESPACE, name) without building a UUID object (a hot path over rows)."""
-    digest = bytearray(hashlib.sha1(_NAMESPACE.bytes + name.encode()).digest()[:16])
+    digest = bytearray(hashlib.sha1(_NAMESPACE_BYTES + name.encode()).digest()[:16])
     digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
     digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant
     h = digest.hex()

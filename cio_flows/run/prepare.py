@@ -27,6 +27,7 @@ from ..flow.templating import (
     evaluate_condition,
     iter_templates,
     render_string,
+    render_value,
     row_fields,
 )
 from ..wire import kinds
@@ -327,6 +328,10 @@ class PreparedRun:
         items = step.loop
         if isinstance(items, str):
             items = evaluate_condition(items, context, step.location)
+        else:  # a literal list: its items are templates like any payload value
+            items = render_value(
+                items, context, lambda path: self.flow.locate((*step.path, "loop", *path))
+            )
         if not isinstance(items, list | tuple):
             raise TemplateError(
                 "loop needs a list",
