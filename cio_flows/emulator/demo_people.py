@@ -140,25 +140,8 @@ def populate(store: Store, people: int, seed: int = small.SEED) -> None:
 
 
 def _person(rng: random.Random, n: int, width: int) -> dict[str, Any]:
-    first, last = rng.choice(small.FIRST), rng.choice(small.LAST)
-    plan = rng.choices(list(small.PLANS), weights=list(small.PLANS.values()))[0]
-    country = rng.choices(list(small.COUNTRIES), weights=list(small.COUNTRIES.values()))[0]
-    created = rng.randrange(small.START, small.END)
-    mrr = {"free": 0, "pro": rng.choice((29, 49, 99)), "enterprise": rng.choice((499, 999, 2499))}
-    attrs: dict[str, Any] = {
-        "first_name": first,
-        "last_name": last,
-        "plan": plan,
-        "country": country,
-        "created_at": created,
-        "mrr": mrr[plan],
-        "newsletter": rng.random() < 0.45,
-        "churn_risk": rng.choices(("low", "medium", "high"), weights=(70, 20, 10))[0],
-    }
-    if rng.random() < 0.3:
-        attrs["phone"] = f"+1555{rng.randrange(1000000, 9999999)}"
-    if rng.random() < 0.05:
-        attrs["unsubscribed"] = True
+    attrs = small.person_attributes(rng)
+    first, last, created = attrs["first_name"], attrs["last_name"], attrs["created_at"]
     email = f"{first.lower()}.{last.lower()}{n}@{rng.choice(small.DOMAINS)}"
     return {"id": f"user_{n:0{width}d}", "email": email, "created_at": created, "attributes": attrs}
 

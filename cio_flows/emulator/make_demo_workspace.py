@@ -186,7 +186,8 @@ def _pick(rng: random.Random, weights: dict[str, int]) -> str:
     return rng.choices(list(weights), weights=list(weights.values()))[0]
 
 
-def _person(rng: random.Random, n: int) -> dict[str, Any]:
+def person_attributes(rng: random.Random) -> dict[str, Any]:
+    """A demo person's attributes; the draws in a fixed order, so a seed gives the same people."""
     first, last = rng.choice(FIRST), rng.choice(LAST)
     plan = _pick(rng, PLANS)
     country = _pick(rng, COUNTRIES)
@@ -206,6 +207,13 @@ def _person(rng: random.Random, n: int) -> dict[str, Any]:
         attrs["phone"] = f"+1555{rng.randrange(1000000, 9999999)}"
     if rng.random() < 0.05:
         attrs["unsubscribed"] = True
+    return attrs
+
+
+def _person(rng: random.Random, n: int) -> dict[str, Any]:
+    attrs = person_attributes(rng)
+    first, last, created = attrs["first_name"], attrs["last_name"], attrs["created_at"]
+    plan, mrr = attrs["plan"], {attrs["plan"]: attrs["mrr"]}
     events = [{"name": "signed_up", "timestamp": created, "data": {"plan": "free"}}]
     t = created
     for _ in range(rng.randrange(0, 4)):
