@@ -9,16 +9,15 @@ import signal
 import socket
 import sqlite3
 import subprocess
-import sys
 import threading
 import time
 import xml.etree.ElementTree as ET
-from collections import defaultdict
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from conftest import FLOWS, default_answer, env_for
+from support import cli, message_ids
 
 from cio_flows import DataFileError, JournalError, RunOptions, recent_runs, run_flow
 from cio_flows.analysis import Workspace
@@ -43,22 +42,6 @@ def write_flow(folder: Path, rows: int = ROWS) -> Path:
     path = folder / "front_door.yaml"
     path.write_text(FLOW)
     return path
-
-
-def cli(*args: str) -> list[str]:
-    return [sys.executable, "-m", "cio_flows.cli", *args]
-
-
-def message_ids(emulator) -> dict[tuple[str, str], set[str]]:
-    """(userId, identify|track) -> every messageId the emulator received for it."""
-    seen: dict[tuple[str, str], set[str]] = defaultdict(set)
-    for request in emulator.inspect.requests("pipelines"):
-        body = request.get("body") or {}
-        for item in body.get("batch", [body]):
-            if isinstance(item, dict) and "messageId" in item:
-                kind = "identify" if "traits" in item else "track"
-                seen[(item["userId"], kind)].add(item["messageId"])
-    return seen
 
 
 def test_a_cli_run_killed_with_sigkill_is_finished_by_run_flow_every_row_once(tmp_path):

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 from conftest import default_answer, env_for
+from support import cli
 
 FLOW = """\
 version: 1
@@ -56,10 +57,6 @@ def cli_env(server, journal: Path) -> dict[str, str]:
     env.update(env_for(server.url))
     env["CIO_FLOWS_JOURNAL"] = str(journal)
     return env
-
-
-def cli(*args: str) -> list[str]:
-    return [sys.executable, "-m", "cio_flows.cli", *args]
 
 
 def start(env, *args: str) -> subprocess.Popen:

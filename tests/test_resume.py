@@ -6,11 +6,10 @@ import os
 import signal
 import sqlite3
 import subprocess
-import sys
 import time
-from collections import defaultdict
 
 import pytest
+from support import cli, message_ids
 
 from cio_flows import RunOptions, run_flow
 from cio_flows.api import options_for_emulator
@@ -48,10 +47,6 @@ def cli_env(emulator, tmp_path) -> dict[str, str]:
     return env
 
 
-def cli(*args: str) -> list[str]:
-    return [sys.executable, "-m", "cio_flows.cli", *args]
-
-
 def start_run_until(emulator, env, flow, *, workers: int, requests: int):
     """Start `cio-flows run` row by row; return (process, run id) once `requests` have arrived."""
     process = subprocess.Popen(
@@ -66,18 +61,6 @@ def start_run_until(emulator, env, flow, *, workers: int, requests: int):
     while len(emulator.inspect.requests("pipelines")) < requests and time.monotonic() < deadline:
         time.sleep(0.02)
     return process, run_id
-
-
-def message_ids(emulator) -> dict[tuple[str, str], set[str]]:
-    """(userId, kind) -> every messageId the emulator received for it."""
-    seen: dict[tuple[str, str], set[str]] = defaultdict(set)
-    for request in emulator.inspect.requests("pipelines"):
-        body = request.get("body") or {}
-        for item in body.get("batch", [body]):
-            if isinstance(item, dict) and "messageId" in item:
-                kind = "identify" if "traits" in item else "track"
-                seen[(item["userId"], kind)].add(item["messageId"])
-    return seen
 
 
 def test_sigkill_then_resume_delivers_every_row_with_the_same_ids(flow, tmp_path):
