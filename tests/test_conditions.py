@@ -6,8 +6,8 @@ import pytest
 
 from cio_flows.errors import Location
 from cio_flows.flow.conditions import Explanation, explain, explanation, holds, source
+from cio_flows.flow.jinja_env import ENVIRONMENT
 from cio_flows.flow.model import Condition
-from cio_flows.flow.templating import ENVIRONMENT
 
 HERE = Location("flow.yaml", 3, 13)
 

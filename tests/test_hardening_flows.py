@@ -15,7 +15,7 @@ from conftest import ROOT, env_for
 
 from cio_flows import FlowSyntaxError, TemplateError, load_flow
 from cio_flows.cli import main
-from cio_flows.flow.loader import MAX_DEPTH, MAX_NODES
+from cio_flows.flow.yaml_source import MAX_DEPTH, MAX_NODES
 
 CORPUS = Path(__file__).resolve().parent / "corpus" / "flows"
 

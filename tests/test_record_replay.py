@@ -20,7 +20,7 @@ from cio_flows.cli import main
 from cio_flows.redact import forms
 from cio_flows.run.replay import first_difference
 from cio_flows.scenarios import SCENARIO_OPTIONS, recording, replaying, run_scenarios
-from cio_flows.wire.transport import Exchange
+from cio_flows.wire.exchange import Exchange
 
 SCHEMA_LINE = "# yaml-language-server: $schema=../schemas/flow.schema.json\n"
 PARTNER = "partner-secret-123456"  # a secret by its name, sent in a payload: masked

@@ -23,7 +23,7 @@ from cio_flows.wire.config import Credentials, Endpoints
 from cio_flows.wire.docs import END, START, step_kinds_table, with_table
 from cio_flows.wire.families import FAMILIES, default_rates, family_spec
 from cio_flows.wire.kinds import StepKind
-from cio_flows.wire.transport import auth_description
+from cio_flows.wire.sessions import auth_description
 from cio_flows.wire.types import Request, SingleRequest
 
 SCHEMAS = Path(cio_flows.__file__).parent / "schemas"

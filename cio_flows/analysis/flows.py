@@ -18,7 +18,7 @@ from .. import api
 from ..redact import Redactor
 from ..run.events import Event, RunSummary, StepFinished
 from ..run.prepare import PlannedStep, PreparedRun, RunOptions
-from ..wire.transport import auth_description
+from ..wire.sessions import auth_description
 
 PLAN_COLUMNS = ["step", "kind", "row", "method", "url", "auth", "body", "depends_on"]
 RESULT_COLUMNS = ["step", "kind", "row", "row_key", "status", "ms", "attempts", "error", "detail"]

@@ -20,8 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import FlowInputError, FlowSchemaError, Location
+from .jinja_env import HELPERS
 from .model import Condition, Flow, SourceMap, Step, UsedLocation, UseSite
-from .templating import HELPERS, compile_value
+from .templating import compile_value
 
 USE = "use"
 USE_OPTIONS = ("name", "with", "save")

@@ -18,8 +18,9 @@ from jinja2 import TemplateSyntaxError, nodes
 from jinja2.environment import TemplateExpression
 from jinja2.runtime import Undefined
 
+from .jinja_env import ENVIRONMENT, as_expression
 from .model import Condition
-from .templating import ENVIRONMENT, as_expression, evaluate_condition
+from .templating import evaluate_condition
 
 UNDEFINED_TEXT = "undefined"
 

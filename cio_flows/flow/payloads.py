@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING, Any
 import fastjsonschema
 
 from ..errors import Location, PayloadError
+from .jinja_env import is_template
 from .schemas import fast_step_check, step_validator
-from .templating import is_template
 
 if TYPE_CHECKING:
     from jsonschema import ValidationError

@@ -13,9 +13,11 @@ from collections.abc import Iterator
 from jinja2 import TemplateSyntaxError, meta, nodes
 
 from ..errors import Location, TemplateError
+from .jinja_env import as_expression
 from .model import Flow, Step, UseSite
 from .payloads import did_you_mean
-from .templating import as_expression, compile_template, iter_templates
+from .template_checks import iter_templates
+from .templating import compile_template
 
 
 def check_saved_names(flow: Flow) -> None:

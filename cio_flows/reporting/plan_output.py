@@ -18,7 +18,7 @@ import orjson
 from ..run.events import StepFinished
 from ..run.plan import PlannedFailure, PlannedRequest
 from ..run.prepare import PreparedRun
-from ..wire.transport import auth_description
+from ..wire.sessions import auth_description
 
 TERMINAL_LIMIT = 20  # requests a terminal shows before the summary, unless --all
 _STATIC_SEGMENT = re.compile(r"[a-z_]+|v\d+")

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from ..redact import Redactor
-from ..wire.transport import Exchange, ExchangeHook
+from ..wire.exchange import Exchange, ExchangeHook
 
 BODY_LIMIT = 500  # characters of a body shown on the terminal
 

@@ -10,81 +10,52 @@ A request that is not safe to repeat (a transactional send) is different: it is 
 flight before it leaves (`mark_in_flight`), so after a crash a resume finds it and reports it
 UNKNOWN instead of sending it again. Concurrent marks share one commit.
 
-One process at a time executes a run id: `start_run` takes an exclusive lock (fcntl.flock on a
-file next to the journal), which the kernel releases when the process dies, even on SIGKILL.
+One process at a time executes a run id: `start_run` takes its RunLock (run_lock.py). The file
+and its tables are in journal_schema.py, the queries in journal_reads.py, and the listener that
+feeds it the engine's events in journal_listener.py.
 """
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
-import re
 import socket
 import sqlite3
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from ..errors import JournalError, RunInUseError
 from ..redact import Redactor
-from .events import (
-    FAILED,
-    OK,
-    SKIPPED,
-    UNKNOWN,
-    Event,
-    RowFailed,
-    RowFinished,
-    RunError,
-    RunFinished,
-    RunStarted,
-    RunSummary,
-    StepFinished,
+from .events import FAILED, OK, SKIPPED, UNKNOWN, Event, RunSummary
+from .journal_listener import journal_listener
+from .journal_reads import (
+    Outcome,
+    RunRecord,
+    recent_runs,
+    row_outcomes,
+    run_by_id,
+    run_outcomes,
 )
-
-RUNNING, PASSED, FAILED_RUN, INTERRUPTED = "running", "passed", "failed", "interrupted"
-IN_FLIGHT = "in_flight"  # a send committed before it left, with no outcome yet
-# Step keys of errors that belong to no step: a row that could not start, a run that broke.
-ROW_ERROR, RUN_ERROR = "(row)", "(run)"
-_IN_FLIGHT_ERROR = "was being sent when the run stopped: outcome unknown"
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS runs (
-    run_id TEXT PRIMARY KEY,
-    flow_name TEXT NOT NULL,
-    flow_path TEXT NOT NULL,
-    region TEXT,
-    options TEXT NOT NULL DEFAULT '{}',
-    started_at REAL NOT NULL,
-    finished_at REAL,
-    status TEXT NOT NULL,
-    counts TEXT NOT NULL DEFAULT '{}',
-    rows INTEGER NOT NULL DEFAULT 0,
-    pid INTEGER,
-    host TEXT
-);
-CREATE INDEX IF NOT EXISTS runs_started ON runs (started_at);
-CREATE TABLE IF NOT EXISTS outcomes (
-    run_id TEXT NOT NULL,
-    row_key TEXT NOT NULL,
-    step_key TEXT NOT NULL,
-    status TEXT NOT NULL,
-    attempts INTEGER NOT NULL DEFAULT 0,
-    error TEXT,
-    result TEXT,
-    PRIMARY KEY (run_id, row_key, step_key)
-) WITHOUT ROWID;
-"""
+from .journal_schema import (
+    FAILED_RUN,
+    IN_FLIGHT,
+    INTERRUPTED,
+    PASSED,
+    RUNNING,
+    default_journal_path,
+    open_database,
+    sqlite_reason,
+)
+from .run_lock import RunLock
 
 # A replayed step (resume) carries no response: keep the one saved before. Attempts add up,
 # so a step retried over several resumes shows every request it cost.
-_UPSERT = """
+_UPSERT_OUTCOME = """
 INSERT INTO outcomes (run_id, row_key, step_key, status, attempts, error, result)
 VALUES (?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (run_id, row_key, step_key) DO UPDATE SET
@@ -95,35 +66,6 @@ ON CONFLICT (run_id, row_key, step_key) DO UPDATE SET
 """
 
 
-def default_journal_path() -> Path:
-    """$CIO_FLOWS_JOURNAL, else ./.cio-flows/journal.db."""
-    return Path(os.environ.get("CIO_FLOWS_JOURNAL") or Path(".cio-flows") / "journal.db")
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """One (row, step) as last recorded; `result` is the saved response, if the step saves."""
-
-    status: str
-    attempts: int
-    error: str | None
-    result: Any = None
-
-
-@dataclass(frozen=True)
-class RunRecord:
-    run_id: str
-    flow_name: str
-    flow_path: str
-    started_at: datetime
-    finished_at: datetime | None
-    status: str  # running | passed | failed | interrupted
-    counts: dict[str, int]
-    options: dict[str, Any]
-    region: str | None = None
-    rows: int = 0
-
-
 @dataclass
 class _Live:
     """Progress of a run this process is writing, stored at each commit."""
@@ -132,119 +74,6 @@ class _Live:
         default_factory=lambda: {OK: 0, FAILED: 0, SKIPPED: 0, UNKNOWN: 0}
     )
     rows: int = 0
-
-
-class RunLock:
-    """An exclusive lock on one run id: a file locked with flock while the run executes.
-
-    The file is removed on release; a process that locked a file removed under it retries, so
-    two processes never both believe they hold the lock.
-    """
-
-    def __init__(self, journal_path: Path, run_id: str) -> None:
-        self.path = journal_path.with_name(f"{journal_path.name}.{_safe_name(run_id)}.lock")
-        self.run_id = run_id
-        self._fd: int | None = None
-
-    def acquire(self) -> None:
-        while self._fd is None:
-            try:
-                fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-            except OSError as exc:
-                raise JournalError(
-                    self.path, f"cannot create the run lock: {exc.strerror}"
-                ) from None
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                holder = _read_holder(fd)
-                os.close(fd)
-                raise RunInUseError(self.path, self.run_id, holder) from None
-            if _same_file(fd, self.path):
-                os.ftruncate(fd, 0)
-                os.write(fd, f"{os.getpid()} {socket.gethostname()}\n".encode())
-                self._fd = fd
-            else:  # released and removed between our open and our lock: try again
-                os.close(fd)
-
-    def release(self) -> None:
-        if self._fd is not None:
-            # Unlink while still holding the lock, so nobody locks a file about to vanish.
-            with contextlib.suppress(OSError):
-                os.unlink(self.path)
-            os.close(self._fd)
-            self._fd = None
-
-
-def _safe_name(run_id: str) -> str:
-    if re.fullmatch(r"[A-Za-z0-9_.-]{1,100}", run_id):
-        return run_id
-    return "x" + run_id.encode().hex()[:120]
-
-
-def _same_file(fd: int, path: Path) -> bool:
-    try:
-        return os.stat(path).st_ino == os.fstat(fd).st_ino
-    except FileNotFoundError:
-        return False
-
-
-def _read_holder(fd: int) -> str:
-    """'pid N on host H' from a lock file (the holder may not have written it yet)."""
-    for _ in range(20):
-        text = os.pread(fd, 200, 0).decode(errors="replace").split()
-        if len(text) == 2:
-            return f"pid {text[0]} on host {text[1]}"
-        time.sleep(0.01)
-    return "another process"
-
-
-def _open_database(path: Path) -> sqlite3.Connection:
-    """Open, create and check the journal for writing; JournalError says why not."""
-    if path.is_dir():
-        raise JournalError(path, "is a directory, not a journal file")
-    if path.exists() and not (os.access(path, os.W_OK) and path.stat().st_mode & 0o222):
-        raise JournalError(path, "is read-only: a run must record what it sends")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise JournalError(path, f"cannot create its folder: {exc.strerror}") from None
-    db = None
-    try:
-        db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=NORMAL")
-        db.execute("PRAGMA busy_timeout=5000")
-        db.executescript(_SCHEMA)
-        _check_writable(db)
-    except sqlite3.Error as exc:
-        if db is not None:
-            db.close()
-        raise JournalError(path, _sqlite_reason(exc)) from None
-    return db
-
-
-def _check_writable(db: sqlite3.Connection) -> None:
-    # Rewriting the header proves a write would succeed (a read-only file opens without error).
-    db.execute("BEGIN IMMEDIATE")
-    try:
-        version = db.execute("PRAGMA user_version").fetchone()[0]
-        db.execute(f"PRAGMA user_version = {int(version)}")
-    finally:
-        db.execute("ROLLBACK")
-
-
-def _sqlite_reason(exc: sqlite3.Error) -> str:
-    name = getattr(exc, "sqlite_errorname", "")
-    if name == "SQLITE_NOTADB":
-        return "is not a SQLite database (not a cio-flows journal?)"
-    if name.startswith("SQLITE_READONLY"):
-        return "is read-only: a run must record what it sends"
-    if name.startswith("SQLITE_FULL"):
-        return "cannot be written: the disk is full"
-    if name.startswith("SQLITE_IOERR"):  # a failed write: e.g. a full disk, a file size limit
-        return f"cannot be written: {exc} ({name})"
-    return f"cannot be used: {exc}"
 
 
 class Journal:
@@ -270,7 +99,7 @@ class Journal:
         self._closed = threading.Event()
         self._flusher: threading.Thread | None = None
         self.failure: JournalError | None = None  # the first write that failed; nothing after
-        self._db: sqlite3.Connection | None = _open_database(self.path)
+        self._db: sqlite3.Connection | None = open_database(self.path)
 
     def __enter__(self) -> Journal:
         return self
@@ -405,7 +234,7 @@ class Journal:
                 self._db.execute("PRAGMA synchronous=FULL")
             self._db.execute("BEGIN")
             try:
-                self._db.executemany(_UPSERT, batch)
+                self._db.executemany(_UPSERT_OUTCOME, batch)
                 self._db.executemany(
                     "UPDATE runs SET counts = ?, rows = ? WHERE run_id = ?", progress
                 )
@@ -433,7 +262,7 @@ class Journal:
                 self._fail(exc)
 
     def _fail(self, exc: sqlite3.Error) -> None:
-        self.failure = JournalError(self.path, _sqlite_reason(exc))
+        self.failure = JournalError(self.path, sqlite_reason(exc))
         raise self.failure from None
 
     def _raise_if_failed(self) -> None:
@@ -473,39 +302,18 @@ class Journal:
 
     def listener(self, run_id: str) -> Callable[[Event], None]:
         """A listener recording the outcomes of run `run_id` as the engine emits them."""
+        return journal_listener(self, run_id)
 
-        def listen(event: Event) -> None:
-            if isinstance(event, StepFinished):
-                result = event.saved if event.step.save else None
-                self.record(
-                    run_id,
-                    event.row_key or "-",
-                    event.step.key,
-                    event.status,
-                    event.attempts,
-                    event.error,
-                    result,
-                )
-            elif isinstance(event, RowFailed | RunError):
-                # Not a step's outcome: kept under a key no resume looks up, for the record.
-                row = event.row_number if isinstance(event, RowFailed) else None
-                where = "-" if row is None else f"row {row}"
-                what = ROW_ERROR if isinstance(event, RowFailed) else RUN_ERROR
-                self.record(run_id, where, what, FAILED, 0, event.error)
-            elif isinstance(event, RowFinished):
-                with self._buf_lock:
-                    if run_id in self._live:
-                        self._live[run_id].rows += 1
-            elif isinstance(event, RunStarted):
-                with self._buf_lock:
-                    started = run_id in self._live
-                if not started:
-                    self.start_run(run_id, event.flow_path, event.flow_name, event.region)
-            elif isinstance(event, RunFinished):
-                with contextlib.suppress(JournalError):  # in `failure`: the caller exits 4
-                    self.finish_run(run_id, event.summary)
+    def is_running_here(self, run_id: str) -> bool:
+        """Whether this journal has started `run_id` and not finished it yet."""
+        with self._buf_lock:
+            return run_id in self._live
 
-        return listen
+    def count_row(self, run_id: str) -> None:
+        """One more row of `run_id` done: stored with the run's progress at the next commit."""
+        with self._buf_lock:
+            if run_id in self._live:
+                self._live[run_id].rows += 1
 
     def in_flight_marker(self, run_id: str) -> Callable[[str, str], None]:
         """What the executor calls before each send that is not safe to repeat."""
@@ -515,82 +323,24 @@ class Journal:
 
     def runs(self, limit: int = 20) -> list[RunRecord]:
         """The most recent runs, newest first."""
-        rows = self._query(
-            f"SELECT {_RUN_COLUMNS} FROM runs ORDER BY started_at DESC, run_id DESC LIMIT ?",
-            (limit,),
-        )
-        return [self._run_record(row) for row in rows]
+        return recent_runs(self._query, limit)
 
     def run(self, run_id: str) -> RunRecord | None:
-        rows = self._query(f"SELECT {_RUN_COLUMNS} FROM runs WHERE run_id = ?", (run_id,))
-        return self._run_record(rows[0]) if rows else None
+        return run_by_id(self._query, run_id)
 
     def outcomes(self, run_id: str) -> dict[tuple[str, str], Outcome]:
         """Every committed outcome of a run, by (row_key, step_key)."""
-        rows = self._query(
-            "SELECT row_key, step_key, status, attempts, error, result FROM outcomes"
-            " WHERE run_id = ?",
-            (run_id,),
-        )
-        return {(r[0], r[1]): _outcome(r[2:]) for r in rows}
+        return run_outcomes(self._query, run_id)
 
     def row_outcomes(self, run_id: str, row_key: str) -> dict[str, Outcome]:
         """One row's outcomes by step key: what a resume asks for each row (primary-key lookup)."""
-        rows = self._query(
-            "SELECT step_key, status, attempts, error, result FROM outcomes"
-            " WHERE run_id = ? AND row_key = ?",
-            (run_id, row_key),
-        )
-        return {r[0]: _outcome(r[1:]) for r in rows}
+        return row_outcomes(self._query, run_id, row_key)
 
     def _query(self, sql: str, params: tuple) -> list[tuple]:
         with self._db_lock:
             if self._db is None:
                 raise RuntimeError(f"journal {self.path} is closed")
             return self._db.execute(sql, params).fetchall()
-
-    def _run_record(self, row: tuple) -> RunRecord:
-        run_id, name, path, region, options, started, finished, status, counts, rows, pid, host = (
-            row
-        )
-        if status == RUNNING and not self._alive(pid, host):
-            status = INTERRUPTED  # SIGKILL, power loss: nobody will finish it
-        return RunRecord(
-            run_id=run_id,
-            flow_name=name,
-            flow_path=path,
-            started_at=datetime.fromtimestamp(started, UTC),
-            finished_at=None if finished is None else datetime.fromtimestamp(finished, UTC),
-            status=status,
-            counts=json.loads(counts),
-            options=json.loads(options),
-            region=region,
-            rows=rows,
-        )
-
-    def _alive(self, pid: int | None, host: str | None) -> bool:
-        if pid is None or host != socket.gethostname():
-            return True  # cannot tell from here
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:  # someone else's process
-            return True
-        return True
-
-
-_RUN_COLUMNS = (
-    "run_id, flow_name, flow_path, region, options, started_at, finished_at, status, counts,"
-    " rows, pid, host"
-)
-
-
-def _outcome(columns: tuple) -> Outcome:
-    status, attempts, error, result = columns
-    if status == IN_FLIGHT:  # the process stopped between sending and recording the answer
-        status, error = UNKNOWN, _IN_FLIGHT_ERROR
-    return Outcome(status, attempts, error, None if result is None else json.loads(result))
 
 
 __all__ = [

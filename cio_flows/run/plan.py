@@ -15,8 +15,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import FlowInputError
+from ..flow.jinja_env import as_expression
 from ..flow.model import Step
-from ..flow.templating import as_expression, compile_template
+from ..flow.templating import compile_template
 from ..wire.kinds import Request, Response
 from ..wire.kinds.batching import encode_item
 from .batching import CHUNK_ROWS, BatchedStep, batchable

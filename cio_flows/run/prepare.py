@@ -16,19 +16,17 @@ from jinja2 import meta, nodes
 
 from ..errors import CredentialsError, FlowInputError, PayloadError, TemplateError
 from ..flow.composition import ScopeContexts
+from ..flow.jinja_env import HELPERS, Helpers
 from ..flow.model import Flow, Step
 from ..flow.payloads import check_payload
 from ..flow.sandbox import TemplateEnv
+from ..flow.template_checks import iter_templates, row_fields
 from ..flow.templating import (
-    HELPERS,
-    Helpers,
     compile_template,
     compile_value,
     evaluate_condition,
-    iter_templates,
     render_string,
     render_value,
-    row_fields,
 )
 from ..wire import kinds
 from ..wire.config import Credentials, Endpoints, resolve_region

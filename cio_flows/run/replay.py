@@ -20,10 +20,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from ..flow.templating import Helpers
+from ..flow.jinja_env import Helpers
 from ..wire.config import CREDENTIAL_FIELDS
+from ..wire.exchange import Exchange
 from ..wire.mock import mock_sessions
-from ..wire.transport import Exchange
 from .cassette import Cassette, Interaction
 from .keys import new_run_id
 from .prepare import RunOptions

@@ -1,0 +1,120 @@
+"""Options and helpers shared by the commands: the common flags, RunOptions from them, and
+each exchange shown (-v) or written (--trace)."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import replace
+from pathlib import Path
+
+import click
+
+from .. import api
+from ..errors import FlowInputError
+from ..redact import Redactor
+from ..reporting import TraceFile, VerboseExchanges
+from ..reporting.trace import all_of
+from ..run.events import EXIT_INVALID
+from ..run.prepare import RunOptions
+
+# Exit statuses: 0 ok, 1 failed, 2 invalid input; 3 and 4 (refused key, no answer) come from
+# RunSummary.exit_code.
+
+
+def parse_vars(values: tuple[str, ...]) -> dict[str, str]:
+    """`--var NAME=VALUE` items as {name: value}."""
+    parsed = {}
+    for item in values:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise click.BadParameter(f"expected NAME=VALUE, found {item!r}", param_hint="--var")
+        parsed[name] = value
+    return parsed
+
+
+def run_options(region, var, data, env_file=()) -> RunOptions:
+    """Options from the common flags; --env-file values under the process environment."""
+    try:
+        environ = api.environ_with_files(env_file) if env_file else None
+    except FlowInputError as exc:
+        fail_invalid(exc, Redactor())
+    return RunOptions(
+        region=region,
+        vars=parse_vars(var),
+        data=Path(data) if data else None,
+        environ=environ,
+    )
+
+
+def fail_invalid(exc: FlowInputError, redact: Redactor) -> None:
+    """Print the input error (keys hidden) and exit 2."""
+    click.echo(redact(f"error: {exc.describe()}"), err=True)
+    sys.exit(EXIT_INVALID)
+
+
+flow_argument = click.argument("flow", type=click.Path(dir_okay=False, path_type=Path))
+region_option = click.option(
+    "--region", type=click.Choice(["us", "eu"]), help="Overrides CUSTOMERIO_REGION and the flow."
+)
+var_option = click.option("--var", multiple=True, metavar="NAME=VALUE", help="Override a flow var.")
+data_option = click.option(
+    "--data",
+    type=click.Path(dir_okay=False),
+    help="CSV, JSON Lines or JSON rows; replaces for_each.",
+)
+emulator_option = click.option(
+    "--emulator", is_flag=True, help="Start a local Customer.io emulator and run against it."
+)
+emulator_workspace_option = click.option(
+    "--emulator-workspace",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="The emulator loads this workspace file (implies --emulator).",
+)
+env_file_option = click.option(
+    "--env-file",
+    multiple=True,
+    type=click.Path(path_type=Path),
+    help="NAME=VALUE lines (dotenv) read as environment; the process environment wins.",
+)
+verbose_option = click.option(
+    "-v", "--verbose", is_flag=True, help="Each request and answer on stderr, keys hidden."
+)
+trace_option = click.option(
+    "--trace",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Each request and answer as JSON Lines, bodies whole, keys hidden.",
+)
+report_option = click.option(
+    "--report", type=click.Path(dir_okay=False), help="Write a JSON report here."
+)
+junit_option = click.option(
+    "--junit", type=click.Path(dir_okay=False), help="Write JUnit XML here."
+)
+
+
+@contextmanager
+def exchange_output(options: RunOptions, verbose: bool, trace: Path | None) -> Iterator[RunOptions]:
+    """Options whose transport shows each exchange (-v on stderr, --trace to a file)."""
+    if not verbose and trace is None:
+        yield options
+        return
+    redact = Redactor(api.secrets_of(options))
+    trace_file = None
+    if trace is not None:
+        try:
+            trace_file = TraceFile(trace, redact)
+        except OSError as exc:
+            click.echo(f"error: cannot write the trace {trace}: {exc.strerror or exc}", err=True)
+            sys.exit(EXIT_INVALID)
+    hook = all_of([VerboseExchanges(redact) if verbose else None, trace_file])
+    try:
+        yield replace(options, transport=replace(options.transport, on_exchange=hook))
+    finally:
+        if trace_file is not None:
+            trace_file.close()
+            if trace_file.error is not None:
+                click.echo(
+                    f"warning: the trace {trace} is incomplete: {trace_file.error}", err=True
+                )

@@ -1,0 +1,162 @@
+"""`cio-flows run` (one flow, journaled) and `cio-flows runs` (the journal's recent runs)."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import click
+
+from .. import api
+from ..errors import FlowInputError, JournalError
+from ..redact import Redactor
+from ..reporting import ConsoleReporter
+from ..run.events import EXIT_FAILED, EXIT_INVALID, EXIT_OK, Event, RunStarted
+from .options import (
+    data_option,
+    emulator_option,
+    emulator_workspace_option,
+    env_file_option,
+    exchange_output,
+    fail_invalid,
+    flow_argument,
+    junit_option,
+    region_option,
+    report_option,
+    run_options,
+    trace_option,
+    var_option,
+    verbose_option,
+)
+
+
+@click.command()
+@flow_argument
+@region_option
+@var_option
+@data_option
+@env_file_option
+@emulator_option
+@emulator_workspace_option
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 256),
+    default=8,
+    show_default=True,
+    help="Rows in parallel; steps within a row stay in order.",
+)
+@click.option(
+    "--batch/--no-batch",
+    default=True,
+    show_default=True,
+    help="Coalesce identify/track over rows into batch calls.",
+)
+@click.option(
+    "--resume",
+    "resume_id",
+    metavar="RUN_ID",
+    help="Run again what did not succeed in run RUN_ID (same flow and rows).",
+)
+@click.option(
+    "--resend-unknown",
+    is_flag=True,
+    help="With --resume: also resend sends whose outcome is unknown (may send twice).",
+)
+@report_option
+@junit_option
+@verbose_option
+@trace_option
+def run(
+    flow: Path,
+    region,
+    var,
+    data,
+    env_file,
+    emulator: bool,
+    emulator_workspace,
+    workers,
+    batch,
+    resume_id,
+    resend_unknown,
+    report,
+    junit,
+    verbose,
+    trace,
+) -> None:
+    """Run FLOW. Exit 0 when every step succeeded, 1 when some failed, 2 on invalid input,
+    3 when Customer.io refused the keys, 4 when it or the network stayed unavailable."""
+    options = replace(
+        run_options(region, var, data, env_file),
+        workers=workers,
+        batch=batch,
+        resume=resume_id,
+        resend_unknown=resend_unknown,
+        report=report,
+        junit=junit,
+        emulator=emulator,
+        emulator_workspace=emulator_workspace,
+    )
+    redact = Redactor(api.secrets_of(options))
+
+    def write(line: str) -> None:
+        click.echo(redact(line))
+
+    from ..reporting.progress import ProgressReporter  # rich: loaded only when a run starts
+
+    listeners = [
+        RunHeader(write, emulator=api.wants_emulator(options)),
+        ConsoleReporter(write, verbose_rows=False),  # a data row's ok steps: the progress bar
+        ProgressReporter(),
+    ]
+    try:
+        with exchange_output(options, verbose, trace) as shown:
+            summary = api.run_flow(flow, shown, listeners)
+    except FlowInputError as exc:
+        fail_invalid(exc, redact)
+    except JournalError as exc:  # unusable, no such run, or another process runs it
+        click.echo(redact(f"error: {exc}"), err=True)
+        sys.exit(EXIT_INVALID)
+    if summary.journal_error is not None:
+        click.echo(
+            redact(
+                f"error: {summary.journal_error}: stopped sending (a send is recorded before it"
+                f" leaves); once the journal can be written: --resume {summary.run_id}"
+            ),
+            err=True,
+        )
+    if summary.exit_code not in (EXIT_OK, EXIT_FAILED):
+        write(f"exit {summary.exit_code}: {summary.exit_cause}")
+    sys.exit(summary.exit_code)
+
+
+class RunHeader:
+    """Listener: the run id first (what --resume takes), and the emulator's address."""
+
+    def __init__(self, write, *, emulator: bool) -> None:
+        self._write = write
+        self._emulator = emulator
+
+    def __call__(self, event: Event) -> None:
+        if isinstance(event, RunStarted):
+            self._write(f"run id: {event.run_id}")
+            if self._emulator:
+                self._write(f"emulator: {event.targets['app']}")
+
+
+@click.command()
+@click.option("--limit", type=int, default=20, show_default=True)
+def runs(limit: int) -> None:
+    """Recent runs from the journal, newest first."""
+    try:
+        records = api.recent_runs(limit)
+    except JournalError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(EXIT_INVALID)
+    if not records:
+        click.echo("no runs yet")
+        return
+    for r in records:
+        counts = ", ".join(f"{v} {k}" for k, v in r.counts.items() if v)
+        started = r.started_at.strftime("%Y-%m-%d %H:%M:%S")
+        click.echo(f"{r.run_id}  {started}  {r.status:<11} {r.flow_name} ({r.flow_path})  {counts}")

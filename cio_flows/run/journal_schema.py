@@ -1,0 +1,94 @@
+"""The journal's SQLite file: its tables, the statuses it stores, and opening it for writing."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from pathlib import Path
+
+from ..errors import JournalError
+
+RUNNING, PASSED, FAILED_RUN, INTERRUPTED = "running", "passed", "failed", "interrupted"
+IN_FLIGHT = "in_flight"  # a send committed before it left, with no outcome yet
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    run_id TEXT PRIMARY KEY,
+    flow_name TEXT NOT NULL,
+    flow_path TEXT NOT NULL,
+    region TEXT,
+    options TEXT NOT NULL DEFAULT '{}',
+    started_at REAL NOT NULL,
+    finished_at REAL,
+    status TEXT NOT NULL,
+    counts TEXT NOT NULL DEFAULT '{}',
+    rows INTEGER NOT NULL DEFAULT 0,
+    pid INTEGER,
+    host TEXT
+);
+CREATE INDEX IF NOT EXISTS runs_started ON runs (started_at);
+CREATE TABLE IF NOT EXISTS outcomes (
+    run_id TEXT NOT NULL,
+    row_key TEXT NOT NULL,
+    step_key TEXT NOT NULL,
+    status TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    error TEXT,
+    result TEXT,
+    PRIMARY KEY (run_id, row_key, step_key)
+) WITHOUT ROWID;
+"""
+
+
+def default_journal_path() -> Path:
+    """$CIO_FLOWS_JOURNAL, else ./.cio-flows/journal.db."""
+    return Path(os.environ.get("CIO_FLOWS_JOURNAL") or Path(".cio-flows") / "journal.db")
+
+
+def open_database(path: Path) -> sqlite3.Connection:
+    """Open, create and check the journal for writing; JournalError says why not."""
+    if path.is_dir():
+        raise JournalError(path, "is a directory, not a journal file")
+    if path.exists() and not (os.access(path, os.W_OK) and path.stat().st_mode & 0o222):
+        raise JournalError(path, "is read-only: a run must record what it sends")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise JournalError(path, f"cannot create its folder: {exc.strerror}") from None
+    db = None
+    try:
+        db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")
+        db.execute("PRAGMA busy_timeout=5000")
+        db.executescript(_SCHEMA)
+        _check_writable(db)
+    except sqlite3.Error as exc:
+        if db is not None:
+            db.close()
+        raise JournalError(path, sqlite_reason(exc)) from None
+    return db
+
+
+def _check_writable(db: sqlite3.Connection) -> None:
+    # Rewriting the header proves a write would succeed (a read-only file opens without error).
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        version = db.execute("PRAGMA user_version").fetchone()[0]
+        db.execute(f"PRAGMA user_version = {int(version)}")
+    finally:
+        db.execute("ROLLBACK")
+
+
+def sqlite_reason(exc: sqlite3.Error) -> str:
+    """What a JournalError says about a failed SQLite call."""
+    name = getattr(exc, "sqlite_errorname", "")
+    if name == "SQLITE_NOTADB":
+        return "is not a SQLite database (not a cio-flows journal?)"
+    if name.startswith("SQLITE_READONLY"):
+        return "is read-only: a run must record what it sends"
+    if name.startswith("SQLITE_FULL"):
+        return "cannot be written: the disk is full"
+    if name.startswith("SQLITE_IOERR"):  # a failed write: e.g. a full disk, a file size limit
+        return f"cannot be written: {exc} ({name})"
+    return f"cannot be used: {exc}"
