@@ -106,3 +106,26 @@ def test_endpoints_fold_ids():
 
 def test_the_plan_chunks_rows_as_the_executor_does():
     assert inspect.signature(Executor).parameters["chunk_size"].default == CHUNK_ROWS
+
+
+def test_two_processes_plan_exactly_what_one_plans(tmp_path, monkeypatch):
+    record_run(tmp_path, "pipelines")  # writes the flow and its data (with failing rows)
+
+    def plan_with(processes: str):
+        monkeypatch.setenv("CIO_FLOWS_PLAN_PROCESSES", processes)
+        run, items = planned(tmp_path, PIPELINES)
+        planner = Planner(run)
+        assert planner.processes() == int(processes)
+        described = []
+        for item in items:
+            if isinstance(item, PlannedRequest):
+                described.append(("request", item.first_row, item.last_row, item.items, item.body))
+            elif isinstance(item, PlannedFailure):
+                described.append(("failure", item.row, item.failure.message))
+            else:
+                described.append(("skipped", item.row_number, item.step.key))
+        return described
+
+    one, two = plan_with("1"), plan_with("2")
+    assert two == one
+    assert sum(1 for kind, *_ in one if kind == "request") == 9

@@ -10,7 +10,11 @@ rendered ahead: it is listed once per row (or once per chunk of batched rows) wi
 
 from __future__ import annotations
 
-from collections.abc import Container, Iterator
+import multiprocessing
+import os
+from collections import deque
+from collections.abc import Container, Iterable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -87,17 +91,50 @@ class Planner:
 
     def __iter__(self) -> Iterator[PlannedRequest | PlannedFailure | StepFinished]:
         """PlannedRequest per request, PlannedFailure per failing row, StepFinished per skip."""
-        chunk: list[Row | None] = []
-        for row in self.run.rows():
-            chunk.append(row)
-            if len(chunk) >= (CHUNK_ROWS if self.batch else 1):
-                yield from self._chunk(chunk)
-                chunk = []
-        if chunk:
+        processes = self.processes()
+        if processes > 1:
+            yield from self._in_processes(processes)
+            return
+        for chunk in self._chunks():
             yield from self._chunk(chunk)
 
+    def processes(self) -> int:
+        """Worker processes for a batched plan of a big file: chunks are independent, so both
+        cores render (set CIO_FLOWS_PLAN_PROCESSES to choose; 1 plans in this process)."""
+        wanted = os.environ.get("CIO_FLOWS_PLAN_PROCESSES")
+        if wanted is not None:
+            return max(1, int(wanted)) if self.batch else 1
+        big = self.run.data is not None and self.run.data.path.stat().st_size > PARALLEL_BYTES
+        fork = "fork" in multiprocessing.get_all_start_methods()
+        return min(2, os.cpu_count() or 1) if self.batch and big and fork else 1
+
+    def _chunks(self) -> Iterator[list[Row | None]]:
+        chunk: list[Row | None] = []
+        for row in self.run.rows():
+            self.rows += row is not None
+            chunk.append(row)
+            if len(chunk) >= (CHUNK_ROWS if self.batch else 1):
+                yield chunk
+                chunk = []
+        if chunk:
+            yield chunk
+
+    def _in_processes(self, processes: int) -> Iterator[Planned]:
+        """Chunks planned by forked copies of this planner, answered in the run's order; at
+        most two chunks per process in flight, so memory stays flat over any file."""
+        context = multiprocessing.get_context("fork")
+        with ProcessPoolExecutor(
+            processes, mp_context=context, initializer=_adopt, initargs=(self,)
+        ) as pool:
+            pending: deque[Future] = deque()
+            for chunk in self._chunks():
+                pending.append(pool.submit(_plan_chunk, chunk))
+                if len(pending) >= 2 * processes:
+                    yield from pending.popleft().result()
+            while pending:
+                yield from pending.popleft().result()
+
     def _start(self, row: Row | None) -> RowState | PlannedFailure:
-        self.rows += row is not None
         try:
             context = self.run.base_context(row)
             row_key = self.run.row_key(row, context)
@@ -172,6 +209,19 @@ class Planner:
         for request in requests:
             body = None if request.body is None else encode_item(request.body)
             yield PlannedRequest(step, state.number, state.number, request, 1, body)
+
+
+# A data file past this size is planned by two processes (below it, starting them costs more).
+PARALLEL_BYTES = 1 << 20
+_ADOPTED: list[Planner] = []  # in a worker process: the planner it was forked with
+
+
+def _adopt(planner: Planner) -> None:
+    _ADOPTED.append(planner)
+
+
+def _plan_chunk(rows: Iterable[Row | None]) -> list[Planned]:
+    return list(_ADOPTED[0]._chunk(list(rows)))
 
 
 def _depends(run: PreparedRun, step: Step) -> tuple[str, ...]:
