@@ -21,3 +21,23 @@ def message_ids(emulator) -> dict[tuple[str, str], set[str]]:
                 kind = "identify" if "traits" in item else "track"
                 seen[(item["userId"], kind)].add(item["messageId"])
     return seen
+
+
+# A team's own workspace (one template) and a flow that needs it: for --emulator-workspace.
+TEAM_WORKSPACE = """\
+version: 1
+name: team
+templates:
+  - {id: 77, trigger: team_hello, name: Team hello, channel: email}
+"""
+
+TEAM_HELLO = """\
+version: 1
+name: team_hello
+steps:
+  - send_email:
+      transactional_message_id: team_hello
+      to: jane@example.com
+      identifiers: {id: jane}
+    expect: response.delivery_id
+"""

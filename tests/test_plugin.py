@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 from conftest import SECRETS
+from support import TEAM_HELLO, TEAM_WORKSPACE
 from test_record_replay import PARTNER, SCHEMA_LINE, closed_port_url, write_suite
 
 from cio_flows.cli import main
@@ -118,25 +119,6 @@ def test_loopback_only_lets_nothing_else_connect():
             with socket.socket() as local:
                 local.connect(server.getsockname())
         assert socket.socket.connect.__name__ == "connect"  # unblocked afterwards
-
-
-TEAM_WORKSPACE = """\
-version: 1
-name: team
-templates:
-  - {id: 77, trigger: team_hello, name: Team hello, channel: email}
-"""
-
-TEAM_HELLO = """\
-version: 1
-name: team_hello
-steps:
-  - send_email:
-      transactional_message_id: team_hello
-      to: jane@example.com
-      identifiers: {id: jane}
-    expect: response.delivery_id
-"""
 
 
 def test_emulator_workspace_option(project):

@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 from conftest import SECRETS, env_for
+from support import TEAM_HELLO, TEAM_WORKSPACE
 
 from cio_flows.cli import main
 from cio_flows.wire.retry import RetryPolicy
@@ -373,32 +374,14 @@ def test_verbose_shows_an_attempt_that_got_no_answer(tmp_path, quick_retries):
 
 # --- --emulator-workspace -----------------------------------------------------------------------
 
-CUSTOM_WORKSPACE = """\
-version: 1
-name: team
-templates:
-  - {id: 77, trigger: team_hello, name: Team hello, channel: email}
-"""
-
-SEND_TEAM_HELLO = """\
-version: 1
-name: team_hello
-steps:
-  - send_email:
-      transactional_message_id: team_hello
-      to: jane@example.com
-      identifiers: {id: jane}
-    expect: response.delivery_id
-"""
-
 
 @pytest.mark.parametrize("command", ["run", "test"])
 def test_emulator_workspace_loads_the_teams_template(tmp_path, command):
     workspace = tmp_path / "workspace.yaml"
-    workspace.write_text(CUSTOM_WORKSPACE)
+    workspace.write_text(TEAM_WORKSPACE)
     flow = tmp_path / "flows" / "hello.yaml"
     flow.parent.mkdir()
-    flow.write_text(SEND_TEAM_HELLO)
+    flow.write_text(TEAM_HELLO)
     result = cli([command, str(flow), "--emulator-workspace", str(workspace)], {})
     assert result.exit_code == 0, result.output
     demo = cli([command, str(flow), "--emulator"], {})  # the demo workspace lacks it

@@ -13,8 +13,9 @@ import json
 import time
 from typing import Any
 
+from .app_api import ID_TYPES, lookup_person
 from .core import APP, ApiError, Req, collect, route
-from .messages import ACTIVITY_LIMIT, ID_TYPES, MESSAGE_TYPE, lifecycle, lookup_person, page_of
+from .messages import ACTIVITY_LIMIT, MESSAGE_TYPE, lifecycle, page_of
 from .state import State
 from .store import CIO_ID, ID
 

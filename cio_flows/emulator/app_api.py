@@ -101,7 +101,8 @@ def by_email(state: State, req: Req) -> tuple[int, Any]:
     return 200, {"results": [{"email": r[2], "id": r[1], "cio_id": r[3]} for r in rows]}
 
 
-def _lookup(state: State, req: Req) -> int:
+def lookup_person(state: State, req: Req) -> int:
+    """The person a `/v1/customers/{customer_id}/...` path names (by `id_type`), or 404."""
     id_type = req.query.get("id_type") or ID
     if id_type not in ID_TYPES:
         raise ApiError(400, "id_type must be id, email or cio_id")
@@ -148,7 +149,7 @@ def customer_view(state: State, pk: int) -> dict[str, Any]:
 
 @route("GET", "/v1/customers/{customer_id}/attributes", APP, mutating=False)
 def attributes(state: State, req: Req) -> tuple[int, Any]:
-    return 200, {"customer": customer_view(state, _lookup(state, req))}
+    return 200, {"customer": customer_view(state, lookup_person(state, req))}
 
 
 @route("POST", "/v1/customers/attributes", APP, mutating=False)
@@ -169,7 +170,7 @@ def attributes_many(state: State, req: Req) -> tuple[int, Any]:
 
 @route("GET", "/v1/customers/{customer_id}/segments", APP, mutating=False)
 def customer_segments(state: State, req: Req) -> tuple[int, Any]:
-    pk = _lookup(state, req)
+    pk = lookup_person(state, req)
     out = []
     for seg in segment_rows(state):
         sql, args = state.segments.segment_condition(seg["id"])

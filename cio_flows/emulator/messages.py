@@ -16,10 +16,10 @@ import json
 import time
 from typing import Any
 
-from .app_api import decode_cursor, encode_cursor
+from .app_api import decode_cursor, encode_cursor, lookup_person
 from .core import APP, ApiError, Req, collect, route
 from .state import State
-from .store import CIO_ID, EMAIL, ID, Store
+from .store import Store
 
 BOUNCE_DOMAIN = "bounce.example.com"
 # The App API's message `type` per send channel (SMS goes out through Twilio).
@@ -49,7 +49,6 @@ METRICS = (
 MESSAGES_LIMIT = (50, 1000)
 ACTIVITY_LIMIT = (10, 100)
 SIX_MONTHS = 183 * 86400
-ID_TYPES = (ID, EMAIL, CIO_ID)
 
 
 # -- planning a message ---------------------------------------------------------------------
@@ -277,16 +276,6 @@ def views(state: State, seqs: list[int]) -> list[dict[str, Any]]:
     at = time.time()
     by_seq = {d["seq"]: d for d in state.store.deliveries(seqs=seqs)} if seqs else {}
     return [message_view(state, by_seq[s], at) for s in seqs]
-
-
-def lookup_person(state: State, req: Req) -> int:
-    id_type = req.query.get("id_type") or ID
-    if id_type not in ID_TYPES:
-        raise ApiError(400, "id_type must be id, email or cio_id")
-    pk = state.store.find(id_type, req.params["customer_id"])
-    if pk is None:
-        raise ApiError(404, "customer not found")
-    return pk
 
 
 # -- endpoints -------------------------------------------------------------------------------
