@@ -32,7 +32,7 @@ from starlette.routing import Route
 
 from .core import APP, ApiError, Req, collect, require_object, route
 from .filters import FilterError
-from .messages import MESSAGE_TYPE, lifecycle
+from .messages import MESSAGE_TYPE, OUTCOME_METRICS, lifecycle
 from .records import dumps
 from .state import State
 
@@ -55,21 +55,7 @@ DELIVERY_FIELDS = (
     "subject",
     "failure_message",
 )
-DELIVERY_METRICS = (
-    "created",
-    "drafted",
-    "sent",
-    "delivered",
-    "opened",
-    "clicked",
-    "converted",
-    "bounced",
-    "spammed",
-    "unsubscribed",
-    "dropped",
-    "failed",
-    "undeliverable",
-)
+DELIVERY_METRICS = ("created", "drafted", *OUTCOME_METRICS)
 TWELVE_MONTHS = 366 * 86400
 SIX_MONTHS = 183 * 86400
 

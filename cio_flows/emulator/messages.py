@@ -32,8 +32,8 @@ MESSAGE_TYPE = {
     "inbox_message": "inbox",
 }
 TYPES = ("email", "webhook", "twilio", "whatsapp", "slack", "push", "in_app", "live_notification")
-METRICS = (
-    "attempted",
+# What happened to a message after it left, in lifecycle order (delivery exports' columns too).
+OUTCOME_METRICS = (
     "sent",
     "delivered",
     "opened",
@@ -46,6 +46,7 @@ METRICS = (
     "failed",
     "undeliverable",
 )
+METRICS = ("attempted", *OUTCOME_METRICS)  # what GET /v1/messages filters on
 MESSAGES_LIMIT = (50, 1000)
 ACTIVITY_LIMIT = (10, 100)
 SIX_MONTHS = 183 * 86400
