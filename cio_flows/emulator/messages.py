@@ -143,6 +143,9 @@ def message_view(state: State, d: dict[str, Any], at: float) -> dict[str, Any]:
         "deduplicate_id": f"{d['id']}:{created}",
         "message_template_id": d["template_id"],
         "msg_template_id": d["template_id"],
+        # A transactional send's template as the send named it (id or trigger name): what
+        # a resume matches an unknown send on (run/settle.py). None for campaigns, broadcasts.
+        "transactional_message_id": d.get("template"),
         "customer_id": ident["id"],
         "customer_identifiers": ident,
         "recipient": d["recipient"] or "",

@@ -296,3 +296,17 @@ def test_activities_cover_events_attribute_changes_and_sends(client, fast):
     assert {a["delivery_type"] for a in acts() if a["delivery_id"]} == {"email"}
     assert len(acts(limit=2)) == 2
     assert client.app("GET", "/v1/customers/nobody/activities").status_code == 404
+
+
+def test_person_messages_since_a_time_carry_the_template_each_send_named(client, emu):
+    send(client, "email", WELCOME | {"to": "early@example.com"})
+    since = int(time.time()) + 1
+    while time.time() < since:  # start_ts is in whole seconds: the next one starts after
+        time.sleep(0.02)
+    later = send(client, "email", WELCOME | {"to": "later@example.com"})
+    found = client.app(
+        "GET", "/v1/customers/user_0001/messages", params={"start_ts": since, "id_type": "id"}
+    ).json()["messages"]
+    assert [(m["id"], m["recipient"]) for m in found] == [(later, "later@example.com")]
+    assert found[0]["transactional_message_id"] == "welcome"
+    assert found[0]["msg_template_id"] == found[0]["message_template_id"] is not None
