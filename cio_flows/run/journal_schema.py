@@ -61,6 +61,8 @@ def open_database(path: Path) -> sqlite3.Connection:
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=NORMAL")
         db.execute("PRAGMA busy_timeout=5000")
+        _check_intact(db)
+        _check_intact(db)
         db.executescript(_SCHEMA)
         _check_writable(db)
     except sqlite3.Error as exc:
@@ -68,6 +70,20 @@ def open_database(path: Path) -> sqlite3.Connection:
             db.close()
         raise JournalError(path, sqlite_reason(exc)) from None
     return db
+
+
+def _check_intact(db: sqlite3.Connection) -> None:
+    # A damaged page found now stops the run before anything is sent, not halfway (resume).
+    problems = [row[0] for row in db.execute("PRAGMA quick_check(3)").fetchall()]
+    if problems != ["ok"]:
+        raise sqlite3.DatabaseError(f"is damaged (PRAGMA quick_check: {'; '.join(problems)})")
+
+
+def _check_intact(db: sqlite3.Connection) -> None:
+    # A damaged page found now stops the run before anything is sent, not halfway (resume).
+    problems = [row[0] for row in db.execute("PRAGMA quick_check(3)").fetchall()]
+    if problems != ["ok"]:
+        raise sqlite3.DatabaseError(f"is damaged (PRAGMA quick_check: {'; '.join(problems)})")
 
 
 def _check_writable(db: sqlite3.Connection) -> None:
@@ -87,6 +103,12 @@ def sqlite_reason(exc: sqlite3.Error) -> str:
         return "is not a SQLite database (not a cio-flows journal?)"
     if name.startswith("SQLITE_READONLY"):
         return "is read-only: a run must record what it sends"
+    if name.startswith("SQLITE_CORRUPT") or str(exc).startswith("is damaged"):
+        text = str(exc) if str(exc).startswith("is damaged") else f"is damaged ({exc})"
+        return f"{text}: restore it or start a new run with another --journal"
+    if name.startswith("SQLITE_CORRUPT") or str(exc).startswith("is damaged"):
+        text = str(exc) if str(exc).startswith("is damaged") else f"is damaged ({exc})"
+        return f"{text}: restore it or start a new run with another --journal"
     if name.startswith("SQLITE_FULL"):
         return "cannot be written: the disk is full"
     if name.startswith("SQLITE_IOERR"):  # a failed write: e.g. a full disk, a file size limit
