@@ -189,7 +189,7 @@ class Planner:
     def _single(self, step: Step, state: RowState, depends: tuple[str, ...]) -> Iterator[Planned]:
         if depends:  # needs an earlier answer: whether and what it sends is known only then
             if not (state.failed and step.section == "steps"):
-                yield PlannedRequest(step, state.number, state.number, None, depends=depends)
+                yield PlannedRequest(step, state.number, state.number, None, depends_on=depends)
             return
         outcome = self.pipeline.settle_early(step, state)
         if outcome is not None:
