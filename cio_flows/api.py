@@ -72,6 +72,9 @@ def run_flow(
             options = stack.enter_context(emulated(options))
         redact = Redactor(secrets_of(options))
         run = prepare(flow, options)
+        changed = session.reconcile(run, flow)  # on resume: the same flow and data, or re-keyed
+        if changed is not None:
+            run = PreparedRun(changed, options)
         run.preflight()
         session.start(run, flow)  # locks the run id; nothing was sent before
         summary = execute(

@@ -63,6 +63,12 @@ from .options import (
     is_flag=True,
     help="With --resume: also resend sends whose outcome is unknown (may send twice).",
 )
+@click.option(
+    "--resume-changed",
+    is_flag=True,
+    help="With --resume: accept a changed flow or data file; changed steps run again under new"
+    " keys.",
+)
 @report_option
 @junit_option
 @verbose_option
@@ -79,6 +85,7 @@ def run(
     batch,
     resume_id,
     resend_unknown,
+    resume_changed,
     report,
     junit,
     verbose,
@@ -92,6 +99,7 @@ def run(
         batch=batch,
         resume=resume_id,
         resend_unknown=resend_unknown,
+        resume_changed=resume_changed,
         report=report,
         junit=junit,
         emulator=emulator,

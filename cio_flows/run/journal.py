@@ -150,6 +150,14 @@ class Journal:
         )
         self._start_flusher()
 
+    def record_inputs(self, run_id: str, inputs_json: str) -> None:
+        """Keep what run `run_id` is made of (flow, data, steps: resume_inputs.py), committed now."""
+        self._write(
+            "INSERT INTO run_inputs (run_id, inputs) VALUES (?, ?)"
+            " ON CONFLICT (run_id) DO UPDATE SET inputs = excluded.inputs",
+            (run_id, inputs_json),
+        )
+
     def _lock_run(self, run_id: str) -> None:
         if run_id not in self._locks:
             lock = RunLock(self.path, run_id)
@@ -327,6 +335,11 @@ class Journal:
 
     def run(self, run_id: str) -> RunRecord | None:
         return run_by_id(self._query, run_id)
+
+    def inputs(self, run_id: str) -> str | None:
+        """What record_inputs kept for the run (None for a run recorded before it existed)."""
+        rows = self._query("SELECT inputs FROM run_inputs WHERE run_id = ?", (run_id,))
+        return rows[0][0] if rows else None
 
     def outcomes(self, run_id: str) -> dict[tuple[str, str], Outcome]:
         """Every committed outcome of a run, by (row_key, step_key)."""

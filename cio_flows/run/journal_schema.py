@@ -37,6 +37,11 @@ CREATE TABLE IF NOT EXISTS outcomes (
     result TEXT,
     PRIMARY KEY (run_id, row_key, step_key)
 ) WITHOUT ROWID;
+-- What a run was made of (run/resume_inputs.py), JSON: a resume checks it is still the same.
+CREATE TABLE IF NOT EXISTS run_inputs (
+    run_id TEXT PRIMARY KEY,
+    inputs TEXT NOT NULL
+);
 """
 
 

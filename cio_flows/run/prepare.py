@@ -53,6 +53,8 @@ class RunOptions:
     journal: str | Path | bool | None = True
     resume: str | None = None  # RUN_ID: run again what did not succeed (its vars/data unless given)
     resend_unknown: bool = False  # with resume: resend sends whose outcome is unknown too
+    # with resume: accept another flow or data file; changed steps run again under new keys
+    resume_changed: bool = False
     report: str | Path | None = None  # JSON report written here when the run finishes
     junit: str | Path | None = None  # JUnit XML written here when the run finishes
     emulator: bool = False  # run against an in-process emulator started for this run

@@ -16,11 +16,13 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import JournalError
+from ..flow.model import Flow
 from ..redact import Redactor
 from .events import Listener, RunSummary
 from .executor import InFlightMarker, PreviousLookup
 from .journal import Journal, default_journal_path
 from .prepare import PreparedRun, RunOptions
+from .resume_inputs import RunInputs, changes, refuse_changes, rekeyed, run_inputs, stored_for
 
 
 class UnknownRunError(JournalError):
@@ -64,6 +66,7 @@ class RunSession:
         self.journal: Journal | None = None
         self.previous: PreviousLookup | None = None
         self.run_id: str | None = None
+        self._stored_inputs: RunInputs | None = None  # of the run being resumed
         self._redactor = redactor or Redactor()
         self.options = options
         if options.resume:
@@ -99,10 +102,26 @@ class RunSession:
         data = options.data
         if data is None and stored.get("data"):
             data = Path(stored["data"])
+        self._stored_inputs = stored_for(journal.inputs(run_id))
         self.previous = lambda row_key: journal.row_outcomes(run_id, row_key)
         return replace(
             options, run_id=run_id, vars=options.vars or stored.get("vars") or {}, data=data
         )
+
+    def reconcile(self, run: PreparedRun, flow_path: str | Path) -> Flow | None:
+        """On resume, check the flow and data are those of the run resumed: FlowInputError
+        naming what changed, unless options.resume_changed; then the flow with its changed
+        steps re-keyed (None when no step changes key)."""
+        stored = self._stored_inputs
+        if stored is None:
+            return None
+        current = run_inputs(run.flow, flow_path, _data_path(run))
+        found = changes(stored, current, run.flow)
+        if found and not run.options.resume_changed:
+            raise refuse_changes(run.run_id, found)
+        # Even unchanged, a flow resumed with changes before keeps the keys it was given then.
+        flow = rekeyed(run.flow, stored.steps)
+        return None if flow == run.flow else flow
 
     def start(self, run: PreparedRun, flow_path: str | Path) -> None:
         """Record the run as running and lock its id; call once the flow is known valid (an
@@ -111,8 +130,12 @@ class RunSession:
         self.run_id = run.run_id
         if self.path is None:
             return
-        self._open().start_run(
+        journal = self._open()
+        journal.start_run(
             run.run_id, str(flow_path), run.flow.name, run.region, stored_options(run.options)
+        )
+        journal.record_inputs(
+            run.run_id, run_inputs(run.flow, flow_path, _data_path(run)).to_json()
         )
 
     def listeners(self) -> list[Listener]:
@@ -137,6 +160,10 @@ class RunSession:
     def close(self) -> None:
         if self.journal is not None:
             self.journal.close()
+
+
+def _data_path(run: PreparedRun) -> Path | None:
+    return None if run.data is None else run.data.path
 
 
 @contextmanager
