@@ -31,6 +31,7 @@ from . import (
     activities,
     app_api,
     broadcasts,
+    documented,
     exports,
     inspection,
     messages,
@@ -177,16 +178,13 @@ class Dispatcher:
         strict = family == PIPELINES and req_headers.get("x-strict-mode") == "1"
         permissive = family == PIPELINES and not strict
         try:
-            if spec.method != "GET":
-                if int(req_headers.get("content-length") or 0) > MAX_BODY:
-                    raise ApiError(413, "request body too large")
-                raw = await request.body()
-                if len(raw) > MAX_BODY:
-                    raise ApiError(413, "request body too large")
-            if not self.auth.ok(family, req_headers.get("authorization")):
+            # Auth first: a caller without credentials gets nothing read (issue 18, item 14).
+            if spec.auth and not self.auth.ok(family, req_headers.get("authorization")):
                 if permissive:  # Pipelines answers 200 and quietly drops the data
                     return finish(200, EMPTY, "ignored: bad or missing credentials")
                 return finish(401, error_body(style, 401, "unauthorized"), "unauthorized")
+            if spec.method != "GET":
+                raw = await _read_body(request)
             body = None
             if raw is not None:
                 if raw and req_headers.get("content-encoding", "").lower() == "gzip":
@@ -219,6 +217,21 @@ class Dispatcher:
             log.exception("emulator handler failed for %s %s", scope["method"], scope["path"])
             return finish(500, error_body(style, 500, "internal server error"), "exception")
         return finish(status, _json(payload))
+
+
+async def _read_body(request: Request) -> bytes:
+    """The body, refused (413) past MAX_BODY whether it says its length or comes chunked."""
+    declared = request.headers.get("content-length") or "0"
+    if not declared.isdigit() or int(declared) > MAX_BODY:
+        raise ApiError(413, "request body too large")
+    parts: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY:
+            raise ApiError(413, "request body too large")
+        parts.append(chunk)
+    return b"".join(parts)
 
 
 def _gunzip(raw: bytes) -> bytes:
@@ -279,6 +292,7 @@ def build_app(state: State) -> Starlette:
         *programs.ROUTES,
         *sends.ROUTES,
     ]
+    specs += documented.routes(specs)
     routes: list[Route] = [Route(s.path, dispatcher.endpoint(s), methods=[s.method]) for s in specs]
     routes.extend(inspection.routes(state))
     routes.extend(exports.download_routes(state))

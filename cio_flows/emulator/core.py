@@ -97,6 +97,7 @@ class RouteSpec:
     style: str
     mutating: bool = True
     bucket: str | None = None  # a rate-limit bucket of its own, taken after the family's
+    auth: bool = True  # False: documented with `security: []` (e.g. Track /unsubscribe)
 
 
 def route(
@@ -107,11 +108,14 @@ def route(
     style: str | None = None,
     mutating: bool = True,
     bucket: str | None = None,
+    auth: bool = True,
 ) -> Callable:
     """Decorator that tags a handler with its route; `collect` gathers them per module."""
 
     def register(fn: Handler) -> Handler:
-        spec = RouteSpec(method, path, fn, family, style or DEFAULT_STYLE[family], mutating, bucket)
+        spec = RouteSpec(
+            method, path, fn, family, style or DEFAULT_STYLE[family], mutating, bucket, auth
+        )
         fn.__dict__.setdefault("_routes", []).append(spec)
         return fn
 
