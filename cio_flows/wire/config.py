@@ -37,7 +37,8 @@ class Endpoints:
         return cls(**roots)
 
     def root(self, family: str) -> str:
-        return getattr(self, family)
+        root: str = getattr(self, family)
+        return root
 
 
 def check_root_url(variable: str, value: str) -> str:
@@ -107,7 +108,8 @@ class Credentials:
 
     def value(self, variable: str) -> str:
         """The key held for an environment variable, e.g. CUSTOMERIO_APP_TOKEN."""
-        return getattr(self, CREDENTIAL_FIELDS[variable])
+        key: str = getattr(self, CREDENTIAL_FIELDS[variable])
+        return key
 
     @property
     def people_family(self) -> str:
@@ -133,7 +135,9 @@ class Credentials:
         return found
 
 
-def resolve_region(cli_region: str | None, flow_region: str | None, environ=None) -> str:
+def resolve_region(
+    cli_region: str | None, flow_region: str | None, environ: Mapping[str, str] | None = None
+) -> str:
     """CLI --region beats CUSTOMERIO_REGION beats the flow's region; default us."""
     environ = os.environ if environ is None else environ
     region = cli_region or environ.get("CUSTOMERIO_REGION") or flow_region or "us"

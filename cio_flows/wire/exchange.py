@@ -38,7 +38,7 @@ ExchangeHook = Callable[[Exchange], None]
 
 def encode_body(body: Any) -> bytes:
     """The JSON bytes sent for a request body."""
-    encoded = getattr(body, "encoded", None)  # a batch's body, encoded item by item already
+    encoded: bytes | None = getattr(body, "encoded", None)  # a batch's body, encoded already
     if encoded is not None:
         return encoded
     return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode("utf-8")

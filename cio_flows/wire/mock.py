@@ -44,7 +44,15 @@ class MockAdapter(BaseAdapter):
         self.calls: list[MockCall] = []
         self._lock = threading.Lock()
 
-    def send(self, request: requests.PreparedRequest, **_options: Any) -> requests.Response:
+    def send(  # the options requests passes (timeouts, TLS, proxies) mean nothing here
+        self,
+        request: requests.PreparedRequest,
+        stream: bool = False,
+        timeout: float | tuple[float, float] | tuple[float, None] | None = None,
+        verify: bool | str = True,
+        cert: bytes | str | tuple[bytes | str, bytes | str] | None = None,
+        proxies: Mapping[str, str] | None = None,
+    ) -> requests.Response:
         headers = dict(request.headers)
         body = _decode(request.body)
         with self._lock:

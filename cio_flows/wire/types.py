@@ -83,11 +83,13 @@ def path_id(value: Any) -> str:
 class SingleRequest:
     """An operation that is one request whose JSON answer is the result."""
 
-    def first_request(self, payload, keys, people_family) -> Request:
+    def first_request(self, payload: dict[str, Any], keys: StepKeys, people_family: str) -> Request:
         raise NotImplementedError
 
     def read(self, body: Any) -> Any:
         return body
 
-    def execute(self, payload, keys, people_family, send: Send) -> Any:
+    def execute(
+        self, payload: dict[str, Any], keys: StepKeys, people_family: str, send: Send
+    ) -> Any:
         return self.read(send(self.first_request(payload, keys, people_family)).body)

@@ -9,9 +9,10 @@ from __future__ import annotations
 import importlib
 import pkgutil
 
+from ...errors import NeedsPipelines
 from ..families import FAMILIES
 from ..types import Operation, Request, Response, Send, StepKeys
-from .people import NeedsPipelines
+from . import people  # noqa: F401  (registered first: the people kinds lead the "known:" lists)
 from .registry import (
     PEOPLE,
     StepKind,

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from ..types import Request, Send
+from ..types import Request, Send, StepKeys
 
 # A message's metrics: each is the unix time it happened, absent until then (read as null).
 MESSAGE_METRICS = (
@@ -89,10 +89,12 @@ class PagedList:
         limit = payload.get("limit")
         return size if limit is None else max(1, min(size, limit - have))
 
-    def first_request(self, payload, keys, people_family) -> Request:
+    def first_request(self, payload: dict[str, Any], keys: StepKeys, people_family: str) -> Request:
         return self.page_request(payload, "", self._page_size(payload, 0))
 
-    def execute(self, payload, keys, people_family, send: Send) -> Any:
+    def execute(
+        self, payload: dict[str, Any], keys: StepKeys, people_family: str, send: Send
+    ) -> Any:
         items: list[Any] = []
         limit = payload.get("limit")
         seen: set[str] = set()

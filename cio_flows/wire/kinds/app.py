@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..types import Request, Response, Send, SingleRequest, path_id
+from ..types import Request, Response, Send, SingleRequest, StepKeys, path_id
 from .registry import StepKind, register
 
 
@@ -15,12 +15,12 @@ class TransactionalSend(SingleRequest):
     def __init__(self, channel: str) -> None:
         self.channel = channel
 
-    def first_request(self, payload, keys, people_family) -> Request:
+    def first_request(self, payload: dict[str, Any], keys: StepKeys, people_family: str) -> Request:
         return Request("app", "POST", f"/v1/send/{self.channel}", payload, bucket="app_send")
 
 
 class GetPerson(SingleRequest):
-    def first_request(self, payload, keys, people_family) -> Request:
+    def first_request(self, payload: dict[str, Any], keys: StepKeys, people_family: str) -> Request:
         params = (("id_type", payload.get("id_type", "id")),)
         return Request(
             "app", "GET", f"/v1/customers/{path_id(payload['id'])}/attributes", params=params
@@ -31,7 +31,7 @@ class GetPerson(SingleRequest):
 
 
 class ListSegments(SingleRequest):
-    def first_request(self, payload, keys, people_family) -> Request:
+    def first_request(self, payload: dict[str, Any], keys: StepKeys, people_family: str) -> Request:
         return Request("app", "GET", "/v1/segments")
 
     def read(self, body: Any) -> Any:
@@ -44,10 +44,12 @@ class PagedIdentifiers:
     def page_request(self, payload: dict[str, Any], start: str) -> Request:
         raise NotImplementedError
 
-    def first_request(self, payload, keys, people_family) -> Request:
+    def first_request(self, payload: dict[str, Any], keys: StepKeys, people_family: str) -> Request:
         return self.page_request(payload, "")
 
-    def execute(self, payload, keys, people_family, send: Send) -> Any:
+    def execute(
+        self, payload: dict[str, Any], keys: StepKeys, people_family: str, send: Send
+    ) -> Any:
         identifiers: list[Any] = []
         ids: list[Any] = []
         seen_cursors: set[str] = set()
@@ -76,7 +78,7 @@ class PagedIdentifiers:
 
 
 class Search(PagedIdentifiers):
-    def page_request(self, payload, start) -> Request:
+    def page_request(self, payload: dict[str, Any], start: str) -> Request:
         params = [("limit", str(payload.get("limit", 1000)))]
         if start:
             params.append(("start", start))
@@ -86,7 +88,7 @@ class Search(PagedIdentifiers):
 
 
 class SegmentMembers(PagedIdentifiers):
-    def page_request(self, payload, start) -> Request:
+    def page_request(self, payload: dict[str, Any], start: str) -> Request:
         params = [("limit", str(payload.get("limit", 30000)))]
         if start:
             params.append(("start", start))

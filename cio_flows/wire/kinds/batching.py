@@ -29,7 +29,7 @@ _ENVELOPE_BYTES = len('{"batch":[]}')
 
 
 def _identify_or_track(kind: str) -> BatchItem:
-    def item(payload: dict[str, Any], keys: StepKeys, family: str) -> dict | None:
+    def item(payload: dict[str, Any], keys: StepKeys, family: str) -> dict[str, Any] | None:
         if family == "pipelines":
             return {"type": kind, **with_message_id(payload, keys)}
         if "userId" not in payload:  # Track v2 needs a person; anonymous events go one by one
@@ -63,7 +63,9 @@ def batchable_kind(kind: str) -> bool:
     return _builder(kind) is not None
 
 
-def batch_item(kind: str, payload: dict[str, Any], keys: StepKeys, family: str) -> dict | None:
+def batch_item(
+    kind: str, payload: dict[str, Any], keys: StepKeys, family: str
+) -> dict[str, Any] | None:
     """The batch entry for one step, or None when this payload cannot go in a batch."""
     build = _builder(kind)
     return None if build is None else build(payload, keys, family)
@@ -95,11 +97,7 @@ def encode_item(item: Any) -> bytes:
     return encoded
 
 
-def item_size(item: dict[str, Any]) -> int:
-    return len(encode_item(item))
-
-
-class EncodedBody(dict):
+class EncodedBody(dict[str, Any]):
     """A request body whose JSON is already made: the transport sends `encoded` as it is."""
 
     def __init__(self, value: dict[str, Any], encoded: bytes) -> None:

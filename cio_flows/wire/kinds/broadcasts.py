@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..families import BROADCAST_BUCKET
-from ..types import Request, SingleRequest, path_id
+from ..types import Request, SingleRequest, StepKeys, path_id
 from .answers import PagedList, page_params, unwrapped, with_nulls
 from .registry import StepKind, register
 
@@ -22,14 +22,14 @@ def _trigger_path(payload: dict[str, Any]) -> str:
 class TriggerBroadcast(SingleRequest):
     """Not idempotent: every POST is a new trigger (its kind says repeatable=False)."""
 
-    def first_request(self, payload, keys, people_family) -> Request:
+    def first_request(self, payload: dict[str, Any], keys: StepKeys, people_family: str) -> Request:
         body = {name: value for name, value in payload.items() if name != "broadcast_id"}
         path = f"/v1/campaigns/{path_id(payload['broadcast_id'])}/triggers"
         return Request("app", "POST", path, body, bucket=BROADCAST_BUCKET)
 
 
 class BroadcastStatus(SingleRequest):
-    def first_request(self, payload, keys, people_family) -> Request:
+    def first_request(self, payload: dict[str, Any], keys: StepKeys, people_family: str) -> Request:
         return Request("app", "GET", _trigger_path(payload))
 
     def read(self, body: Any) -> Any:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..timestamps import to_unix
-from ..types import Request, SingleRequest, path_id
+from ..types import Request, SingleRequest, StepKeys, path_id
 from .answers import PagedList, message_view, page_params, unwrapped
 from .registry import StepKind, register
 
@@ -24,7 +24,7 @@ def _person_path(payload: dict[str, Any], what: str) -> str:
 
 
 class GetMessage(SingleRequest):
-    def first_request(self, payload, keys, people_family) -> Request:
+    def first_request(self, payload: dict[str, Any], keys: StepKeys, people_family: str) -> Request:
         return Request("app", "GET", f"/v1/messages/{path_id(payload['id'])}")
 
     def read(self, body: Any) -> Any:

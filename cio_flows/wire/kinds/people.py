@@ -27,7 +27,7 @@ def with_message_id(payload: dict[str, Any], keys: StepKeys) -> dict[str, Any]:
 
 
 class Identify(SingleRequest):
-    def first_request(self, payload, keys, people_family) -> Request:
+    def first_request(self, payload: dict[str, Any], keys: StepKeys, people_family: str) -> Request:
         if people_family == "pipelines":
             return Request("pipelines", "POST", "/v1/identify", with_message_id(payload, keys))
         if "userId" not in payload:
@@ -46,7 +46,7 @@ def track_attributes(payload: dict[str, Any]) -> dict[str, Any]:
 
 
 class Track(SingleRequest):
-    def first_request(self, payload, keys, people_family) -> Request:
+    def first_request(self, payload: dict[str, Any], keys: StepKeys, people_family: str) -> Request:
         if people_family == "pipelines":
             return Request("pipelines", "POST", "/v1/track", with_message_id(payload, keys))
         # The same id as the batched path sends: resending either deduplicates on Customer.io.
@@ -68,7 +68,7 @@ def event_id(payload: dict[str, Any], keys: StepKeys) -> str:
 
 
 class Delete(SingleRequest):
-    def first_request(self, payload, keys, people_family) -> Request:
+    def first_request(self, payload: dict[str, Any], keys: StepKeys, people_family: str) -> Request:
         if people_family == "pipelines":
             body = {
                 "userId": payload["userId"],

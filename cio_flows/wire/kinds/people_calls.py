@@ -33,7 +33,7 @@ class PeopleCall(SingleRequest):
         request = self.track(payload, keys)
         return request.body if request.path == ENTITY else None
 
-    def first_request(self, payload, keys, people_family) -> Request:
+    def first_request(self, payload: dict[str, Any], keys: StepKeys, people_family: str) -> Request:
         if people_family == "pipelines":
             return self.pipelines(payload, keys)
         return self.track(payload, keys)

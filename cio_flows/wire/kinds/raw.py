@@ -11,7 +11,7 @@ import re
 from typing import Any
 
 from ..families import BROADCAST_BUCKET
-from ..types import Request, SingleRequest
+from ..types import Request, SingleRequest, StepKeys
 from .answers import query_value
 from .registry import ANY, StepKind, register
 
@@ -40,7 +40,7 @@ def _params(query: dict[str, Any] | None) -> tuple[tuple[str, str], ...]:
 
 
 class RawRequest(SingleRequest):
-    def first_request(self, payload, keys, people_family) -> Request:
+    def first_request(self, payload: dict[str, Any], keys: StepKeys, people_family: str) -> Request:
         method = payload["method"].upper()
         repeatable = method == "GET" or bool(payload.get("idempotent", False))
         return Request(

@@ -84,12 +84,13 @@ class StepKind:
         """The payload's JSON Schema (a fresh dict per kind; do not change it in place)."""
         source = self.schema or f"steps/{self.name}.json"
         if isinstance(source, Mapping):
-            return json.loads(json.dumps(source))
+            return dict(json.loads(json.dumps(source)))
         if isinstance(source, Path):
             text = source.read_text(encoding="utf-8")
         else:
             text = files("cio_flows").joinpath("schemas", *source.split("/")).read_text("utf-8")
-        return json.loads(text)
+        schema: dict[str, Any] = json.loads(text)
+        return schema
 
     def first_request(self, payload: dict[str, Any], keys: StepKeys, people_family: str) -> Request:
         """The request `plan` shows; the only one unless the kind pages."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..types import Request, Send, SingleRequest, path_id
+from ..types import Request, Send, SingleRequest, StepKeys, path_id
 from .answers import unwrapped
 from .registry import StepKind, register
 
@@ -29,10 +29,12 @@ class SegmentMembership:
             for at in range(0, len(ids), MAX_IDS_PER_CALL)
         ]
 
-    def first_request(self, payload, keys, people_family) -> Request:
+    def first_request(self, payload: dict[str, Any], keys: StepKeys, people_family: str) -> Request:
         return self.requests(payload)[0]
 
-    def execute(self, payload, keys, people_family, send: Send) -> Any:
+    def execute(
+        self, payload: dict[str, Any], keys: StepKeys, people_family: str, send: Send
+    ) -> Any:
         calls = self.requests(payload)
         for request in calls:
             send(request)
@@ -40,7 +42,7 @@ class SegmentMembership:
 
 
 class CreateSegment(SingleRequest):
-    def first_request(self, payload, keys, people_family) -> Request:
+    def first_request(self, payload: dict[str, Any], keys: StepKeys, people_family: str) -> Request:
         return Request("app", "POST", "/v1/segments", {"segment": payload})
 
     def read(self, body: Any) -> Any:
@@ -48,12 +50,12 @@ class CreateSegment(SingleRequest):
 
 
 class DeleteSegment(SingleRequest):
-    def first_request(self, payload, keys, people_family) -> Request:
+    def first_request(self, payload: dict[str, Any], keys: StepKeys, people_family: str) -> Request:
         return Request("app", "DELETE", f"/v1/segments/{path_id(payload['segment_id'])}")
 
 
 class PersonSegments(SingleRequest):
-    def first_request(self, payload, keys, people_family) -> Request:
+    def first_request(self, payload: dict[str, Any], keys: StepKeys, people_family: str) -> Request:
         params = (("id_type", payload.get("id_type", "id")),)
         path = f"/v1/customers/{path_id(payload['id'])}/segments"
         return Request("app", "GET", path, params=params)
