@@ -10,7 +10,6 @@ narrows the workspace read to one person.
 from __future__ import annotations
 
 import json
-import time
 from typing import Any
 
 from .app_api import ID_TYPES, lookup_person
@@ -59,7 +58,7 @@ def activity_rows(state: State, pk: int | None, since: float = 0) -> list[dict[s
         row.update(timestamp=ts, data={name: {"from": old or "", "to": new or ""}})
         row.update(delivery_id=None, delivery_type=None)
         keyed.append(((ts, 1, cid), row))
-    at = time.time()
+    at = state.clock.now()
     seqs = [
         seq
         for (seq,) in db.execute(
@@ -122,7 +121,7 @@ def workspace_activities(state: State, req: Req) -> tuple[int, Any]:
         pk = state.store.find(id_type, customer) if id_type != "phone" else None
         if pk is None:
             return 200, {"activities": [], "next": ""}
-    since = time.time() - WORKSPACE_DAYS * 86400
+    since = state.clock.now() - WORKSPACE_DAYS * 86400
     rows = activity_rows(state, pk, since)
     return 200, page_of(_filtered(rows, req), req, "activities", ACTIVITY_LIMIT)
 

@@ -34,6 +34,7 @@ from . import (
     documented,
     exports,
     inspection,
+    journeys,
     messages,
     pipelines,
     programs,
@@ -295,6 +296,7 @@ def build_app(state: State) -> Starlette:
     specs += documented.routes(specs)
     routes: list[Route] = [Route(s.path, dispatcher.endpoint(s), methods=[s.method]) for s in specs]
     routes.extend(inspection.routes(state))
+    routes.extend(journeys.routes(state))  # /_emulator/clock
     routes.extend(exports.download_routes(state))
     known = list(routes)
 

@@ -15,7 +15,7 @@ from typing import Any
 from .core import APP, ApiError, Req, collect, require_object, route
 from .filters import FilterError
 from .state import State
-from .store import CIO_ID, EMAIL, ID, now
+from .store import CIO_ID, EMAIL, ID
 
 SEARCH_LIMIT = (50, 1000)
 MEMBERSHIP_LIMIT = (50, 30000)
@@ -235,7 +235,7 @@ def create_segment(state: State, req: Req) -> tuple[int, Any]:
     description = seg.get("description") or ""
     if not isinstance(description, str):
         raise ApiError(400, "'segment.description' must be a string")
-    ts = now()
+    ts = state.clock.ts()
     seg_id = state.store.db.execute(
         "INSERT INTO segments(name, description, type, filter, tags, created_at, updated_at)"
         " VALUES(?,?,?,?,?,?,?)",

@@ -16,12 +16,12 @@ With limits on, triggers have their own bucket (1 per 10 s) and at most 5 may wa
 from __future__ import annotations
 
 import json
-import time
 from typing import Any
 
 from .config import TRIGGERS
 from .core import APP, ApiError, Req, collect, require_object, route
 from .filters import FilterError
+from .liquid_render import context_for, render_message
 from .messages import plan
 from .records import dumps
 from .sends import new_delivery_id
@@ -151,7 +151,7 @@ def trigger(state: State, req: Req) -> tuple[int, Any]:
     b = broadcast_row(state, _int_path(req, "broadcast_id", "broadcast"))
     body = require_object(req.body)
     selector = _check(body)
-    now = time.time()
+    now = state.clock.now()
     db = state.store.db
     if TRIGGERS in state.buckets:
         waiting = db.execute("SELECT COUNT(*) FROM triggers WHERE process_f>?", (now,))
@@ -168,6 +168,10 @@ def trigger(state: State, req: Req) -> tuple[int, Any]:
     for pk, data in targets:
         person = state.store.person(pk)
         recipient, outcome, failure = plan(state.store, b["channel"], pk, None)
+        context = context_for(state.store, pk, trigger={**shared, **data})
+        rendered = render_message({"subject": b["subject"]}, context)
+        if rendered.failure:
+            outcome, failure = "failed", rendered.failure
         state.store.add_delivery(
             {
                 "id": new_delivery_id(),
@@ -177,7 +181,7 @@ def trigger(state: State, req: Req) -> tuple[int, Any]:
                 "template": b["name"],
                 "identifiers": {k: person[k] for k in ("id", "email", "cio_id") if person[k]},
                 "recipient": recipient,
-                "subject": b["subject"],
+                "subject": rendered.subject,
                 "body": {"data": {**shared, **data}},
                 "created": int(processed),
                 "send_at": None,
@@ -223,14 +227,14 @@ def _trigger(state: State, req: Req) -> tuple:
 
 @route("GET", "/v1/campaigns/{broadcast_id}/triggers/{trigger_id}", APP, mutating=False)
 def trigger_status(state: State, req: Req) -> tuple[int, Any]:
-    return 200, trigger_view(_trigger(state, req), time.time())
+    return 200, trigger_view(_trigger(state, req), state.clock.now())
 
 
 @route("GET", "/v1/campaigns/{broadcast_id}/triggers/{trigger_id}/errors", APP, mutating=False)
 def trigger_errors(state: State, req: Req) -> tuple[int, Any]:
     """{"errors": ["index : message", ...], "next": int}; `next` is 0 on the last page."""
     row = _trigger(state, req)
-    errors = json.loads(row[5]) if time.time() >= row[3] else []
+    errors = json.loads(row[5]) if state.clock.now() >= row[3] else []
     start, limit = req.query.get("start") or "0", req.query.get("limit") or str(ERRORS_LIMIT[0])
     if not start.isdigit() or not limit.isdigit() or int(limit) < 1:
         raise ApiError(400, "'start' and 'limit' must be non-negative integers")
@@ -244,7 +248,7 @@ def trigger_errors(state: State, req: Req) -> tuple[int, Any]:
 def list_triggers(state: State, req: Req) -> tuple[int, Any]:
     b = broadcast_row(state, _int_path(req, "broadcast_id", "broadcast"))
     rows = state.store.db.execute(TRIGGER_SQL + " WHERE broadcast_id=? ORDER BY id", (b["id"],))
-    at = time.time()
+    at = state.clock.now()
     return 200, {"triggers": [trigger_view(r, at) for r in rows]}
 
 

@@ -100,7 +100,7 @@ def _deliveries_file(state: State, body: dict[str, Any]):
     value = body[key]
     if isinstance(value, bool) or not isinstance(value, int):
         raise ApiError(400, f"'{key}' must be an integer")
-    at = time.time()
+    at = state.clock.now()
     end = body.get("end", int(at) + 1)
     start = body.get("start", end - SIX_MONTHS)
     if not all(isinstance(v, int) and not isinstance(v, bool) for v in (start, end)):
@@ -165,7 +165,7 @@ def _deliveries_file(state: State, body: dict[str, Any]):
 
 
 def _create(state: State, kind: str, body: dict[str, Any], data: bytes, total: int):
-    now = time.time()
+    now = state.clock.now()
     export_id = state.store.db.execute(
         "INSERT INTO exports(type, body, created_f, ready_f, total, file) VALUES(?,?,?,?,?,?)",
         (kind, dumps(body), now, now + state.timing.export, total, data),
@@ -236,23 +236,23 @@ def _export_id(req: Req) -> int:
 
 @route("GET", "/v1/exports", APP, mutating=False)
 def list_exports(state: State, req: Req) -> tuple[int, Any]:
-    at = time.time()
+    at = state.clock.now()
     rows = state.store.db.execute(EXPORT_SQL + " ORDER BY id").fetchall()
     return 200, {"exports": [_view(r, at) for r in rows]}
 
 
 @route("GET", "/v1/exports/{export_id}", APP, mutating=False)
 def get_export(state: State, req: Req) -> tuple[int, Any]:
-    return 200, {"export": _view(_row(state, _export_id(req)), time.time())}
+    return 200, {"export": _view(_row(state, _export_id(req)), state.clock.now())}
 
 
 @route("GET", "/v1/exports/{export_id}/download", APP)
 def download_url(state: State, req: Req) -> tuple[int, Any]:
     row = _row(state, _export_id(req))
-    if time.time() < row[4]:
+    if state.clock.now() < row[4]:
         raise ApiError(400, "the export is not done yet")
     state.store.db.execute("UPDATE exports SET downloads=downloads+1 WHERE id=?", (row[0],))
-    expires = int(time.time()) + URL_LIFETIME
+    expires = int(state.clock.now()) + URL_LIFETIME
     path = DOWNLOAD_PATH.format(export_id=row[0])
     return 200, {"url": f"{req.root}{path}?expires={expires}&signature={_sign(path, expires)}"}
 
@@ -275,7 +275,7 @@ def download_routes(state: State) -> list[Route]:
         status, data = 200, b""
         if not expires.isdigit() or not hmac.compare_digest(signature, _sign(path, int(expires))):
             status, data = 403, b"signature does not match"
-        elif int(expires) < time.time():
+        elif int(expires) < state.clock.now():
             status, data = 403, b"the link has expired"
         else:
             found = state.store.db.execute(
@@ -292,7 +292,7 @@ def download_routes(state: State) -> list[Route]:
 
 def describe(state: State) -> list[dict[str, Any]]:
     """Exports for inspection: the export object and its request body."""
-    at = time.time()
+    at = state.clock.now()
     rows = state.store.db.execute(EXPORT_SQL + " ORDER BY id").fetchall()
     return [{**_view(r, at), "request": json.loads(r[2])} for r in rows]
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import copy
 import json
-import time
 from typing import Any
 
 from starlette.requests import Request
@@ -138,12 +137,13 @@ def objects(state: State) -> list[dict[str, Any]]:
 def messages(state: State) -> list[dict[str, Any]]:
     from .messages import message_view, visible
 
-    at = time.time()
+    at = state.clock.now()
     out = []
     for d in state.store.deliveries():
         msg = message_view(state, d, at)
         msg.update(kind=d["kind"], trigger_id=d["trigger_id"], visible=visible(d, at))
         msg["body"] = d["body"]
+        msg["content"] = d["content"]  # the body as rendered for the recipient (Liquid)
         out.append(msg)
     return out
 
@@ -151,7 +151,7 @@ def messages(state: State) -> list[dict[str, Any]]:
 def triggers(state: State) -> list[dict[str, Any]]:
     from .broadcasts import TRIGGER_SQL, trigger_view
 
-    at = time.time()
+    at = state.clock.now()
     out = []
     for row in state.store.db.execute(TRIGGER_SQL + " ORDER BY id").fetchall():
         view = trigger_view(row, at)

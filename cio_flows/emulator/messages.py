@@ -13,7 +13,6 @@ trigger is processed.
 from __future__ import annotations
 
 import json
-import time
 from typing import Any
 
 from .app_api import decode_cursor, encode_cursor, lookup_person
@@ -119,8 +118,8 @@ def lifecycle(state: State, d: dict[str, Any], at: float) -> tuple[dict[str, int
     start = d["start_f"]
     if at < start + timing.sent:
         return metrics, None
-    if outcome == "undeliverable":
-        metrics["undeliverable"] = int(start + timing.sent)
+    if outcome in ("undeliverable", "failed"):  # failed: e.g. its template did not render
+        metrics[outcome] = int(start + timing.sent)
         return metrics, d["failure"]
     metrics["sent"] = int(start + timing.sent)
     if at < start + timing.delivered:
@@ -229,7 +228,7 @@ CANDIDATE_SQL = (
 def filtered_messages(state: State, req: Req, pk: int | None) -> list[dict[str, Any]]:
     """Delivery keys (seq, ...) newest first, after the documented filters (and
     `broadcast_id`); `views` turns a page of them into message objects."""
-    at = time.time()
+    at = state.clock.now()
     wanted_type = req.query.get("type")
     if wanted_type and wanted_type not in TYPES and wanted_type != "inbox":
         raise ApiError(400, f"'type' must be one of {', '.join(TYPES)}")
@@ -277,7 +276,7 @@ def filtered_messages(state: State, req: Req, pk: int | None) -> list[dict[str, 
 
 def views(state: State, seqs: list[int]) -> list[dict[str, Any]]:
     """Message objects for delivery keys, in the given order."""
-    at = time.time()
+    at = state.clock.now()
     by_seq = {d["seq"]: d for d in state.store.deliveries(seqs=seqs)} if seqs else {}
     return [message_view(state, by_seq[s], at) for s in seqs]
 
@@ -293,7 +292,7 @@ def list_messages(state: State, req: Req) -> tuple[int, Any]:
 
 @route("GET", "/v1/messages/{message_id}", APP, mutating=False)
 def get_message(state: State, req: Req) -> tuple[int, Any]:
-    at = time.time()
+    at = state.clock.now()
     rows = state.store.deliveries(delivery_id=req.params["message_id"])
     if not rows or not visible(rows[0], at):
         raise ApiError(404, "message not found")

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import bisect
 import json
-import time
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -77,7 +76,7 @@ def series(state: State, where: str, args: list[Any], req: Req, period_key: str 
     wanted_type = req.query.get("type")
     if wanted_type and wanted_type not in TYPES:
         raise ApiError(400, f"'type' must be one of {', '.join(TYPES)}")
-    at = time.time()
+    at = state.clock.now()
     starts = period_starts(period, steps, at)
     counts = {name: [0] * steps for name in SERIES}
     seqs = [

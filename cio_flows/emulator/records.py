@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .clock import Clock
 
 
 def dumps(value: Any) -> str:
@@ -14,6 +16,7 @@ def dumps(value: Any) -> str:
 
 class Records:
     db: sqlite3.Connection
+    clock: Clock
 
     # -- devices and objects -----------------------------------------------------------------
 
@@ -33,7 +36,7 @@ class Records:
                 pk,
                 device_id,
                 device.get("platform"),
-                device.get("last_used") or int(time.time()),
+                device.get("last_used") or self.clock.ts(),
                 dumps(attributes),
             ),
         )
@@ -134,7 +137,8 @@ class Records:
         self.db.execute(
             "INSERT INTO deliveries(delivery_id, pk, channel, template_id, template, identifiers,"
             " recipient, subject, body, queued_at, send_at, kind, broadcast_id, trigger_id,"
-            " created_f, start_f, outcome, failure) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            " created_f, start_f, outcome, failure, campaign_id, action_id, content)"
+            " VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             (
                 delivery["id"],
                 delivery["pk"],
@@ -154,6 +158,9 @@ class Records:
                 delivery.get("start_f", delivery["created"]),
                 delivery.get("outcome", "delivered"),
                 delivery.get("failure"),
+                delivery.get("campaign_id"),
+                delivery.get("action_id"),
+                delivery.get("content"),
             ),
         )
 
@@ -169,7 +176,7 @@ class Records:
             "SELECT seq, delivery_id, pk, channel, template_id, template, identifiers,"
             " recipient, subject, body, queued_at, send_at, kind, broadcast_id, trigger_id,"
             " created_f, start_f, outcome, failure, campaign_id, newsletter_id, action_id,"
-            " metrics FROM deliveries"
+            " metrics, content FROM deliveries"
         )
         if seqs is not None:
             marks = ",".join("?" * len(seqs))
@@ -205,6 +212,7 @@ class Records:
                 "newsletter_id": r[20],
                 "action_id": r[21],
                 "metrics": json.loads(r[22]) if r[22] else None,
+                "content": r[23],  # the rendered body (liquid_render.py), None if none
             }
             for r in rows
         ]

@@ -19,10 +19,10 @@ from __future__ import annotations
 
 import base64
 import os
-import time
 from typing import Any
 
 from .core import APP, META_ERROR, ApiError, Req, collect, require_object, route
+from .liquid_render import render_send
 from .messages import plan
 from .state import State
 from .store import CIO_ID, EMAIL, ID, Store
@@ -145,11 +145,16 @@ def send(state: State, req: Req, channel: str) -> tuple[int, Any]:
         pk = _person(state.store, kind, value)
     if device is not None and pk is not None:
         state.store.put_device(pk, {**device, "id": device["token"]})
-    created = time.time()
+    created = state.clock.now()
     queued_at = int(created)
     to = recipient if isinstance(recipient, str) and recipient.strip() else None
     draft = body.get("queue_draft") is True
     shown, outcome, failure = plan(state.store, channel, pk, to, draft=draft)
+    # The template's subject and body (or the request's own), rendered with Liquid.
+    tpl = state.templates.get(f"id:{template_id}") if template_id is not None else None
+    rendered = render_send(state.store, tpl, body, pk)
+    if rendered.failure and not draft:
+        outcome, failure = "failed", rendered.failure
     delivery = {
         "id": new_delivery_id(),
         "pk": pk,
@@ -158,8 +163,9 @@ def send(state: State, req: Req, channel: str) -> tuple[int, Any]:
         "template": template,
         "identifiers": identifiers or {},
         "recipient": shown or (None if recipient is None else str(recipient)),
-        "subject": body.get("subject") if isinstance(body.get("subject"), str) else None,
+        "subject": rendered.subject,
         "body": body,
+        "content": rendered.body,
         "created": queued_at,
         "send_at": send_at,
         "created_f": created,

@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from . import inspection
+from . import inspection, journeys
 from .app import build_app
 from .config import DEMO_CREDENTIALS, Credentials, parse_delivery, parse_faults, parse_limits
 from .state import State
@@ -111,11 +111,15 @@ class Emulator:
         def run() -> None:
             loop = asyncio.new_event_loop()
             self._loop = loop
+            # Campaign journeys run between requests, on the clock (journeys.py).
+            ticker = loop.create_task(journeys.ticker(self._state))
             try:
                 loop.run_until_complete(server.serve(sockets=[sock]))
             except BaseException as exc:  # reported to start() below
                 failure.append(exc)
             finally:
+                ticker.cancel()
+                loop.run_until_complete(asyncio.gather(ticker, return_exceptions=True))
                 loop.close()
                 sock.close()
 
@@ -162,6 +166,15 @@ class Emulator:
         new_faults = None if faults is ... else parse_faults(faults)
         timing = None if delivery is ... else parse_delivery(delivery)
         self.call(lambda: self._state.set_behaviour(new_limits, new_faults, timing))
+
+    def advance_clock(self, by: float | str) -> dict[str, Any]:
+        """Move the emulator's clock forward (seconds or a duration like "1d") and run the
+        campaign steps that became due; answers the clock as `GET /_emulator/clock` does."""
+        return self.call(lambda: journeys.advance_now(self._state, by))
+
+    def clock(self) -> dict[str, Any]:
+        """The emulator's clock: {now (unix seconds), iso, offset (seconds ahead of wall time)}."""
+        return self.call(self._state.clock.view)
 
     def call(self, fn: Callable[[], T]) -> T:
         """Run fn on the server's thread, between requests, so it sees consistent state."""

@@ -6,7 +6,9 @@ import sqlite3
 from collections import deque
 from typing import Any
 
+from . import campaigns
 from . import workspace as ws
+from .clock import Clock, parse_clock
 from .config import (
     Credentials,
     DeliveryTiming,
@@ -38,9 +40,12 @@ class State:
     ) -> None:
         self.credentials = credentials
         self.secrets = credentials.secrets()
-        self.store = Store(db_path)
-        self.segments = SegmentResolver(self.store.db)
         self.workspace = ws.load(workspace)
+        # The emulator's clock (clock.py): everything stored is stamped with it.
+        self.clock = Clock(parse_clock(self.workspace.get("clock")))
+        self.store = Store(db_path, self.clock)
+        campaigns.install(self.store)
+        self.segments = SegmentResolver(self.store.db)
         # Constructor arguments override the workspace file, family by family.
         self.base_limits = {**parse_limits(self.workspace.get("limits")), **parse_limits(limits)}
         self.base_faults = {**parse_faults(self.workspace.get("faults")), **parse_faults(faults)}
@@ -96,10 +101,12 @@ class State:
         else:
             with self.store.tx():
                 self.store.wipe()
+                campaigns.wipe(self.store)
                 if not empty:
                     ws.apply(self.store, self.workspace)
             if not empty:
                 self._take_snapshot()
+        self.clock.reset()
         self.refresh_templates()
         self.log.clear()
         self.log_bytes = 0
@@ -108,10 +115,13 @@ class State:
 
     def refresh_templates(self) -> None:
         """Templates by `id:<n>` and by `trigger:<name>` (trigger names are case-insensitive)."""
-        rows = self.store.db.execute("SELECT id, trigger, name, channel FROM templates").fetchall()
+        rows = self.store.db.execute(
+            "SELECT id, trigger, name, channel, subject, body, sender FROM templates"
+        ).fetchall()
         self.templates: dict[str, dict[str, Any]] = {}
-        for tid, trigger, name, channel in rows:
-            self.add_template({"id": tid, "trigger": trigger, "name": name, "channel": channel})
+        for tid, trigger, name, channel, subject, body, sender in rows:
+            tpl = {"id": tid, "trigger": trigger, "name": name, "channel": channel}
+            self.add_template({**tpl, "subject": subject, "body": body, "from": sender})
 
     def add_template(self, tpl: dict[str, Any]) -> None:
         self.templates[f"id:{tpl['id']}"] = tpl

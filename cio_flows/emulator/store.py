@@ -15,6 +15,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from .clock import Clock
 from .records import Records, dumps
 
 SCHEMA = """
@@ -92,7 +93,10 @@ ADDED_COLUMNS = {
         ("newsletter_id", "INTEGER"),
         ("action_id", "INTEGER"),
         ("metrics", "TEXT"),
+        ("content", "TEXT"),  # the message body as rendered for its recipient
     ],
+    # A template's content, rendered with Liquid into each message (liquid_render.py).
+    "templates": [("subject", "TEXT"), ("body", "TEXT"), ("sender", "TEXT")],
     "relationships": [("attributes", "TEXT NOT NULL DEFAULT '{}'")],
 }
 
@@ -141,7 +145,8 @@ class Store(Records):
     # False while a workspace loads: its people are initial state, not attribute changes.
     record_changes = True
 
-    def __init__(self, path: str | None = None) -> None:
+    def __init__(self, path: str | None = None, clock: Clock | None = None) -> None:
+        self.clock = clock or Clock()  # the emulator's clock (clock.py) stamps what is stored
         self.db = sqlite3.connect(path or ":memory:", isolation_level=None, check_same_thread=False)
         self.db.execute("PRAGMA journal_mode=WAL" if path else "PRAGMA journal_mode=MEMORY")
         self.db.execute("PRAGMA synchronous=OFF")
@@ -220,7 +225,7 @@ class Store(Records):
         """Create or update a person; None when suppressed or (update_only) unknown."""
         if self.is_suppressed(id, email):
             return None
-        ts = ts or now()
+        ts = ts or self.clock.ts()
         pk = None
         if cio_id:
             pk = self.find(CIO_ID, cio_id)
@@ -272,7 +277,7 @@ class Store(Records):
 
     def set_attributes(self, pk: int, attributes: dict[str, Any], ts: int | None = None) -> None:
         """Set attributes; None or "" removes one, as Customer.io does."""
-        ts = ts or now()
+        ts = ts or self.clock.ts()
         old = dict(self.db.execute("SELECT name, str FROM attrs WHERE pk=?", (pk,)).fetchall())
         put, drop, changes = [], [], []
         for name, value in attributes.items():
@@ -397,7 +402,7 @@ class Store(Records):
                 name,
                 type,
                 dumps(data or {}),
-                timestamp or now(),
+                timestamp or self.clock.ts(),
                 family,
                 message_id,
             ),

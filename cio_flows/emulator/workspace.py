@@ -2,7 +2,8 @@
 
 ```yaml
 templates:   # transactional messages; sends must name one of these (by id or trigger) when any exist
-  - {id: 1, trigger: welcome, name: Welcome, channel: email}
+  - {id: 1, trigger: welcome, name: Welcome, channel: email,      # subject, body, from: Liquid
+     subject: "Welcome, {{ customer.first_name }}!", body: "<p>Hi {{ customer.first_name }}</p>"}
 segments:    # ids are what the App API shows; dynamic ones use the App API filter grammar
   - {id: 1, name: Pro plan, type: dynamic, filter: {attribute: {field: plan, operator: eq, value: pro}}}
   - {id: 7, name: Beta testers, type: manual, members: [user_0003, ann@example.com]}
@@ -11,6 +12,12 @@ people:
      events: [{name: signed_up, timestamp: 1700000000, data: {}}]}
 broadcasts:  # API-triggered broadcasts (POST /v1/campaigns/{id}/triggers)
   - {id: 1, name: Product update, channel: email, segment: 7, subject: What's new}
+campaigns:   # run by the emulator on its clock (campaigns.py, journeys.py)
+  - {id: 10, name: Welcome series, trigger: {event: signed_up},   # or {segment: 1}
+     filter: {attribute: {field: country, operator: eq, value: DE}},   # optional audience
+     actions: [{wait: 2}, {send: welcome}, {wait: 1d},
+               {send: win_back, when: {attribute: {field: plan, operator: eq, value: free}}}]}
+clock: {start: "2025-01-01T09:00:00Z"}   # where the emulator's clock starts (default: now)
 delivery: {sent: 0.5, delivered: 1.5, trigger: 0.5, export: 1.0}   # lifecycle timing, seconds
 demo: {people: 50000, seed: 1}   # generated people, segments, templates and message history
 limits: customerio            # or {track: 100, app: {rate: 10, burst: 10}, triggers: 0.1}
@@ -26,10 +33,11 @@ from typing import Any
 
 import yaml
 
-from . import demo_people
+from . import campaigns, demo_people
+from .clock import ClockError, parse_clock
 from .config import parse_delivery, parse_faults, parse_limits
 from .filters import FilterError, SegmentResolver
-from .store import Store, dumps, now
+from .store import Store, dumps
 
 DEMO_PATH = Path(__file__).with_name("demo_workspace.yaml")
 CHANNELS = ("email", "push", "sms", "whatsapp", "in_app", "inbox_message")
@@ -45,6 +53,8 @@ _KEYS = {
     "faults",
     "delivery",
     "demo",
+    "campaigns",
+    "clock",
 }
 _cache: dict[tuple[str, float], dict[str, Any]] = {}
 
@@ -86,6 +96,10 @@ def load(source: str | Path | dict | None) -> dict[str, Any]:
         or demo["people"] < 1
     ):
         raise WorkspaceError("demo: expected {people: N (a positive integer), seed: S}")
+    try:
+        parse_clock(data.get("clock"))
+    except ClockError as exc:
+        raise WorkspaceError(str(exc)) from None
     parse_limits(data.get("limits"))
     parse_faults(data.get("faults"))
     try:
@@ -97,7 +111,7 @@ def load(source: str | Path | dict | None) -> dict[str, Any]:
 
 def apply(store: Store, data: dict[str, Any]) -> None:
     """Write the workspace into an empty store (caller holds the transaction)."""
-    ts = now()
+    ts = store.clock.ts()
     if data.get("demo"):  # generated in bulk: people, segments, templates, message history
         demo_people.populate(store, **data["demo"])
     for i, tpl in enumerate(data.get("templates") or ()):
@@ -113,6 +127,11 @@ def apply(store: Store, data: dict[str, Any]) -> None:
         _segment(store, seg, i, ts)
     for i, broadcast in enumerate(data.get("broadcasts") or ()):
         _broadcast(store, broadcast, i, ts)
+    try:
+        campaigns.apply(store, data.get("campaigns"), ts)
+    except campaigns.CampaignError as exc:
+        raise WorkspaceError(str(exc)) from None
+    campaigns.baseline(store, SegmentResolver(store.db))
 
 
 def _template(store: Store, tpl: Any, i: int) -> None:
@@ -124,9 +143,14 @@ def _template(store: Store, tpl: Any, i: int) -> None:
         raise WorkspaceError(f"{where}: channel must be one of {', '.join(CHANNELS)}")
     trigger = tpl.get("trigger")
     name = tpl.get("name") or trigger or f"Template {tpl['id']}"
+    # subject, body and from are Liquid (liquid_render.py), rendered into each message.
+    content = [tpl.get(k) for k in ("subject", "body", "from")]
+    if any(v is not None and not isinstance(v, str) for v in content):
+        raise WorkspaceError(f"{where}: subject, body and from must be strings")
     store.db.execute(
-        "INSERT INTO templates(id, trigger, name, channel) VALUES(?,?,?,?)",
-        (tpl["id"], None if trigger is None else str(trigger), name, channel),
+        "INSERT INTO templates(id, trigger, name, channel, subject, body, sender)"
+        " VALUES(?,?,?,?,?,?,?)",
+        (tpl["id"], None if trigger is None else str(trigger), name, channel, *content),
     )
 
 

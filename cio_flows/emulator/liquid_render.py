@@ -1,0 +1,103 @@
+"""Templates rendered as Customer.io renders them: Liquid (python-liquid), per recipient.
+
+The variables: `customer.*` (the person's attributes, with `id`, `email`, `cio_id` and
+`created_at`), `trigger.*` (a transactional send's `message_data`, a broadcast trigger's `data`)
+and `event.*` (the data of the event that started a campaign, with its `name`). A variable that
+does not exist renders empty, as in Customer.io; a template that does not parse or fails while
+rendering (a filter's error) makes the message `failed` with the reason as `failure_message`.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from typing import Any
+
+from liquid import BoundTemplate, Environment
+from liquid.exceptions import LiquidError
+
+from .store import Store
+
+_ENV = Environment()
+
+
+class RenderError(ValueError):
+    """A Liquid template that failed; the message says where and why."""
+
+
+@dataclass(frozen=True)
+class Rendered:
+    subject: str | None
+    body: str | None
+    sender: str | None
+    failure: str | None = None  # set when a part did not render: the message fails
+
+
+@functools.lru_cache(maxsize=512)
+def _parse(source: str) -> BoundTemplate:
+    return _ENV.from_string(source)
+
+
+def render(source: str, context: dict[str, Any]) -> str:
+    """One Liquid text rendered with `context`; RenderError on any Liquid error."""
+    try:
+        return _parse(source).render(**context)
+    except LiquidError as exc:
+        raise RenderError(" ".join(str(exc).split())) from None
+
+
+def customer(store: Store, pk: int | None) -> dict[str, Any]:
+    """`customer.*`: the attributes as sent (numbers stay numbers) plus the identifiers."""
+    if pk is None:
+        return {}
+    person = store.person(pk)
+    if person is None:
+        return {}
+    out: dict[str, Any] = {name: value for name, value, _text, _ts in store.attributes(pk)}
+    out.update({k: person[k] for k in ("id", "email", "cio_id") if person[k] is not None})
+    out.setdefault("created_at", person["created_at"])
+    return out
+
+
+def render_message(
+    parts: dict[str, str | None],
+    context: dict[str, Any],
+) -> Rendered:
+    """subject, body and from (each optional) rendered; the first error fails the message."""
+    out: dict[str, str | None] = {}
+    for name in ("subject", "body", "from"):
+        source = parts.get(name)
+        if source is None:
+            out[name] = None
+            continue
+        try:
+            out[name] = render(source, context)
+        except RenderError as exc:
+            failure = f"Liquid error in the {name}: {exc}"
+            return Rendered(parts.get("subject"), parts.get("body"), parts.get("from"), failure)
+    return Rendered(out["subject"], out["body"], out["from"])
+
+
+def context_for(
+    store: Store,
+    pk: int | None,
+    *,
+    trigger: dict[str, Any] | None = None,
+    event: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    return {"customer": customer(store, pk), "trigger": trigger or {}, "event": event or {}}
+
+
+def render_send(
+    store: Store, template: dict[str, Any] | None, request: dict[str, Any], pk: int | None
+) -> Rendered:
+    """A transactional send: the request's subject/body/from override the template's; all are
+    rendered with `trigger.*` = its message_data."""
+    parts: dict[str, str | None] = {}
+    for name in ("subject", "body", "from"):
+        given = request.get(name)
+        parts[name] = given if isinstance(given, str) else (template or {}).get(name)
+    data = request.get("message_data")
+    return render_message(
+        parts, context_for(store, pk, trigger=data if isinstance(data, dict) else None)
+    )
