@@ -7,7 +7,7 @@ from typing import Any
 
 from ..wire import kinds as step_kinds
 from .composition import LoadUsed, expand
-from .model import Condition, ExpectStatus, Flow, ForEach, SourceMap, Step, Wait
+from .model import Condition, ExpectStatus, Flow, ForEach, Path_, SourceMap, Step, Wait
 
 
 def build_flow(
@@ -69,7 +69,7 @@ def _build_step(
     )
 
 
-def _expect_status(value: Any, path: tuple, source: SourceMap) -> ExpectStatus | None:
+def _expect_status(value: Any, path: Path_, source: SourceMap) -> ExpectStatus | None:
     """404, "404", "4xx" or a list of those (the schema has checked the forms)."""
     if value is None:
         return None
@@ -85,14 +85,14 @@ def _expect_status(value: Any, path: tuple, source: SourceMap) -> ExpectStatus |
     return ExpectStatus(tuple(ranges), text, source.locate(path))
 
 
-def _condition(raw: dict[str, Any], path: tuple, source: SourceMap) -> Condition | None:
-    value = raw.get(path[-1])
+def _condition(raw: dict[str, Any], path: Path_, source: SourceMap) -> Condition | None:
+    value = raw.get(str(path[-1]))
     if value is None:
         return None
     return Condition(str(value).lower() if isinstance(value, bool) else value, source.locate(path))
 
 
-def _expectations(value: Any, path: tuple, source: SourceMap) -> tuple[Condition, ...]:
+def _expectations(value: Any, path: Path_, source: SourceMap) -> tuple[Condition, ...]:
     if value is None:
         return ()
     items = value if isinstance(value, list) else [value]
@@ -102,7 +102,7 @@ def _expectations(value: Any, path: tuple, source: SourceMap) -> tuple[Condition
     )
 
 
-def _wait(value: Any, path: tuple, source: SourceMap) -> Wait | None:
+def _wait(value: Any, path: Path_, source: SourceMap) -> Wait | None:
     if value is None:
         return None
     if isinstance(value, str):

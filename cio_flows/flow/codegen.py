@@ -27,6 +27,8 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+from .model import Path_
+
 # Big or deep payloads keep the closures: generated code would gain little and could hit
 # the compiler's recursion limit.
 _MAX_NODES = 2000
@@ -39,7 +41,7 @@ class _Slow(Exception):
 
 
 class _Generator:
-    def __init__(self, parts: Any, locate: Callable[[tuple], Any]) -> None:
+    def __init__(self, parts: Any, locate: Callable[[Path_], Any]) -> None:
         self.parts = parts
         self.locate = locate
         self.namespace: dict[str, Any] = {
@@ -73,14 +75,14 @@ class _Generator:
         self.prefixes[path] = var
         return var
 
-    def lookup(self, path: list[str], filters: list[Callable]) -> str:
+    def lookup(self, path: list[str], filters: list[Callable[[Any], Any]]) -> str:
         """An expression for `{{ path | filters }}`, as compile_template's lookup does it."""
         expr = f"{self.mapping(tuple(path[:-1]))}[{self.name('_k', path[-1])}]"
         for function in filters:
             expr = f"{self.name('_f', function)}({expr})"
         return expr
 
-    def value(self, value: Any, path: tuple, depth: int) -> str:
+    def value(self, value: Any, path: Path_, depth: int) -> str:
         self.nodes += 1
         if self.nodes > _MAX_NODES or depth > _MAX_DEPTH:
             raise _Slow
@@ -100,7 +102,7 @@ class _Generator:
     def const(self, value: Any) -> str:
         return self.name("_k", value)
 
-    def string(self, source: str, path: tuple) -> str:
+    def string(self, source: str, path: Path_) -> str:
         spec = self.parts.lookup_spec(source)
         var = self.temp()
         if spec is not None:  # `{{ row.email }}`: the value itself, made JSON as _render does
@@ -151,7 +153,11 @@ class _Generator:
 
 
 def generate_renderer(
-    value: Any, locate: Callable[[tuple], Any], path: tuple, slow: Callable, parts: Any
+    value: Any,
+    locate: Callable[[Path_], Any],
+    path: Path_,
+    slow: Callable[[dict[str, Any]], Any],
+    parts: Any,
 ) -> Callable[[dict[str, Any]], Any] | None:
     """A generated renderer giving what `slow` gives, or None when one would not pay."""
     if not isinstance(value, dict | list):
@@ -173,4 +179,5 @@ def generate_renderer(
     )
     namespace = {**generator.namespace, "_slow": slow}
     exec(compile(source, "<cio-flows payload>", "exec"), namespace)
-    return namespace["render"]
+    render: Callable[[dict[str, Any]], Any] = namespace["render"]
+    return render

@@ -21,8 +21,11 @@ from typing import Any
 
 from ..errors import FlowInputError, FlowSchemaError, Location
 from .jinja_env import HELPERS
-from .model import Condition, Flow, SourceMap, Step, UsedLocation, UseSite
-from .templating import compile_value
+from .model import Condition, Flow, Path_, SourceMap, Step, UsedLocation, UseSite
+from .templating import Renderer, compile_value
+
+# (inner site, outer site) ids -> the inner site rerooted under the outer one
+ReRooted = dict[tuple[int, int], UseSite]
 
 USE = "use"
 USE_OPTIONS = ("name", "with", "save")
@@ -60,9 +63,9 @@ class _Expansion:
     steps: list[Step]
     finally_steps: list[Step]
     deferred: list[list[Step]]  # finally steps of the uses in `steps`, in use order
-    values: dict[tuple, Location]
-    keys: dict[tuple, Location]
-    sites: dict[tuple[int, int], UseSite]  # (inner site, outer site) ids -> rerooted site
+    values: dict[Path_, Location]
+    keys: dict[Path_, Location]
+    sites: ReRooted
 
 
 def expand(
@@ -185,12 +188,12 @@ def _merge_source(out: _Expansion, used: SourceMap, site: UseSite) -> None:
                 into[(*site.inner_root, *node)] = via(location, site.location)
 
 
-def _reroot(step: Step, site: UseSite, section: str, sites: dict) -> Step:
+def _reroot(step: Step, site: UseSite, section: str, sites: ReRooted) -> Step:
     """A used flow's step as a step of the flow using it."""
     here = site.location
 
-    def condition(value: Condition | None) -> Condition | None:
-        return None if value is None else replace(value, location=via(value.location, here))
+    def condition(value: Condition) -> Condition:
+        return replace(value, location=via(value.location, here))
 
     wait = step.wait_until
     status = step.expect_status
@@ -201,7 +204,7 @@ def _reroot(step: Step, site: UseSite, section: str, sites: dict) -> Step:
         name=f"{site.name} / {step.name}",
         section=section,
         location=via(step.location, here),
-        when=condition(step.when),
+        when=None if step.when is None else condition(step.when),
         expect=tuple(condition(c) for c in step.expect),
         wait_until=None if wait is None else replace(wait, condition=condition(wait.condition)),
         expect_status=status,
@@ -211,7 +214,7 @@ def _reroot(step: Step, site: UseSite, section: str, sites: dict) -> Step:
     )
 
 
-def _reroot_site(inner: UseSite | None, outer: UseSite, sites: dict) -> UseSite:
+def _reroot_site(inner: UseSite | None, outer: UseSite, sites: ReRooted) -> UseSite:
     """A used flow's own use site, seen from the flow using it; one object per site."""
     if inner is None:
         return outer
@@ -238,8 +241,8 @@ class ScopeContexts:
     """
 
     def __init__(self, flow: Flow) -> None:
-        self._with: dict[str, list[tuple[str, Callable]]] = {}
-        self._vars: dict[str, list[tuple[str, Callable]]] = {}
+        self._with: dict[str, list[tuple[str, Renderer]]] = {}
+        self._vars: dict[str, list[tuple[str, Renderer]]] = {}
         for step in flow.all_steps:
             site = step.scope
             while site is not None and site.key not in self._with:
@@ -247,7 +250,7 @@ class ScopeContexts:
                 site = site.parent
 
     def _compile(self, flow: Flow, site: UseSite) -> None:
-        def at(path: tuple) -> Callable[[tuple], Location]:
+        def at(path: Path_) -> Callable[[Path_], Location]:
             return lambda inner: flow.locate((*path, *inner))
 
         self._with[site.key] = [

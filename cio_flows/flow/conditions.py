@@ -261,7 +261,7 @@ def source(node: nodes.Node) -> str:
             return f"not {_operand(node.node)}"
         case nodes.Test():
             return _test(node)
-        case nodes.Filter():
+        case nodes.Filter() if node.node is not None:  # None only in a {% filter %} block
             return f"{_operand(node.node)} | {node.name}{_arguments(node, optional=True)}"
         case nodes.Call():
             return f"{_operand(node.node)}{_arguments(node)}"

@@ -7,12 +7,13 @@ schema check and its wording), build.py (the model), composition.py (`use`).
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
-from ..errors import FlowSchemaError
+from ..errors import FlowSchemaError, Location
 from ..wire import kinds as step_kinds
 from .build import build_flow
-from .model import Flow, Step
+from .model import Flow, Path_, Step
 from .payloads import check_payload
 from .saved_names import check_saved_names
 from .schema_errors import check_structure
@@ -61,6 +62,11 @@ def check_step_options(steps: tuple[Step, ...]) -> None:
             )
 
 
+def _locate_in(flow: Flow, base: Path_, path: Path_, *, key: bool = False) -> Location:
+    """Where `path` inside the node at `base` is written."""
+    return flow.locate((*base, *path), key=key)
+
+
 def check_payloads(flow: Flow) -> None:
     """Each payload against its step's schema, templates standing for any value.
 
@@ -69,12 +75,12 @@ def check_payloads(flow: Flow) -> None:
     for step in flow.all_steps:
         if step.scope is not None or not step.validate:
             continue  # a used flow's steps were checked when it loaded
-        base = (*step.path, step.kind)
+        base: Path_ = (*step.path, step.kind)
         check_payload(
             step.kind,
             step.payload,
-            lambda path, base=base: flow.locate((*base, *path)),
-            locate_key=lambda path, base=base: flow.locate((*base, *path), key=True),
+            partial(_locate_in, flow, base),
+            locate_key=partial(_locate_in, flow, base, key=True),
             allow_templates=True,
             step=step.name,
         )

@@ -10,7 +10,8 @@ import fastjsonschema
 
 from ..errors import Location, PayloadError
 from .jinja_env import is_template
-from .schemas import fast_step_check, step_validator
+from .model import Path_
+from .schemas import error_schema, fast_step_check, instance_keys, step_validator
 
 if TYPE_CHECKING:
     from jsonschema import ValidationError
@@ -52,7 +53,7 @@ def _about_template(error: ValidationError) -> bool:
     return False
 
 
-Locate = Callable[[tuple], Location]
+Locate = Callable[[Path_], Location]
 
 
 def check_payload(
@@ -88,7 +89,7 @@ def check_payload(
 
 
 def _unknown_fields(error: ValidationError) -> list[str]:
-    return sorted(set(error.instance) - set(error.schema.get("properties", {})))
+    return sorted(instance_keys(error.instance) - set(error_schema(error).get("properties", {})))
 
 
 def payload_error(
@@ -104,7 +105,7 @@ def payload_error(
         )
     if validator == "additionalProperties":
         unknown = _unknown_fields(error)[0]
-        known = sorted(error.schema.get("properties", {}))
+        known = sorted(error_schema(error).get("properties", {}))
         return PayloadError(
             f"unknown field '{unknown}'" + (f" in '{field}'" if field else ""),
             location=location,
@@ -132,7 +133,7 @@ def _field_name(path: Iterable[Any]) -> str:
 
 
 def _expected(error: ValidationError) -> str:
-    schema, validator = error.schema, error.validator
+    schema, validator = error_schema(error), error.validator
     if validator == "type":
         types = schema["type"]
         return " or ".join(types) if isinstance(types, list) else types

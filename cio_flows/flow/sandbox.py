@@ -126,7 +126,7 @@ def _check_percent_format(template: str, args: Any) -> None:
                 _require(max((v for v in values if _is_int(v)), default=0))
 
 
-def _check_brace_format(template: str, args: tuple, kwargs: dict) -> None:
+def _check_brace_format(template: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
     """`"{:>999999999}".format(1)`: widths, literal or nested (`{:{}}`), stay under the limit."""
     try:
         fields = list(string.Formatter().parse(template))
@@ -167,7 +167,7 @@ def _check_replace(text: Any, old: Any, new: Any) -> None:
         _require(len(text) + hits * len(new))
 
 
-def _check_method(method: Any, args: tuple, kwargs: dict) -> tuple:
+def _check_method(method: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, ...]:
     """Methods of strings and lists whose numbers or arguments size their result.
 
     Returns the arguments to call with (join's items made a list, to count them first).
@@ -270,7 +270,7 @@ def _credential_refusal(name: str) -> str:
     return f"templates cannot read {name}: Customer.io keys are sent by the runner, in headers"
 
 
-class TemplateEnv(Mapping):
+class TemplateEnv(Mapping[str, Any]):
     """The environment as templates see it.
 
     Iterating, `items()`, `get()` and `env[expr]` see only variables whose names are not
@@ -366,7 +366,7 @@ def _convert(value: Any) -> Any:
     raise NotJsonError(f"a {type(value).__name__} is not a JSON value")
 
 
-def _bounded_list(values: Any) -> list:
+def _bounded_list(values: Any) -> list[Any]:
     items = []
     for item in values:
         items.append(item)
@@ -375,7 +375,7 @@ def _bounded_list(values: Any) -> list:
     return items
 
 
-def _key(key: Any) -> str:
+def _key(key: Any) -> str | int | float | None:
     if isinstance(key, str):
         return key
     if isinstance(key, bool | int | float) or key is None:

@@ -14,7 +14,7 @@ from jinja2 import TemplateSyntaxError, meta, nodes
 
 from ..errors import Location, TemplateError
 from .jinja_env import as_expression
-from .model import Flow, Step, UseSite
+from .model import Flow, Path_, Step, UseSite
 from .payloads import did_you_mean
 from .template_checks import iter_templates
 from .templating import compile_template
@@ -40,15 +40,15 @@ def check_saved_names(flow: Flow) -> None:
         check(source, flow.locate(path), None)
     seen: set[int] = set()
     for step in flow.all_steps:
-        site = _outermost(step.scope)
-        if site is not None:
-            if id(site) not in seen:
-                seen.add(id(site))
-                for name, value in site.with_values:
-                    for path, source in iter_templates(value, (*site.path, "with", name)):
-                        check(source, flow.locate(path), (site.name, site.location))
-                if site.save:
-                    check.saved.add(site.save)
+        outer = _outermost(step.scope)
+        if outer is not None:
+            if id(outer) not in seen:
+                seen.add(id(outer))
+                for name, value in outer.with_values:
+                    for path, source in iter_templates(value, (*outer.path, "with", name)):
+                        check(source, flow.locate(path), (outer.name, outer.location))
+                if outer.save:
+                    check.saved.add(outer.save)
             continue
         here = (step.name, step.location)
         for source, location in _before_save(flow, step):
@@ -71,7 +71,7 @@ class _Checker:
         self.savers = savers
         self.uses = uses
 
-    def __call__(self, source: str, location: Location, step: tuple[str, Location] | None):
+    def __call__(self, source: str, location: Location, step: tuple[str, Location] | None) -> None:
         for name, inner in saved_paths_read(source):
             if name not in self.saved:
                 raise _not_saved(name, location, self.saved, self.savers.get(name), step)
@@ -86,7 +86,7 @@ class _Checker:
                 )
 
 
-def _flow_level_templates(flow: Flow) -> Iterator[tuple[tuple, str]]:
+def _flow_level_templates(flow: Flow) -> Iterator[tuple[Path_, str]]:
     for name, value in flow.vars:
         yield from iter_templates(value, ("vars", name))
     if flow.for_each and flow.for_each.key:
@@ -111,11 +111,6 @@ def _before_save(flow: Flow, step: Step) -> Iterator[tuple[str, Location]]:
         yield as_expression(step.save_value), flow.locate((*step.path, "save", "value"))
 
 
-def saved_names_read(source: str) -> list[str]:
-    """The NAMEs of `steps.NAME` and `steps['NAME']` in a template, in the order written."""
-    return [name for name, _ in saved_paths_read(source)]
-
-
 def saved_paths_read(source: str) -> list[tuple[str, str | None]]:
     """(NAME, ATTR) of `steps.NAME.ATTR`, ATTR None for a plain `steps.NAME`, in order written."""
     try:
@@ -125,7 +120,11 @@ def saved_paths_read(source: str) -> list[tuple[str, str | None]]:
     if "steps" not in meta.find_undeclared_variables(ast):
         return []  # no reference, or a local `steps` the template set itself
     inner: dict[int, str] = {}  # id of a `steps.NAME` node -> the ATTR read from it
-    lookups = list(ast.find_all((nodes.Getattr, nodes.Getitem)))
+    lookups = [
+        node
+        for node in ast.find_all((nodes.Getattr, nodes.Getitem))
+        if isinstance(node, nodes.Getattr | nodes.Getitem)  # find_all's type says only Expr
+    ]
     for node in lookups:
         name = _lookup_name(node)
         if name is not None:

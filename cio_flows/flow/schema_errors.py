@@ -8,9 +8,9 @@ from typing import TYPE_CHECKING, Any
 from ..errors import FlowSchemaError
 from ..wire import kinds as step_kinds
 from .composition import USE
-from .model import SourceMap
+from .model import Path_, SourceMap
 from .payloads import did_you_mean
-from .schemas import FLOW_SCHEMA, is_valid, validator
+from .schemas import FLOW_SCHEMA, error_schema, instance_keys, is_valid, validator
 
 if TYPE_CHECKING:
     from jsonschema import ValidationError
@@ -60,7 +60,7 @@ def _position_key(source: SourceMap, error: ValidationError) -> tuple[int, int]:
 
 
 def _unknown_keys(error: ValidationError) -> list[str]:
-    return sorted(set(error.instance) - set(error.schema.get("properties", {})))
+    return sorted(instance_keys(error.instance) - set(error_schema(error).get("properties", {})))
 
 
 def _schema_problem(error: ValidationError, source: SourceMap) -> FlowSchemaError:
@@ -68,7 +68,7 @@ def _schema_problem(error: ValidationError, source: SourceMap) -> FlowSchemaErro
     where = _describe_path(path)
     if error.validator == "additionalProperties":
         unknown = _unknown_keys(error)[0]
-        known = sorted(error.schema.get("properties", {}))
+        known = sorted(error_schema(error).get("properties", {}))
         is_step = len(path) == 2 and path[0] in ("steps", "finally")
         what = "unknown step kind or option" if is_step else "unknown key"
         return FlowSchemaError(
@@ -93,7 +93,7 @@ def _schema_problem(error: ValidationError, source: SourceMap) -> FlowSchemaErro
 
 
 def _expected(error: ValidationError) -> str:
-    schema = error.schema
+    schema = error_schema(error)
     if error.validator == "const":
         return repr(schema["const"])
     if error.validator == "enum":
@@ -108,7 +108,7 @@ def _expected(error: ValidationError) -> str:
     return error.message
 
 
-def _describe_path(path: tuple) -> str:
+def _describe_path(path: Path_) -> str:
     if not path:
         return ""
     text = str(path[0])

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from functools import cache
 from importlib.resources import files
 from typing import TYPE_CHECKING, Any
@@ -20,9 +20,19 @@ import fastjsonschema
 from ..wire import kinds
 
 if TYPE_CHECKING:
-    from jsonschema import Draft202012Validator
+    from jsonschema import Draft202012Validator, ValidationError
 
 FLOW_SCHEMA = "flow.schema.json"
+
+
+def instance_keys(instance: Any) -> set[str]:
+    """The keys of the object an error is about (none when it is not an object)."""
+    return set(instance) if isinstance(instance, dict) else set()
+
+
+def error_schema(error: ValidationError) -> Mapping[str, Any]:
+    """The part of the schema an error is about (a boolean schema has no keywords: empty)."""
+    return error.schema if isinstance(error.schema, Mapping) else {}
 
 
 def schema_text(name: str) -> str:
@@ -32,7 +42,8 @@ def schema_text(name: str) -> str:
 @cache
 def load_schema(name: str) -> dict[str, Any]:
     """A schema file as shipped, by its path below schemas/, e.g. 'flow.schema.json'."""
-    return json.loads(schema_text(name))
+    schema: dict[str, Any] = json.loads(schema_text(name))
+    return schema
 
 
 def step_kind_properties() -> dict[str, dict[str, Any]]:

@@ -11,15 +11,16 @@ from typing import TYPE_CHECKING, Any
 from jinja2 import TemplateSyntaxError, meta, nodes
 
 from ..errors import Location, TemplateError
+from ..redact import CREDENTIAL_VARS, is_secret_name
 from .jinja_env import HELPER_NAMES, RUN_NAMES, as_expression, is_template
-from .sandbox import CREDENTIAL_VARS, is_secret_name
+from .model import Path_
 from .templating import Compiled, compile_template
 
 if TYPE_CHECKING:
-    from .model import Flow
+    from .model import Flow, Step
 
 
-def iter_templates(value: Any, path: tuple = ()) -> Iterator[tuple[tuple, str]]:
+def iter_templates(value: Any, path: Path_ = ()) -> Iterator[tuple[Path_, str]]:
     """Every template string inside a value, with its path."""
     if isinstance(value, str):
         if is_template(value):
@@ -67,7 +68,7 @@ def check_templates(flow: Flow, extra_names: frozenset[str] = frozenset()) -> No
             _check_compiled(compiled, location, known, keyless, step.name)
 
 
-def step_expressions(step) -> Iterator[tuple[str, Location]]:
+def step_expressions(step: Step) -> Iterator[tuple[str, Location]]:
     """The brace-less expressions of a step's options: when, expect, wait_until, loop, save."""
     if step.when is not None:
         yield step.when.expression, step.when.location
@@ -90,7 +91,15 @@ class _Secrets:
     direct_ok: bool = True
 
 
-def _check_value(flow, value, path, known, secrets: _Secrets, *, step) -> bool:
+def _check_value(
+    flow: Flow,
+    value: Any,
+    path: Path_,
+    known: set[str],
+    secrets: _Secrets,
+    *,
+    step: str | None,
+) -> bool:
     """Check every template in `value`; True when one of them reads a secret."""
     reads = False
     for where, source in iter_templates(value, path):
@@ -100,7 +109,9 @@ def _check_value(flow, value, path, known, secrets: _Secrets, *, step) -> bool:
     return reads
 
 
-def _check_compiled(compiled: Compiled, location: Location, known, secrets, step) -> bool:
+def _check_compiled(
+    compiled: Compiled, location: Location, known: set[str], secrets: _Secrets, step: str | None
+) -> bool:
     for name in sorted(meta.find_undeclared_variables(compiled.ast) - known):
         raise TemplateError(f"undefined name '{name}'", location=location, step=step)
     reason, reads = _unsafe_reason(compiled.ast, secrets)
@@ -157,8 +168,10 @@ def _function_as_value(ast: nodes.Template) -> str | None:
     return None
 
 
-def _env_name(node: nodes.Getattr | nodes.Getitem) -> str | None:
+def _env_name(node: nodes.Node) -> str | None:
     """NAME of `env.NAME` or `env['NAME']`."""
+    if not isinstance(node, nodes.Getattr | nodes.Getitem):
+        return None
     if not (isinstance(node.node, nodes.Name) and node.node.name == "env"):
         return None
     if isinstance(node, nodes.Getattr):
@@ -177,6 +190,8 @@ def row_fields(value: Any) -> set[str]:
         except TemplateSyntaxError:
             continue
         for node in ast.find_all((nodes.Getattr, nodes.Getitem)):
+            if not isinstance(node, nodes.Getattr | nodes.Getitem):
+                continue  # find_all's type says Expr; these are the two asked for
             target = node.node
             if isinstance(target, nodes.Name) and target.name == "row":
                 if isinstance(node, nodes.Getattr):

@@ -19,10 +19,11 @@ from jinja2 import Template, TemplateSyntaxError, UndefinedError, nodes
 from jinja2.runtime import Undefined
 from jinja2.sandbox import SecurityError
 
-from ..errors import Location, TemplateError
+from ..errors import Location, NotJsonError, TemplateError, TemplateLimitError
 from .codegen import generate_renderer
 from .jinja_env import ENVIRONMENT, as_expression, is_template
-from .sandbox import MAX_SIZE, NotJsonError, TemplateLimitError, to_json
+from .model import Path_
+from .sandbox import MAX_SIZE, to_json
 
 _WHOLE_EXPRESSION = re.compile(r"^\s*\{\{(?P<expr>(?:(?!\{\{|\}\}).)*)\}\}\s*$", re.DOTALL)
 # `{{ row.email }}`: the most common template, looked up without Jinja (10x faster per row).
@@ -40,17 +41,24 @@ class Compiled:
     ast: nodes.Template
 
 
-def _lookup_spec(source: str) -> tuple[list[str], list[Callable]] | None:
+Filter = Callable[[Any], Any]
+
+
+def _lookup_spec(source: str) -> tuple[list[str], list[Filter]] | None:
     """(path, filters) of a `{{ a.b | f }}` template that needs no Jinja, else None."""
     dotted = _DOTTED_NAME.match(source)
     if not dotted:
         return None
     filters = [f.strip() for f in dotted.group("filters").split("|")[1:]]
-    functions = [ENVIRONMENT.filters.get(name) for name in filters]
-    # Filters that want the environment or context, or unknown ones, go the Jinja way.
-    if all(f is not None and not hasattr(f, "jinja_pass_arg") for f in functions):
-        return dotted.group("path").split("."), functions
-    return None
+    functions: list[Filter] = []
+    for name in filters:
+        function = ENVIRONMENT.filters.get(name)
+        # Filters that want the environment or context, or unknown ones, go the Jinja way.
+        if function is None or hasattr(function, "jinja_pass_arg"):
+            return None
+        functions.append(function)
+    path: list[str] = dotted.group("path").split(".")
+    return path, functions
 
 
 @lru_cache(maxsize=4096)
@@ -96,7 +104,7 @@ def _render_text(template: Template, context: dict[str, Any]) -> str:
     return "".join(parts)
 
 
-def _compile_lookup(source: str, path: list[str], filters: list[Callable]) -> Compiled:
+def _compile_lookup(source: str, path: list[str], filters: list[Filter]) -> Compiled:
     """A dotted path over mappings, then plain filters; anything else takes Jinja's own way."""
     slow = _compile_jinja(source)
 
@@ -113,10 +121,10 @@ def _compile_lookup(source: str, path: list[str], filters: list[Callable]) -> Co
     return Compiled(source, lookup, slow.ast)
 
 
-Locate = Callable[[tuple], Location]
+Locate = Callable[[Path_], Location]
 
 
-def render_value(value: Any, context: dict[str, Any], locate: Locate, path: tuple = ()) -> Any:
+def render_value(value: Any, context: dict[str, Any], locate: Locate, path: Path_ = ()) -> Any:
     """Render every template string inside a value (mapping keys too), keeping native types."""
     return compile_value(value, locate, path)(context)
 
@@ -124,7 +132,7 @@ def render_value(value: Any, context: dict[str, Any], locate: Locate, path: tupl
 Renderer = Callable[[dict[str, Any]], Any]
 
 
-def compile_value(value: Any, locate: Locate, path: tuple = ()) -> Renderer:
+def compile_value(value: Any, locate: Locate, path: Path_ = ()) -> Renderer:
     """A function rendering `value` for a context: the walk over the value happens once, here.
 
     Static leaves are returned as they are; containers are rebuilt on every call, so no two
@@ -148,7 +156,7 @@ class _RenderParts:
     max_size = MAX_SIZE
 
 
-def _compile_tree(value: Any, locate: Locate, path: tuple = ()) -> Renderer:
+def _compile_tree(value: Any, locate: Locate, path: Path_ = ()) -> Renderer:
     if isinstance(value, str):
         if not is_template(value):
             return lambda _context: value

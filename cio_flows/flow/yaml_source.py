@@ -10,7 +10,7 @@ import yaml
 from yaml.events import AliasEvent
 
 from ..errors import FlowSyntaxError, Location
-from .model import SourceMap
+from .model import Path_, SourceMap
 
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
@@ -68,8 +68,8 @@ def parse_yaml(text: str, file: str) -> tuple[Any, SourceMap]:
         if root is None:
             raise FlowSyntaxError("the flow file is empty", location=Location(file, 1, 1))
         _Expansion(text, file).measure(root, 1)
-        values: dict[tuple, Location] = {}
-        keys: dict[tuple, Location] = {}
+        values: dict[Path_, Location] = {}
+        keys: dict[Path_, Location] = {}
         data = _to_python(loader, root, (), file, values, keys)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
@@ -155,15 +155,20 @@ class _Expansion:
     def _alias_at(self, index: int) -> Location:
         """Where the index-th alias is written: only needed for an error, so parsed again then."""
         aliases = (e for e in yaml.parse(self.text, Loader=_Loader) if isinstance(e, AliasEvent))
-        event = next(itertools.islice(aliases, index, None))
-        return Location(self.file, event.start_mark.line + 1, event.start_mark.column + 1)
+        mark = next(itertools.islice(aliases, index, None)).start_mark
+        return (
+            Location(self.file, mark.line + 1, mark.column + 1)
+            if mark
+            else Location(self.file, 1, 1)
+        )
 
 
 def _children(node: yaml.Node) -> list[yaml.Node]:
     if isinstance(node, yaml.MappingNode):
         return [part for pair in node.value for part in pair]
     if isinstance(node, yaml.SequenceNode):
-        return node.value
+        children: list[yaml.Node] = node.value
+        return children
     return []
 
 
@@ -180,7 +185,14 @@ def _mark(file: str, node: yaml.Node) -> Location:
     return Location(file, node.start_mark.line + 1, node.start_mark.column + 1)
 
 
-def _to_python(loader, node, path, file, values, keys) -> Any:
+def _to_python(
+    loader: Any,
+    node: yaml.Node,
+    path: Path_,
+    file: str,
+    values: dict[Path_, Location],
+    keys: dict[Path_, Location],
+) -> Any:
     values[path] = _mark(file, node)
     if isinstance(node, yaml.MappingNode):
         loader.flatten_mapping(node)  # resolves YAML merge keys (<<)
