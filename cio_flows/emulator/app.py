@@ -41,6 +41,7 @@ from . import (
     sends,
     track,
     track_v2,
+    ui,
 )
 from .core import (
     APP,
@@ -298,6 +299,7 @@ def build_app(state: State) -> Starlette:
     routes.extend(inspection.routes(state))
     routes.extend(journeys.routes(state))  # /_emulator/clock
     routes.extend(exports.download_routes(state))
+    routes.extend(ui.routes(state))  # the web page: /, /messages/..., /people, ...
     known = list(routes)
 
     async def unknown(request: Request) -> Response:

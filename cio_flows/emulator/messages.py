@@ -128,6 +128,50 @@ def lifecycle(state: State, d: dict[str, Any], at: float) -> tuple[dict[str, int
     return metrics, d["failure"] if outcome == "bounced" else None
 
 
+# What a recipient's client can report, and the steps each implies happened first.
+IMPLIED = {
+    "delivered": ("sent",),
+    "opened": ("sent", "delivered"),
+    "clicked": ("sent", "delivered", "opened"),
+    "converted": ("sent", "delivered"),
+    "spammed": ("sent", "delivered"),
+    "unsubscribed": ("sent", "delivered"),
+    "bounced": ("sent",),
+    "dropped": (),
+}
+
+
+def record_metric(
+    state: State, delivery_id: str, metric: str, at: float | None = None, reason: str | None = None
+) -> bool:
+    """Record a metric reported for a message (what Track's metrics endpoint and the web
+    page's opened/clicked/bounced buttons do); False when there is no such message.
+
+    The lifecycle so far becomes the message's recorded history, with the steps the metric
+    implies (an open was delivered first); a bounce replaces `delivered`.
+    """
+    if metric not in IMPLIED:
+        raise ValueError(f"cannot record metric {metric!r}")
+    found = state.store.deliveries(delivery_id=delivery_id)
+    at = time.time() if at is None else at
+    if not found or not visible(found[0], at):
+        return False
+    metrics, failure = lifecycle(state, found[0], at)
+    stamp = int(at)
+    for step in IMPLIED[metric]:
+        metrics.setdefault(step, stamp)
+    if metric in ("bounced", "dropped"):
+        metrics.pop("delivered", None)
+        failure = reason or failure or f"{metric} (reported)"
+    metrics.setdefault(metric, stamp)
+    state.store.db.execute(
+        "UPDATE deliveries SET metrics=?, failure=? WHERE delivery_id=?",
+        (json.dumps(metrics), failure, delivery_id),
+    )
+    state.changed()
+    return True
+
+
 def message_view(state: State, d: dict[str, Any], at: float) -> dict[str, Any]:
     """A delivery as the App API's message object."""
     metrics, failure = lifecycle(state, d, at)

@@ -94,6 +94,7 @@ class Emulator:
             return self
         sock = listening_socket(self.host, self.port)
         self.port = sock.getsockname()[1]
+        self._state.stopping = False
         config = uvicorn.Config(
             build_app(self._state),
             http=_Protocol,
@@ -137,6 +138,7 @@ class Emulator:
     def stop(self) -> None:
         if self._server is None:
             return
+        self._state.stopping = True  # open live streams (the web page's) end within a second
         self._server.should_exit = True
         if self._thread is not None:
             self._thread.join(timeout=5)

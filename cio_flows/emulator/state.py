@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 from . import campaigns
@@ -58,6 +59,12 @@ class State:
         self.log: deque[dict[str, Any]] = deque()
         self.log_bytes = 0
         self.seq = 0
+        # Live views (the web page's Server-Sent Events): `version` grows with every change they
+        # show, each watcher is called after it (on the server's thread), and `stopping` tells
+        # open streams to end so the server can stop.
+        self.version = 0
+        self.watchers: list[Callable[[], None]] = []
+        self.stopping = False
         self._snapshot: sqlite3.Connection | None = None
         self.set_behaviour(self.base_limits, self.base_faults)
         fresh = self.store.db.execute("SELECT COUNT(*) FROM people").fetchone()[0] == 0
@@ -112,6 +119,13 @@ class State:
         self.log_bytes = 0
         self.seq = 0
         self.set_behaviour(self.base_limits, self.base_faults, self.base_timing)
+        self.changed()
+
+    def changed(self) -> None:
+        """Tell the live views something changed (a request, a reset, a recorded metric)."""
+        self.version += 1
+        for watch in self.watchers:
+            watch()
 
     def refresh_templates(self) -> None:
         """Templates by `id:<n>` and by `trigger:<name>` (trigger names are case-insensitive)."""
@@ -140,6 +154,7 @@ class State:
         self.log_bytes += size
         while len(self.log) > REQUEST_LOG_SIZE or self.log_bytes > REQUEST_LOG_BYTES:
             self.log_bytes -= self.log.popleft()["_bytes"]
+        self.changed()
 
     def _scrub(self, raw: bytes, parsed: Any) -> Any:
         if any(s.encode() in raw for s in self.secrets):

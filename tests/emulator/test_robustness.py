@@ -126,7 +126,7 @@ def test_unknown_paths_and_methods(client):
     r = client.track("GET", "/api/v1/nope")
     assert r.status_code == 404 and r.json()["meta"]["errors"]
     assert client.track("PATCH", "/api/v1/customers/x").status_code == 405
-    assert client.http.get(client.url + "/").status_code == 404
+    assert client.http.get(client.url + "/nothing-here").status_code == 404  # "/" is the web page
 
 
 def test_empty_body_on_put_is_an_empty_attribute_map(client):
