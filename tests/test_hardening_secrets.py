@@ -164,7 +164,8 @@ def test_a_computed_name_cannot_reach_a_customerio_key(write_flow, recording_ser
 def test_listing_the_environment_shows_no_secret(write_flow, recording_server):
     path = write_flow(
         HEAD + "  - track: {userId: u1, event: e, properties: "
-        "{all: '{{ env.items() | list }}', sorted: '{{ env | dictsort }}', n: '{{ env | list }}'}}\n"
+        "{all: '{{ env.items() | list }}', sorted: '{{ env.items() | sort }}',"
+        " n: '{{ env.values() | list }}'}}\n"
     )
     env = env_for(recording_server.url, PARTNER_TOKEN=PARTNER_TOKEN, PUBLIC_SETTING="visible")
     result = run_cli(["run", path, "--no-batch"], env)

@@ -202,6 +202,7 @@ def _guard_filter(name: str, function: Any) -> Any:
     def guarded(*args: Any, **kwargs: Any) -> Any:
         # Filters marked pass_environment/pass_context get it first; the value follows.
         offset = 1 if hasattr(function, "jinja_pass_arg") else 0
+        refuse_secrets(*args[offset:], *kwargs.values())
         rest = args[offset + 1 :]
         if name in _SIZE_ARGUMENTS:
             size = kwargs.get(_SIZE_ARGUMENTS[name], rest[0] if rest else 0)
@@ -237,6 +238,7 @@ class Sandbox(ImmutableSandboxedEnvironment):
         self.filters = {name: _guard_filter(name, f) for name, f in self.filters.items()}
 
     def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+        refuse_secrets(left, right)
         if operator == "**":
             _check_power(left, right)
         elif operator == "*":
@@ -246,12 +248,14 @@ class Sandbox(ImmutableSandboxedEnvironment):
         return check_size(self.binop_table[operator](left, right))
 
     def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:
+        refuse_secrets(__obj, *args, *kwargs.values())  # a secret passed to a macro or method
         for value in (*args, *kwargs.values()):
             check_size(value)  # a macro called with ever-doubling arguments
         args = _check_method(__obj, args, kwargs)
         return check_size(super().call(__context, __obj, *args, **kwargs))
 
     def getattr(self, obj: Any, attribute: str) -> Any:
+        refuse_secrets(obj)
         if isinstance(obj, TemplateEnv) and not hasattr(Mapping, attribute):
             value = obj.by_literal_name(attribute)
             if value is not None:
@@ -289,7 +293,7 @@ class TemplateEnv(Mapping[str, Any]):
         if name in self._public:
             return self._public[name]
         if name in self._secret or name in CREDENTIAL_VARS:
-            raise SecurityError(self._refusal(name))
+            raise SecurityError(self.refusal(name))
         raise KeyError(name)
 
     def __contains__(self, name: object) -> bool:
@@ -301,22 +305,61 @@ class TemplateEnv(Mapping[str, Any]):
     def __len__(self) -> int:
         return len(self._public)
 
-    def by_literal_name(self, name: str) -> str | None:
-        """`env.NAME`: secret-named ones too (the static check saw how they are used)."""
+    def by_literal_name(self, name: str) -> str | SecretText | None:
+        """`env.NAME`: a secret-named one as a SecretText (the static check saw how it is used)."""
         if name in CREDENTIAL_VARS:
             raise SecurityError(_credential_refusal(name))
-        return self._public.get(name, self._secret.get(name))
+        if name in self._public:
+            return self._public[name]
+        return SecretText(name, self._secret[name]) if name in self._secret else None
 
     def undefined_or_refused(self, name: str, undefined: Any) -> Any:
         if name in self._secret or name in CREDENTIAL_VARS:
-            raise SecurityError(self._refusal(name))
+            raise SecurityError(self.refusal(name))
         return undefined(obj=self, name=name)
 
     @staticmethod
-    def _refusal(name: str) -> str:
+    def refusal(name: str) -> str:
         if name in CREDENTIAL_VARS:
             return _credential_refusal(name)
         return f"{name} is secret: read it only as {{{{ env.{name} }}}}"
+
+
+class SecretText:
+    """A secret-named variable's value: it goes into a template's output as it is, and nothing
+    else. Any filter, call, operator, comparison, slice, iteration or test on it is an error,
+    so that a template that got hold of it some way the static check missed still cannot
+    change it past the redactor or guess it piece by piece."""
+
+    __slots__ = ("_name", "_value")
+
+    def __init__(self, name: str, value: str) -> None:
+        self._name = name
+        self._value = value
+
+    def __str__(self) -> str:  # the output, where the redactor masks it
+        return self._value
+
+    def __repr__(self) -> str:
+        return f"<secret {self._name}>"
+
+    def refusal(self) -> SecurityError:
+        return SecurityError(TemplateEnv.refusal(self._name))
+
+    def _refuse(self, *args: Any, **kwargs: Any) -> Any:
+        raise self.refusal()
+
+    __getitem__ = __iter__ = __reversed__ = __len__ = __contains__ = __bool__ = _refuse
+    __eq__ = __ne__ = __lt__ = __le__ = __gt__ = __ge__ = __hash__ = _refuse  # type: ignore[assignment]
+    __add__ = __radd__ = __mul__ = __rmul__ = __mod__ = __rmod__ = __format__ = _refuse
+    __int__ = __float__ = __index__ = _refuse
+
+
+def refuse_secrets(*values: Any) -> None:
+    """SecurityError when one of the values is a secret (SecretText)."""
+    for value in values:
+        if type(value) is SecretText:
+            raise value.refusal()
 
 
 # --- results ----------------------------------------------------------------------------------
@@ -341,6 +384,8 @@ def to_json(value: Any) -> Any:
 
 
 def _convert(value: Any) -> Any:
+    if type(value) is SecretText:
+        return str(value)  # `{{ env.TOKEN }}`: the whole value, as it is
     if isinstance(value, str | int) or value is None:  # bool is an int
         return check_size(value)
     if isinstance(value, float):

@@ -129,9 +129,12 @@ _SECRET_USE = (
 def _unsafe_reason(ast: nodes.Template, secrets: _Secrets) -> tuple[str | None, bool]:
     """Why a template may not run as written (it reads a key, transforms a secret, or yields a
     function), and whether it reads a secret."""
+    held = _env_held(ast)
+    if held:
+        return held, False
     direct: set[int] = set()
     if secrets.direct_ok:
-        direct = {id(part) for output in ast.find_all(nodes.Output) for part in output.nodes}
+        direct = {id(part) for output in _final_outputs(ast) for part in output.nodes}
     reads = False
     for node in ast.find_all((nodes.Getattr, nodes.Getitem, nodes.Name)):
         name = _secret_read(node, secrets.vars)
@@ -146,6 +149,30 @@ def _unsafe_reason(ast: nodes.Template, secrets: _Secrets) -> tuple[str | None, 
             return f"env.{name} is secret ({why}): {_SECRET_USE.format('env.' + name)}", True
         reads = True
     return _function_as_value(ast), reads
+
+
+def _env_held(ast: nodes.Template) -> str | None:
+    """Why `env` is used as a value (`{% set e = env %}`, `[env][0]`, a macro's argument): a
+    template that holds it could read a secret under another name, where no check sees it."""
+    read_from = {id(node.node) for node in ast.find_all((nodes.Getattr, nodes.Getitem))}
+    for node in ast.find_all(nodes.Name):
+        if node.name == "env" and node.ctx == "load" and id(node) not in read_from:
+            return "env is read only by name, as env.NAME or env['NAME'], never held or passed on"
+    return None
+
+
+# Statements whose output is not the template's: it is captured and can be changed after
+# (`{% set x %}`, a macro's result, `{% filter %}`, `{% call %}`).
+_CAPTURING = (nodes.Macro, nodes.CallBlock, nodes.FilterBlock, nodes.AssignBlock)
+
+
+def _final_outputs(node: nodes.Node) -> Iterator[nodes.Output]:
+    """The Output nodes whose text goes straight into the template's result."""
+    for child in node.iter_child_nodes():
+        if isinstance(child, nodes.Output):
+            yield child
+        elif not isinstance(child, _CAPTURING):
+            yield from _final_outputs(child)
 
 
 def _secret_read(node: nodes.Node, secret_vars: set[str]) -> str | None:

@@ -1,0 +1,172 @@
+"""Issue 18, hostile inputs: secrets held through `env` (item 5), `--env-file` interpolation (6),
+`use:` outside the project (7), template bombs (13), YAML bombs outside flows (15), non-finite
+numbers (17), deeply nested data rows (18), wait_until's numbers (21), YAML merge keys (24).
+
+Each case runs the real `cio-flows` process and checks it ends with exit 2, a located message,
+no traceback, no secret in any form, nothing sent, and memory within bounds (MAX_RSS_MB)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from conftest import SECRETS, env_for
+
+from cio_flows.errors import TemplateError
+from cio_flows.flow.sandbox import TemplateEnv
+from cio_flows.flow.templating import render_value
+
+HEAD = "version: 1\nname: demo\nsteps:\n"
+PARTNER_TOKEN = "partner-tok-9f8e7d6c"  # a secret the flow may send as it is
+MAX_RSS_MB = 400  # the whole process: Python, its imports and whatever the input costs
+
+
+@dataclass
+class Finished:
+    code: int
+    out: str
+    err: str
+    rss_mb: float
+
+    @property
+    def output(self) -> str:
+        return self.out + self.err
+
+
+def run_process(args: list[str], env: dict[str, str], cwd: Path | None = None) -> Finished:
+    """`cio-flows ARGS` as its own process, with its peak memory (wait4's ru_maxrss)."""
+    environ = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": os.environ.get("PYTHONPATH", "")}
+    environ.update(env)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "cio_flows.cli", *map(str, args)],
+        env=environ,
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    killer = threading.Timer(120, process.kill)  # a hang fails the test, it does not stall it
+    killer.start()
+    with ThreadPoolExecutor(2) as readers:
+        out = readers.submit(process.stdout.read)  # type: ignore[union-attr]
+        err = readers.submit(process.stderr.read)  # type: ignore[union-attr]
+        _, status, usage = os.wait4(process.pid, 0)
+        finished = Finished(
+            os.waitstatus_to_exitcode(status), out.result(), err.result(), usage.ru_maxrss / 1024
+        )
+    killer.cancel()
+    process.returncode = finished.code
+    return finished
+
+
+def assert_invalid(result: Finished, *fragments: str) -> None:
+    assert result.code == 2, result.output
+    for fragment in fragments:
+        assert fragment in result.output, result.output
+    assert "Traceback" not in result.output
+    assert result.rss_mb < MAX_RSS_MB, f"{result.rss_mb:.0f} MB"
+
+
+def assert_no_secret(text: str) -> None:
+    for secret in (PARTNER_TOKEN, *SECRETS.values()):
+        if len(secret) > 6:
+            assert secret not in text and secret[::-1] not in text
+            assert ".".join(secret) not in text
+    assert PARTNER_TOKEN[:8] not in text
+
+
+# --- item 5: `env` cannot be held, passed or transformed ----------------------------------------
+
+ENV_ALIASES = {
+    "set": "{% set e = env %}{{ e.PARTNER_TOKEN | join('.') }}",
+    "list": "{{ [env][0].PARTNER_TOKEN | reverse }}",
+    "macro": "{% macro m(e) %}{{ e.PARTNER_TOKEN | reverse }}{% endmacro %}{{ m(env) }}",
+    "loop": "{% for e in [env] %}{{ e.PARTNER_TOKEN | reverse }}{% endfor %}",
+    "conditional": "{{ (env if true else none).PARTNER_TOKEN | reverse }}",
+    "with": "{% with e = env %}{{ e.PARTNER_TOKEN[::-1] }}{% endwith %}",
+    "filter": "{{ env | dictsort }}",
+    # Output that is captured and changed after: a secret must reach the result unchanged.
+    "block set": "{% set x %}{{ env.PARTNER_TOKEN }}{% endset %}{{ x | reverse }}",
+    "macro output": "{% macro m() %}{{ env.PARTNER_TOKEN }}{% endmacro %}{{ m() | reverse }}",
+    "filter block": "{% filter reverse %}{{ env.PARTNER_TOKEN }}{% endfilter %}",
+    "macro argument": ("{% macro m(t) %}{{ t | reverse }}{% endmacro %}{{ m(env.PARTNER_TOKEN) }}"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(ENV_ALIASES))
+def test_env_cannot_be_held_or_its_secrets_transformed(case, write_flow, recording_server):
+    template = ENV_ALIASES[case]
+    path = write_flow(HEAD + f'  - track: {{userId: u1, event: "{template}"}}\n')
+    env = env_for(recording_server.url, PARTNER_TOKEN=PARTNER_TOKEN)
+    for command in ("validate", "run"):
+        result = run_process([command, path], env)
+        assert_invalid(result, f"{path}:4:")
+        assert_no_secret(result.output)
+    assert recording_server.requests == []
+
+
+def test_expect_cannot_guess_a_secret_by_slicing(write_flow, recording_server):
+    path = write_flow(
+        HEAD + "  - list_segments:\n    expect: \"[env][0].PARTNER_TOKEN[:8] == 'partner-'\"\n"
+    )
+    env = env_for(recording_server.url, PARTNER_TOKEN=PARTNER_TOKEN)
+    result = run_process(["run", path], env)
+    assert_invalid(result, f"{path}:5:", "env is read only by name")
+    assert recording_server.requests == []
+
+
+def test_a_secret_is_still_sent_as_it_is(write_flow, recording_server):
+    path = write_flow(
+        HEAD + "  - track: {userId: u1, event: e, properties: "
+        "{t: '{{ env.PARTNER_TOKEN }}', s: 'Bearer {{ env.PARTNER_TOKEN }}',"
+        " h: '{{ env.HOME_DIR | upper }}'}}\n"
+    )
+    env = env_for(recording_server.url, PARTNER_TOKEN=PARTNER_TOKEN, HOME_DIR="/home/x")
+    result = run_process(["run", path, "--no-batch"], env)
+    assert result.code == 0, result.output
+    properties = recording_server.requests[0].body["properties"]
+    assert properties == {"t": PARTNER_TOKEN, "s": f"Bearer {PARTNER_TOKEN}", "h": "/HOME/X"}
+    assert PARTNER_TOKEN not in result.output
+
+
+SECRET_OPERATIONS = [
+    "{{ e.PARTNER_TOKEN | reverse }}",
+    "{{ e.PARTNER_TOKEN | string }}",
+    "{{ e.PARTNER_TOKEN | join('.') }}",
+    "{{ e.PARTNER_TOKEN[:8] }}",
+    "{{ e.PARTNER_TOKEN == 'x' }}",
+    "{{ e.PARTNER_TOKEN < 'p' }}",
+    "{{ 'p' in e.PARTNER_TOKEN }}",
+    "{{ e.PARTNER_TOKEN | list }}",
+    "{{ e.PARTNER_TOKEN | length }}",
+    "{{ e.PARTNER_TOKEN.upper() }}",
+    "{{ e.PARTNER_TOKEN + 'x' }}",
+    "{{ '%s' % e.PARTNER_TOKEN }}",
+    "{{ '{}'.format(e.PARTNER_TOKEN) }}",
+    "{% for c in e.PARTNER_TOKEN %}{{ c }}{% endfor %}",
+    "{{ 1 if e.PARTNER_TOKEN else 0 }}",
+]
+
+
+@pytest.mark.parametrize("template", SECRET_OPERATIONS)
+def test_a_secret_value_refuses_every_operation_at_run_time(template):
+    # The static check is not consulted here: the value itself refuses to be changed.
+    env = TemplateEnv({"PARTNER_TOKEN": PARTNER_TOKEN})
+    with pytest.raises(TemplateError, match="PARTNER_TOKEN is secret") as error:
+        render_value(template, {"e": env}, lambda _path: None)
+    assert PARTNER_TOKEN not in str(error.value)
+
+
+def test_a_secret_value_renders_as_it_is():
+    env = TemplateEnv({"PARTNER_TOKEN": PARTNER_TOKEN})
+    assert render_value("{{ e.PARTNER_TOKEN }}", {"e": env}, lambda _p: None) == PARTNER_TOKEN
+    text = render_value("x {{ e.PARTNER_TOKEN }}", {"e": env}, lambda _p: None)
+    assert text == f"x {PARTNER_TOKEN}"
+    assert json.dumps(render_value(["{{ e.PARTNER_TOKEN }}"], {"e": env}, lambda _p: None))
