@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import Any
 
@@ -53,7 +53,7 @@ class Executor:
         self,
         run: PreparedRun,
         transport: Transport,
-        listeners: list[Listener] = (),
+        listeners: Sequence[Listener] = (),
         *,
         workers: int = 8,
         previous: PreviousLookup | None = None,
@@ -140,7 +140,7 @@ class Executor:
             for row in self.run.rows():
                 yield self._run_row, row
             return
-        chunk: list[Row] = []
+        chunk: list[Row | None] = []  # a run without data is one row: None
         for row in self.run.rows():
             chunk.append(row)
             if len(chunk) >= self.chunk_size:
@@ -157,7 +157,7 @@ class Executor:
                 work(unit)
             return
         # Bounded in flight: rows stream from the file, memory stays flat.
-        in_flight: set[Future] = set()
+        in_flight: set[Future[None]] = set()
         with ThreadPoolExecutor(self.workers, thread_name_prefix="cio-row") as pool:
             try:
                 for work, unit in self._units():
@@ -172,7 +172,7 @@ class Executor:
                 self.summary.interrupted = True
             _raise_first(self._wait_all(in_flight))
 
-    def _wait_all(self, in_flight: set[Future]) -> set[Future]:
+    def _wait_all(self, in_flight: set[Future[None]]) -> set[Future[None]]:
         """The rows in flight, once done. Ctrl-C here too stops them (a backoff ends at once):
         left to propagate, it would wait in the pool's shutdown for every retry."""
         while True:
@@ -246,11 +246,11 @@ class Executor:
             self._record(state, self.pipeline.run_step(step, state))
         self._finish_row(state.number, state.row_key, failed=state.failed)
 
-    def _run_chunk(self, rows: list[Row]) -> None:
+    def _run_chunk(self, rows: list[Row | None]) -> None:
         with self.turns:
             self._run_chunk_steps(rows)
 
-    def _run_chunk_steps(self, rows: list[Row]) -> None:
+    def _run_chunk_steps(self, rows: list[Row | None]) -> None:
         """Step N for every row of the chunk, then step N+1; batchable steps share batches."""
         states = [s for s in map(self._start_row, rows) if s is not None]
         for step in self.run.flow.all_steps:
@@ -278,7 +278,7 @@ class Executor:
             yield state, outcome
 
 
-def _raise_first(done: set[Future]) -> None:
+def _raise_first(done: set[Future[None]]) -> None:
     for future in done:
         future.result()  # a bug in a worker must not pass silently
 

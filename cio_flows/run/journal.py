@@ -35,6 +35,7 @@ from .events import FAILED, OK, SKIPPED, UNKNOWN, Event, RunSummary
 from .journal_listener import journal_listener
 from .journal_reads import (
     Outcome,
+    Record,
     RunRecord,
     recent_runs,
     row_outcomes,
@@ -91,7 +92,7 @@ class Journal:
         self._batch_size = max(1, batch_size)
         self._db_lock = threading.Lock()  # the connection
         self._buf_lock = threading.Lock()  # the buffer and live counts
-        self._buffer: list[tuple] = []
+        self._buffer: list[Record] = []
         self._appended = 0  # records ever put in the buffer...
         self._committed = 0  # ...and how many of them are committed
         self._live: dict[str, _Live] = {}
@@ -220,7 +221,7 @@ class Journal:
         with self._db_lock:
             self._commit_locked(durable=False)
 
-    def _append(self, record: tuple) -> int:
+    def _append(self, record: Record) -> int:
         """Buffer a record (under _buf_lock); its ticket is committed once _committed reaches it."""
         self._buffer.append(record)
         self._appended += 1
@@ -349,7 +350,7 @@ class Journal:
         """One row's outcomes by step key: what a resume asks for each row (primary-key lookup)."""
         return row_outcomes(self._query, run_id, row_key)
 
-    def _query(self, sql: str, params: tuple) -> list[tuple]:
+    def _query(self, sql: str, params: Record) -> list[Record]:
         with self._db_lock:
             if self._db is None:
                 raise RuntimeError(f"journal {self.path} is closed")

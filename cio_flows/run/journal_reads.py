@@ -16,7 +16,8 @@ from typing import Any
 from .events import UNKNOWN
 from .journal_schema import IN_FLIGHT, INTERRUPTED, RUNNING
 
-Query = Callable[[str, tuple], list[tuple]]
+Record = tuple[Any, ...]  # one SQLite row
+Query = Callable[[str, Record], list[Record]]
 
 _IN_FLIGHT_ERROR = "was being sent when the run stopped: outcome unknown"
 _RUN_COLUMNS = (
@@ -82,7 +83,7 @@ def row_outcomes(query: Query, run_id: str, row_key: str) -> dict[str, Outcome]:
     return {r[0]: _outcome(r[1:]) for r in rows}
 
 
-def _run_record(row: tuple) -> RunRecord:
+def _run_record(row: Record) -> RunRecord:
     run_id, name, path, region, options, started, finished, status, counts, rows, pid, host = row
     if status == RUNNING and not _alive(pid, host):
         status = INTERRUPTED  # SIGKILL, power loss: nobody will finish it
@@ -112,7 +113,7 @@ def _alive(pid: int | None, host: str | None) -> bool:
     return True
 
 
-def _outcome(columns: tuple) -> Outcome:
+def _outcome(columns: Record) -> Outcome:
     status, attempts, error, result = columns
     if status == IN_FLIGHT:  # the process stopped between sending and recording the answer
         status, error = UNKNOWN, _IN_FLIGHT_ERROR

@@ -84,13 +84,6 @@ def _check_intact(db: sqlite3.Connection) -> None:
         raise sqlite3.DatabaseError(f"is damaged (PRAGMA quick_check: {'; '.join(problems)})")
 
 
-def _check_intact(db: sqlite3.Connection) -> None:
-    # A damaged page found now stops the run before anything is sent, not halfway (resume).
-    problems = [row[0] for row in db.execute("PRAGMA quick_check(3)").fetchall()]
-    if problems != ["ok"]:
-        raise sqlite3.DatabaseError(f"is damaged (PRAGMA quick_check: {'; '.join(problems)})")
-
-
 def _check_writable(db: sqlite3.Connection) -> None:
     # Rewriting the header proves a write would succeed (a read-only file opens without error).
     db.execute("BEGIN IMMEDIATE")

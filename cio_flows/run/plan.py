@@ -126,7 +126,7 @@ class Planner:
         with ProcessPoolExecutor(
             processes, mp_context=context, initializer=_adopt, initargs=(self,)
         ) as pool:
-            pending: deque[Future] = deque()
+            pending: deque[Future[list[Planned]]] = deque()
             for chunk in self._chunks():
                 pending.append(pool.submit(_plan_chunk, chunk))
                 if len(pending) >= 2 * processes:
@@ -180,8 +180,8 @@ class Planner:
         return PlannedRequest(step, rows[0], rows[-1], request, len(rows), body, batched=True)
 
     def _outcome(self, state: RowState, outcome: StepFinished) -> Iterator[Planned]:
-        if outcome.status in (FAILED, UNKNOWN):
-            state.failed = True
+        if outcome.status in (FAILED, UNKNOWN) and outcome.failure is not None:
+            state.failed = True  # (a failed or unknown step always carries its failure)
             yield PlannedFailure(outcome.step, state.number, outcome.failure)
         elif outcome.status == SKIPPED:
             yield outcome

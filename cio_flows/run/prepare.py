@@ -14,7 +14,7 @@ from typing import Any
 
 from jinja2 import meta, nodes
 
-from ..errors import CredentialsError, FlowInputError, PayloadError, TemplateError
+from ..errors import CredentialsError, FlowInputError, Location, PayloadError, TemplateError
 from ..flow.composition import ScopeContexts
 from ..flow.jinja_env import HELPERS, Helpers
 from ..flow.model import Flow, Step
@@ -22,6 +22,8 @@ from ..flow.payloads import check_payload
 from ..flow.sandbox import TemplateEnv
 from ..flow.template_checks import iter_templates, row_fields
 from ..flow.templating import (
+    Locate,
+    Renderer,
     compile_template,
     compile_value,
     evaluate_condition,
@@ -119,14 +121,14 @@ class PreparedRun:
             return DataSource(self.flow.path.parent / self.flow.for_each.file)
         return None
 
-    def _var_renderer(self, name: str, value: Any):
+    def _var_renderer(self, name: str, value: Any) -> Renderer:
         if name in self.options.vars:
             given = self.options.vars[name]
             return lambda _context: given
         location = self.flow.locate(("vars", name))
         return compile_value(value, lambda _path: location)
 
-    def _payload_locator(self, step: Step):
+    def _payload_locator(self, step: Step) -> Locate:
         return lambda path: self.flow.locate((*step.path, step.kind, *path))
 
     def _check_vars(self) -> None:
@@ -176,7 +178,7 @@ class PreparedRun:
         except FlowInputError:  # that row fails on its own when it runs
             return None
 
-    def _locate_row_field(self, step: Step, name: str):
+    def _locate_row_field(self, step: Step, name: str) -> Location:
         for path, source in iter_templates(step.payload, (*step.path, step.kind)):
             if name in row_fields(source):
                 return self.flow.locate(path)
@@ -213,7 +215,7 @@ class PreparedRun:
             check_payload(
                 step.kind,
                 step.payload,
-                lambda path, s=step: self.flow.locate((*s.path, s.kind, *path)),
+                self._payload_locator(step),
                 allow_templates=True,
                 step=step.name,
             )
@@ -255,7 +257,7 @@ class PreparedRun:
         row_number = row.number if row else None
         locate = self._payload_locators[step.key]
         try:
-            payload = self._renderers[step.key](context)
+            payload: dict[str, Any] = self._renderers[step.key](context)
             if step.validate:
                 check_payload(step.kind, payload, locate, step=step.name, row=row_number)
         except FlowInputError as exc:
@@ -320,7 +322,9 @@ class PreparedRun:
                     request = self.build_request(step, payload, self.keys(key, step))
                     yield PlannedStep(step, row_number, request)
 
-    def loop_contexts(self, step: Step, row_key: str, context: dict[str, Any]):
+    def loop_contexts(
+        self, step: Step, row_key: str, context: dict[str, Any]
+    ) -> Iterator[tuple[str, dict[str, Any]]]:
         """(row key, context) once, or once per loop item with `item` set."""
         if step.loop is None:
             yield row_key, context

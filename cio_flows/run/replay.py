@@ -53,13 +53,13 @@ class _RecordingHelpers(Helpers):
         return value
 
     def now(self) -> str:
-        return self._keep("now", super().now())
+        return str(self._keep("now", super().now()))
 
     def unix_now(self) -> int:
-        return self._keep("unix_now", super().unix_now())
+        return int(self._keep("unix_now", super().unix_now()))
 
     def uuid(self) -> str:
-        return self._keep("uuid", super().uuid())
+        return str(self._keep("uuid", super().uuid()))
 
 
 class _ReplayedHelpers(Helpers):
@@ -75,13 +75,13 @@ class _ReplayedHelpers(Helpers):
         return live() if value is None else value
 
     def now(self) -> str:
-        return self._next("now", super().now)
+        return str(self._next("now", super().now))
 
     def unix_now(self) -> int:
-        return self._next("unix_now", super().unix_now)
+        return int(self._next("unix_now", super().unix_now))
 
     def uuid(self) -> str:
-        return self._next("uuid", super().uuid)
+        return str(self._next("uuid", super().uuid))
 
 
 class _HelperScopes:

@@ -14,11 +14,16 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, BinaryIO, TextIO, TypeVar
 
 import ijson
 
 from ..errors import DataFileError, Location
+
+if TYPE_CHECKING:
+    from _csv import Reader as CsvReader
+
+_Handle = TypeVar("_Handle", BinaryIO, TextIO)
 
 FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json"}
 _BOM = b"\xef\xbb\xbf"
@@ -74,18 +79,18 @@ class DataSource:
         With key_of, two rows with the same key are refused naming both lines: they would get
         the same messageId and Customer.io would silently drop the second. Returns the row count.
         """
-        hashes = _KeyHashes() if key_of is not None else None
+        if key_of is None:
+            return sum(1 for _ in self.rows())
+        hashes = _KeyHashes()
         count = 0
         for row in self.rows():
             count += 1
-            if hashes is not None:
-                key = key_of(row)
-                if key is not None:
-                    hashes.add(key)
-        if hashes is not None:
-            suspects = hashes.colliding()
-            if suspects:
-                self._refuse_duplicate(key_of, suspects)
+            key = key_of(row)
+            if key is not None:
+                hashes.add(key)
+        suspects = hashes.colliding()
+        if suspects:
+            self._refuse_duplicate(key_of, suspects)
         return count
 
     def _refuse_duplicate(self, key_of: KeyOf, suspects: set[int]) -> None:
@@ -108,9 +113,12 @@ class DataSource:
 
     # --- opening ---------------------------------------------------------------------------
 
-    def _open(self, **text: str):
+    def _open(self) -> BinaryIO:
+        return self._opened(lambda: self.path.open("rb"))
+
+    def _opened(self, opener: Callable[[], _Handle]) -> _Handle:
         try:
-            return self.path.open("r" if text else "rb", **text)
+            return opener()
         except FileNotFoundError:
             raise self._unreadable("data file not found") from None
         except IsADirectoryError:
@@ -122,10 +130,10 @@ class DataSource:
         return DataFileError(reason, location=Location(str(self.path), 1, 1))
 
     @contextmanager
-    def _text(self):
+    def _text(self) -> Iterator[TextIO]:
         """The file as UTF-8 text; a byte that is not UTF-8 becomes an error naming its line."""
         try:
-            with self._open(encoding="utf-8-sig", newline="") as handle:
+            with self._opened(lambda: self.path.open(encoding="utf-8-sig", newline="")) as handle:
                 yield handle
         except UnicodeDecodeError:
             error = self._encoding_error()
@@ -159,9 +167,9 @@ class DataSource:
             header = self._csv_header(reader)
             yield from self._csv_records(reader, header)
 
-    def _csv_header(self, reader) -> list[str]:
+    def _csv_header(self, reader: CsvReader) -> list[str]:
         try:
-            header = next(reader, [])
+            header: list[str] = next(reader, [])
         except csv.Error as exc:
             raise self._csv_error(exc, 1) from None
         seen: set[str] = set()
@@ -176,7 +184,7 @@ class DataSource:
             seen.add(name)
         return header
 
-    def _csv_records(self, reader, header: list[str]) -> Iterator[Row]:
+    def _csv_records(self, reader: CsvReader, header: list[str]) -> Iterator[Row]:
         width = len(header)
         number = 0
         start = reader.line_num + 1  # where the next record starts: a quoted cell may span lines
@@ -265,7 +273,7 @@ class DataSource:
             pass
         raise self._unreadable(f"invalid JSON after row {number}")  # only if the file changed
 
-    def _json_start(self, handle) -> None:
+    def _json_start(self, handle: BinaryIO) -> None:
         """Skip a BOM; refuse a file that is not an array before parsing it."""
         if handle.read(3) != _BOM:
             handle.seek(0)
@@ -304,7 +312,7 @@ class DataSource:
             self._json_feed(parser, None, last)
             yield from items.rows(events, last)
 
-    def _json_feed(self, parser, piece: bytes | None, line: int) -> None:
+    def _json_feed(self, parser: Any, piece: bytes | None, line: int) -> None:
         try:
             if piece is None:
                 parser.close()
@@ -327,7 +335,7 @@ class _ItemBuilder:
         self.depth = 0  # containers open inside the current item
         self.builder = ijson.ObjectBuilder()
 
-    def rows(self, events, line: int) -> Iterator[Row]:
+    def rows(self, events: list[tuple[str, str, Any]], line: int) -> Iterator[Row]:
         for prefix, event, value in events:
             if prefix == "":
                 continue  # the array itself
@@ -372,9 +380,6 @@ class _KeyHashes:
                         found.add(value)
                     seen.add(value)
         return found
-
-    def nbytes(self) -> int:
-        return sum(bucket.buffer_info()[1] * bucket.itemsize for bucket in self.buckets)
 
 
 def _first_line(exc: Exception) -> str:

@@ -71,7 +71,7 @@ class RunSession:
         self.options = options
         if options.resume:
             try:
-                self.options = self._resumed(options)
+                self.options = self._resumed(options, options.resume)
             except BaseException:
                 self.close()
                 raise
@@ -87,9 +87,8 @@ class RunSession:
             self.journal = Journal(self.path, redactor=self._redactor)
         return self.journal
 
-    def _resumed(self, options: RunOptions) -> RunOptions:
-        """Options for resuming run `options.resume`: its id; its vars and data unless given."""
-        run_id = options.resume
+    def _resumed(self, options: RunOptions, run_id: str) -> RunOptions:
+        """Options for resuming run `run_id`: its id; its vars and data unless given."""
         if self.path is None:
             raise ValueError(f"resuming run '{run_id}' needs a journal: RunOptions.journal is off")
         if options.run_id not in (None, run_id):

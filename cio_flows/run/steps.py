@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Protocol
 
 from ..errors import (
     CredentialsError,
@@ -57,8 +57,18 @@ class PreviousOutcome:
     result: Any = None
 
 
-# row_key -> {step_key: PreviousOutcome}
-PreviousLookup = Callable[[str], Mapping[str, PreviousOutcome]]
+class EarlierOutcome(Protocol):
+    """What resume reads of an earlier attempt: a PreviousOutcome or the journal's Outcome."""
+
+    @property
+    def status(self) -> str: ...
+
+    @property
+    def result(self) -> Any: ...
+
+
+# row_key -> {step_key: its earlier outcome}
+PreviousLookup = Callable[[str], Mapping[str, EarlierOutcome]]
 # (row_key, step_key): durably record that a send that is not safe to repeat is about to leave
 InFlightMarker = Callable[[str, str], None]
 
@@ -72,7 +82,7 @@ class RowState:
     row: Row | None
     row_key: str
     context: dict[str, Any]
-    before: Mapping[str, PreviousOutcome]  # the earlier attempt's outcomes, on resume
+    before: Mapping[str, EarlierOutcome]  # the earlier attempt's outcomes, on resume
     failed: bool = False
     scopes: dict[str, dict[str, Any]] = field(default_factory=dict)  # used flows' contexts
 
@@ -276,7 +286,14 @@ class StepPipeline:
             for key, item_context in self.run.loop_contexts(step, state.row_key, context)
         ]
 
-    def _send_and_wait(self, step: Step, row, row_key: str, context, sender) -> Any:
+    def _send_and_wait(
+        self,
+        step: Step,
+        row: Row | None,
+        row_key: str,
+        context: dict[str, Any],
+        sender: CountingSend,
+    ) -> Any:
         payload = self.run.render(step, context, row)
         keys = self.run.keys(row_key, step)
         self.run.build_request(step, payload, keys)  # mapping errors before any send
