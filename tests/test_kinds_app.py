@@ -386,7 +386,7 @@ steps:
   - broadcast_status: {broadcast_id: 1, trigger_id: "{{ steps.trigger.id }}"}
     wait_until: {condition: response.processed_at is not none, timeout: 10, interval: 0.1}
   - broadcast_errors: {broadcast_id: 1, trigger_id: "{{ steps.trigger.id }}", page_size: 2}
-    expect: 'response.count == 3 and response.errors[2].startswith("3 :")'
+    expect: 'response.count == 3 and response.errors[2].startswith("line 3:")'
   - list_messages: {broadcast_id: 1, page_size: 1}
     expect: response.count == 1 and response.messages[0].customer_id == who
 finally:

@@ -6,7 +6,7 @@ A trigger answers `{"id": N}` at once; it is processed `DeliveryTiming.trigger` 
 then `processed_at` is set, one message per recipient appears (with the usual lifecycle, see
 messages.py) and the errors list fills. Audience: at most one of `ids`, `emails`,
 `per_user_data`, `recipients` (a filter), `data_file_url`; none means the broadcast's own
-segment (or everyone, if it names none). Unknown ids or emails are errors ("index : message",
+segment (or everyone, if it names none). Unknown ids or emails are errors ("line <index>: message",
 index into the list) unless `id_ignore_missing` / `email_ignore_missing`; an email shared by
 several people is an error unless `email_add_duplicates`. The emulator never downloads a
 `data_file_url`: such a trigger has no recipients and one error saying so.
@@ -99,7 +99,7 @@ def _audience(state: State, b: dict, body: dict, selector: str | None):
         if pk is not None:
             targets.append((pk, data))
         elif not body.get("id_ignore_missing"):
-            errors.append(f"{i} : no person with id {str(value)!r}")
+            errors.append(f"line {i}: no person with id {str(value)!r}")
 
     def by_email(i: int, value: Any, data: dict) -> None:
         rows = store.db.execute(
@@ -107,9 +107,9 @@ def _audience(state: State, b: dict, body: dict, selector: str | None):
         ).fetchall()
         if not rows:
             if not body.get("email_ignore_missing"):
-                errors.append(f"{i} : no person with email {str(value)!r}")
+                errors.append(f"line {i}: no person with email {str(value)!r}")
         elif len(rows) > 1 and not body.get("email_add_duplicates"):
-            errors.append(f"{i} : email {str(value)!r} belongs to {len(rows)} people")
+            errors.append(f"line {i}: email {str(value)!r} belongs to {len(rows)} people")
         else:
             targets.extend((pk, data) for (pk,) in rows)
 
@@ -124,7 +124,7 @@ def _audience(state: State, b: dict, body: dict, selector: str | None):
             find = by_id if item.get("id") else by_email
             find(i, item.get("id") or item.get("email"), item.get("data") or {})
     elif selector == "data_file_url":
-        errors.append("0 : the emulator does not download data files")
+        errors.append("line 0: the emulator does not download data files")
     else:
         if selector == "recipients":
             try:
@@ -200,13 +200,10 @@ def trigger(state: State, req: Req) -> tuple[int, Any]:
 def trigger_view(row: tuple, at: float) -> dict[str, Any]:
     tid, broadcast_id, created, processed, count, _errors = row
     done = at >= processed
-    return {
-        "id": tid,
-        "broadcast_id": broadcast_id,
-        "created_at": int(created),
-        "processed_at": int(processed) if done else None,
-        "recipients_count": count if done else None,
-    }
+    view = {"id": tid, "broadcast_id": broadcast_id, "created_at": int(created)}
+    if done:  # documented as integers: absent until the trigger is processed
+        view.update(processed_at=int(processed), recipients_count=count)
+    return view
 
 
 TRIGGER_SQL = (
@@ -232,7 +229,8 @@ def trigger_status(state: State, req: Req) -> tuple[int, Any]:
 
 @route("GET", "/v1/campaigns/{broadcast_id}/triggers/{trigger_id}/errors", APP, mutating=False)
 def trigger_errors(state: State, req: Req) -> tuple[int, Any]:
-    """{"errors": ["index : message", ...], "next": int}; `next` is 0 on the last page."""
+    """{"errors": ["line <index>: message", ...], "next": cursor}; `next` is "" on the last
+    page (documented as a string)."""
     row = _trigger(state, req)
     errors = json.loads(row[5]) if state.clock.now() >= row[3] else []
     start, limit = req.query.get("start") or "0", req.query.get("limit") or str(ERRORS_LIMIT[0])
@@ -241,7 +239,7 @@ def trigger_errors(state: State, req: Req) -> tuple[int, Any]:
     first, size = int(start), min(int(limit), ERRORS_LIMIT[1])
     page = errors[first : first + size]
     more = first + size < len(errors)
-    return 200, {"errors": page, "next": first + size if more else 0}
+    return 200, {"errors": page, "next": str(first + size) if more else ""}
 
 
 @route("GET", "/v1/broadcasts/{broadcast_id}/triggers", APP, mutating=False)

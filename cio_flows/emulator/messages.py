@@ -153,7 +153,7 @@ def record_metric(
     if metric not in IMPLIED:
         raise ValueError(f"cannot record metric {metric!r}")
     found = state.store.deliveries(delivery_id=delivery_id)
-    at = time.time() if at is None else at
+    at = state.clock.now() if at is None else at
     if not found or not visible(found[0], at):
         return False
     metrics, failure = lifecycle(state, found[0], at)
@@ -172,8 +172,29 @@ def record_metric(
     return True
 
 
+# Documented as integers, never null: left out when the message has none (a transactional
+# send has no campaign, a campaign message no newsletter).
+ABSENT_WHEN_NONE = (
+    "campaign_id",
+    "action_id",
+    "parent_action_id",
+    "newsletter_id",
+    "content_id",
+    "broadcast_id",
+    "trigger_event_id",
+)
+
+
 def message_view(state: State, d: dict[str, Any], at: float) -> dict[str, Any]:
     """A delivery as the App API's message object."""
+    view = _message_fields(state, d, at)
+    for key in ABSENT_WHEN_NONE:
+        if view.get(key) is None:
+            view.pop(key, None)
+    return view
+
+
+def _message_fields(state: State, d: dict[str, Any], at: float) -> dict[str, Any]:
     metrics, failure = lifecycle(state, d, at)
     person = state.store.person(d["pk"]) if d["pk"] is not None else None
     if person is not None:
@@ -347,7 +368,17 @@ def get_message(state: State, req: Req) -> tuple[int, Any]:
 def customer_messages(state: State, req: Req) -> tuple[int, Any]:
     pk = lookup_person(state, req)
     seqs = filtered_messages(state, req, pk)
-    return 200, page_of(seqs, req, "messages", MESSAGES_LIMIT, lambda c: views(state, c))
+    return 200, page_of(seqs, req, "messages", MESSAGES_LIMIT, lambda c: _per_person(state, c))
+
+
+def _per_person(state: State, seqs: list[int]) -> list[dict[str, Any]]:
+    """The per-person read documents `msg_template_id` as a string (the workspace-wide read
+    as an integer): each answers as its own document says."""
+    out = views(state, seqs)
+    for view in out:
+        if view.get("msg_template_id") is not None:
+            view["msg_template_id"] = str(view["msg_template_id"])
+    return out
 
 
 ROUTES = collect(globals())

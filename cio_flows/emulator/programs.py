@@ -127,7 +127,7 @@ def _program(state: State, kind: str, program_id: int | None = None) -> list[dic
             item["trigger_segment_ids"] = [extra["segment"]] if extra.get("segment") else []
             item["description"] = ""
         else:
-            item.update(type=channel, sent_at=None, content_ids=[extra.get("template")])
+            item.update(type=channel, content_ids=[extra.get("template")])  # never sent: no sent_at
             item["recipient_segment_ids"] = [5]
         out.append(item)
     return out
@@ -177,9 +177,9 @@ def get_campaign(state: State, req: Req) -> tuple[int, Any]:
 
 @route("GET", "/v1/campaigns/{program_id}/metrics", APP, mutating=False)
 def campaign_metrics(state: State, req: Req) -> tuple[int, Any]:
-    version = req.query.get("version")
+    version = req.query.get("version") or "1"  # the document lists no parameter: v1 answers
     if version not in ("1", "2"):
-        raise ApiError(400, "'version' is required: 1 or 2")
+        raise ApiError(400, "'version' must be 1 or 2")
     campaign_id = _int_id(req, "campaign")
     if not _program(state, "campaign", campaign_id):
         raise ApiError(404, "campaign not found")

@@ -174,16 +174,16 @@ def test_trigger_is_processed_with_a_message_per_recipient(client, emu):
     assert r.status_code == 200 and set(r.json()) == {"id"}
     tid = r.json()["id"]
     first = status(client, tid)
-    assert first["processed_at"] is None and first["broadcast_id"] == 1
+    assert "processed_at" not in first and first["broadcast_id"] == 1
     assert client.app("GET", "/v1/messages", params={"broadcast_id": 1}).json()["messages"] == []
-    done = until(lambda: status(client, tid), lambda s: s["processed_at"] is not None)
+    done = until(lambda: status(client, tid), lambda s: "processed_at" in s)
     assert done["processed_at"] >= done["created_at"] and done["recipients_count"] == 2
     msgs = client.app("GET", "/v1/messages", params={"campaign_id": 1}).json()["messages"]
     assert sorted(m["customer_id"] for m in msgs) == ["user_0001", "user_0002"]
     assert {m["broadcast_id"] for m in msgs} == {1}
     assert msgs[0]["subject"] == "New in beta"
     errors = client.app("GET", f"/v1/campaigns/1/triggers/{tid}/errors").json()
-    assert errors == {"errors": ["1 : no person with id 'nobody'"], "next": 0}
+    assert errors == {"errors": ["line 1: no person with id 'nobody'"], "next": ""}
     delivered = until(
         lambda: client.app(
             "GET", "/v1/messages", params={"broadcast_id": 1, "metric": "delivered"}
@@ -200,7 +200,7 @@ def test_trigger_is_processed_with_a_message_per_recipient(client, emu):
 def test_trigger_audiences(client, fast):
     beta = {s["id"]: s for s in client.emulator.inspect.segments()}[8]["members"]
     whole = trigger(client, {}).json()["id"]
-    assert until(lambda: status(client, whole), lambda s: s["processed_at"])[
+    assert until(lambda: status(client, whole), lambda s: s.get("processed_at"))[
         "recipients_count"
     ] == (len(beta))
     client.track("PUT", "/api/v1/customers/dup1", {"email": "same@x.io"})
@@ -216,7 +216,7 @@ def test_trigger_audiences(client, fast):
     ]
     for body, count, error_count in cases:
         tid = trigger(client, body).json()["id"]
-        done = until(lambda tid=tid: status(client, tid), lambda s: s["processed_at"])
+        done = until(lambda tid=tid: status(client, tid), lambda s: s.get("processed_at"))
         errors = client.app("GET", f"/v1/campaigns/1/triggers/{tid}/errors").json()["errors"]
         assert (done["recipients_count"], len(errors)) == (count, error_count), body
     per_user = [m for m in client.emulator.inspect.messages() if m["customer_id"] == "user_0004"]
@@ -291,9 +291,9 @@ def test_activities_cover_events_attribute_changes_and_sends(client, fast):
     assert (event["name"], event["data"]) == ("purchase", {"n": 2})
     (page,) = acts(type="page")
     assert page["url"] == "/pricing"
-    types = [a["type"] for a in acts() if a["delivery_id"]]
+    types = [a["type"] for a in acts() if a.get("delivery_id")]
     assert types == ["delivered_email", "sent_email"] or types == ["sent_email", "delivered_email"]
-    assert {a["delivery_type"] for a in acts() if a["delivery_id"]} == {"email"}
+    assert {a["delivery_type"] for a in acts() if a.get("delivery_id")} == {"email"}
     assert len(acts(limit=2)) == 2
     assert client.app("GET", "/v1/customers/nobody/activities").status_code == 404
 
@@ -309,4 +309,5 @@ def test_person_messages_since_a_time_carry_the_template_each_send_named(client,
     ).json()["messages"]
     assert [(m["id"], m["recipient"]) for m in found] == [(later, "later@example.com")]
     assert found[0]["transactional_message_id"] == "welcome"
-    assert found[0]["msg_template_id"] == found[0]["message_template_id"] is not None
+    # The per-person read documents msg_template_id as a string.
+    assert found[0]["msg_template_id"] == str(found[0]["message_template_id"])

@@ -247,7 +247,7 @@ APP_CASES = [
             (
                 "GET",
                 "/v1/campaigns/{campaign_id}/metrics",
-                "/v1/campaigns/10/metrics",
+                "/v1/campaigns/10/metrics?version=3",
                 None,
                 None,
                 400,
