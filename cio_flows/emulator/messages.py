@@ -364,6 +364,33 @@ def get_message(state: State, req: Req) -> tuple[int, Any]:
     return 200, {"message": message_view(state, rows[0], at)}
 
 
+@route("GET", "/v1/messages/{message_id}/archived_message", APP, mutating=False)
+def archived_message(state: State, req: Req) -> tuple[int, Any]:
+    """The message as it went out: its rendered body and subject, sender and recipient."""
+    at = state.clock.now()
+    rows = state.store.deliveries(delivery_id=req.params["message_id"])
+    if not rows or not visible(rows[0], at):
+        raise ApiError(404, "message not found")
+    d = rows[0]
+    sent = d["body"] if isinstance(d["body"], dict) else {}
+    forgotten = sent.get("disable_message_retention") is True
+    archived: dict[str, Any] = {
+        "id": d["id"],
+        "body": "" if forgotten else (d.get("content") or _text(sent.get("body"))),
+        "recipient": d["recipient"] or "",
+        "subject": d["subject"] or "",
+        "forgotten": forgotten,
+    }
+    for key in ("from", "reply_to", "bcc", "preheader_text"):
+        if isinstance(sent.get(key), str):
+            archived[key] = sent[key]
+    return 200, {"archived_message": archived}
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else ""
+
+
 @route("GET", "/v1/customers/{customer_id}/messages", APP, mutating=False)
 def customer_messages(state: State, req: Req) -> tuple[int, Any]:
     pk = lookup_person(state, req)
