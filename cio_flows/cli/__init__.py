@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import click
 
-from . import emulator, plan, run, suite
+from . import emulator, plan, run, suite, workspace
 from .emulator import emulator_behaviour, family_settings
 
 
@@ -21,5 +21,6 @@ main.add_command(run.run)
 main.add_command(run.runs)
 main.add_command(suite.test_command)
 main.add_command(emulator.emulator)
+main.add_command(workspace.workspace)
 
 __all__ = ["emulator_behaviour", "family_settings", "main"]

@@ -31,6 +31,7 @@ from . import (
     activities,
     app_api,
     broadcasts,
+    content_api,
     documented,
     exports,
     inspection,
@@ -293,6 +294,7 @@ def build_app(state: State) -> Starlette:
         *exports.ROUTES,
         *programs.ROUTES,
         *sends.ROUTES,
+        *content_api.ROUTES,
     ]
     specs += documented.routes(specs)
     routes: list[Route] = [Route(s.path, dispatcher.endpoint(s), methods=[s.method]) for s in specs]

@@ -239,4 +239,49 @@ def routes(state: State) -> list[Route]:
         except ClockError as exc:
             return _json({"error": str(exc)}, 400)
 
-    return [Route("/_emulator/clock", clock, methods=["GET", "POST"])]
+    async def definitions(request: Request) -> Response:
+        return _json(workspace_definitions(state))
+
+    return [
+        Route("/_emulator/clock", clock, methods=["GET", "POST"]),
+        Route("/_emulator/definitions", definitions, methods=["GET"]),
+    ]
+
+
+def workspace_definitions(state: State) -> dict[str, Any]:
+    """What the App API does not show and `cio-flows workspace pull` reads from an emulator:
+    template triggers, channels and content, segment filters and manual members, campaign
+    triggers, filters and steps (waits and `when` included)."""
+    db = state.store.db
+    templates = [
+        dict(zip(("id", "trigger", "name", "channel", "subject", "body", "from"), row, strict=True))
+        for row in db.execute(
+            "SELECT id, trigger, name, channel, subject, body, sender FROM templates ORDER BY id"
+        )
+    ]
+    segments = []
+    for seg_id, kind, flt in db.execute("SELECT id, type, filter FROM segments ORDER BY id"):
+        members = db.execute(
+            "SELECT COALESCE(p.id, p.email) FROM segment_members m JOIN people p ON p.pk=m.pk"
+            " WHERE m.segment_id=? ORDER BY p.pk",
+            (seg_id,),
+        ).fetchall()
+        segments.append(
+            {
+                "id": seg_id,
+                "type": kind,
+                "filter": json.loads(flt) if flt else None,
+                "members": [m for (m,) in members],
+            }
+        )
+    broadcasts = [
+        dict(zip(("id", "channel", "segment", "subject"), row, strict=True))
+        for row in db.execute("SELECT id, channel, segment_id, subject FROM broadcasts ORDER BY id")
+    ]
+    return {
+        "templates": templates,
+        "segments": segments,
+        "broadcasts": broadcasts,
+        "campaigns": campaigns.definitions(state.store),
+        "clock": state.clock.view(),
+    }

@@ -125,7 +125,10 @@ def _program(state: State, kind: str, program_id: int | None = None) -> list[dic
             item["first_started"] = created
             item["filter_segment_ids"] = []
             item["trigger_segment_ids"] = [extra["segment"]] if extra.get("segment") else []
-            item["description"] = ""
+            item["description"] = extra.get("description", "")
+            item["tags"] = extra.get("tags", [])
+            if extra.get("event_name"):  # an event-triggered workspace campaign (campaigns.py)
+                item["event_name"] = extra["event_name"]
         else:
             item.update(type=channel, content_ids=[extra.get("template")])  # never sent: no sent_at
             item["recipient_segment_ids"] = [5]
