@@ -1,6 +1,6 @@
 """What the workspace's templates and campaigns hold, through the App API: transactional
-messages and their contents, campaign actions and messages, and each message's archived
-(rendered) body. State-backed, so `cio-flows workspace pull` reads back what a workspace file set.
+messages and their contents, campaign actions and messages (a message's archived, rendered body
+is in messages.py). State-backed, so `cio-flows workspace pull` reads back what a workspace file set.
 
 Transactional contents show `type` only for email and push (the only values the document
 allows); an SMS, WhatsApp, in-app or inbox template answers without it.
@@ -12,7 +12,7 @@ import json
 from typing import Any
 
 from .core import APP, ApiError, Req, collect, route
-from .messages import MESSAGES_LIMIT, page_of, views, visible
+from .messages import MESSAGES_LIMIT, page_of, views
 from .state import State
 
 CONTENT_TYPES = ("email", "push")  # what the document allows for a transactional content
@@ -149,33 +149,6 @@ def campaign_messages(state: State, req: Req) -> tuple[int, Any]:
         if created_f is None or created_f <= at
     ]
     return 200, page_of(seqs, req, "messages", MESSAGES_LIMIT, lambda c: views(state, c))
-
-
-# -- a message's archived body ------------------------------------------------------------------
-
-
-@route("GET", "/v1/messages/{message_id}/archived_message", APP, mutating=False)
-def archived_message(state: State, req: Req) -> tuple[int, Any]:
-    """The message as its recipient got it: the rendered subject and body (liquid_render.py)."""
-    rows = state.store.deliveries(delivery_id=req.params["message_id"])
-    if not rows or not visible(rows[0], state.clock.now()):
-        raise ApiError(404, "message not found")
-    d = rows[0]
-    request = d["body"] if isinstance(d["body"], dict) else {}
-    forgotten = bool(request.get("disable_message_retention"))
-    archived: dict[str, Any] = {
-        "id": d["id"],
-        "body": "" if forgotten else d["content"] or "",
-        "recipient": d["recipient"] or "",
-        "subject": d["subject"] or "",
-        "forgotten": forgotten,
-    }
-    sender = request.get("from") or (state.templates.get(f"id:{d['template_id']}") or {}).get(
-        "from"
-    )
-    if isinstance(sender, str) and sender:
-        archived["from"] = sender
-    return 200, {"archived_message": archived}
 
 
 ROUTES = collect(globals())
