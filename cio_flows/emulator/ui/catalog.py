@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from typing import Any
 
 from ..app_api import segment_rows
@@ -60,7 +59,7 @@ def programs(state: State) -> list[dict[str, Any]]:
         for pid, n in db.execute(
             f"SELECT {column}, COUNT(*) FROM deliveries WHERE {column} IS NOT NULL"
             f" AND COALESCE(created_f, queued_at)<=? GROUP BY {column}",
-            (time.time(),),
+            (state.clock.now(),),
         ):
             counts[(kind, pid)] = n
     out = [
@@ -105,7 +104,7 @@ def program(state: State, kind: str, pid: int) -> dict[str, Any] | None:
 
 def metric_totals(state: State, seqs: list[int]) -> dict[str, int]:
     """How many of these messages reached each metric so far."""
-    at = time.time()
+    at = state.clock.now()
     totals: dict[str, int] = {}
     for d in state.store.deliveries(seqs=seqs) if seqs else ():
         if d["created_f"] > at:
@@ -116,7 +115,7 @@ def metric_totals(state: State, seqs: list[int]) -> dict[str, int]:
 
 
 def triggers(state: State, broadcast_id: int) -> list[dict[str, Any]]:
-    at = time.time()
+    at = state.clock.now()
     found = state.store.db.execute(
         TRIGGER_SQL + " WHERE broadcast_id=? ORDER BY id DESC", (broadcast_id,)
     )

@@ -1,8 +1,8 @@
 """What a message says: its subject or title, its email body as HTML and as text, and the
 fields the push, SMS, in-app and inbox previews show.
 
-A message record holds the send request's body; rendered fields (`subject`, and the rendered
-body when the emulator renders templates) win over what the request carried.
+A message record holds the send request's body and what the emulator rendered from its
+template with Liquid (`subject`, and the body as `content`); the rendered fields win.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ _HIDDEN = frozenset({"script", "style", "head", "title", "template", "noscript"}
 _BLOCKS = frozenset(
     {"p", "div", "br", "li", "tr", "h1", "h2", "h3", "h4", "h5", "h6", "table", "ul", "ol", "hr"}
 )
-_RENDERED_BODY_KEYS = ("rendered_body", "body_html", "html")
 
 
 def _text(value: Any) -> str | None:
@@ -43,12 +42,8 @@ def title(d: dict[str, Any], template_name: str | None) -> str:
 
 def email_html(d: dict[str, Any]) -> str | None:
     """The email's HTML body: rendered by the emulator when it renders, else as sent."""
-    for key in _RENDERED_BODY_KEYS:
-        if _text(d.get(key)):
-            return str(d[key])
-    rendered = d.get("rendered")
-    if isinstance(rendered, dict) and _text(rendered.get("body")):
-        return str(rendered["body"])
+    if _text(d.get("content")):
+        return str(d["content"])
     body = request_body(d)
     return _text(body.get("body")) or _text(body.get("body_amp"))
 
@@ -103,9 +98,9 @@ def preview(d: dict[str, Any], template_name: str | None) -> dict[str, Any]:
     message carries; the template's name stands in for a missing title)."""
     body = request_body(d)
     heading = _text(d.get("subject")) or _text(body.get("title")) or template_name or ""
-    text = _text(d.get("message")) or _text(body.get("message"))
-    if text is None and _text(d.get("rendered_body")):
-        text = html_to_text(str(d["rendered_body"]))
+    text = _text(body.get("message"))
+    if text is None and _text(d.get("content")):
+        text = html_to_text(str(d["content"]))
     return {
         "title": heading,
         "message": text or "",

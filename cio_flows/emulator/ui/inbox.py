@@ -7,7 +7,6 @@ each message's lifecycle, which is derived from the clock, so it is applied in P
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,7 +16,6 @@ from ..state import State
 from . import content
 
 PAGE = 100
-REQUEST_WINDOW = 60.0  # seconds between a request being logged and its message being recorded
 STATUSES = ("created", "drafted", *OUTCOME_METRICS)
 _STATUS_ORDER = {name: i for i, name in enumerate(STATUSES)}
 
@@ -94,7 +92,7 @@ def timeline(metrics: dict[str, int]) -> list[tuple[str, int]]:
 
 def messages(state: State, f: InboxFilter, limit: int = PAGE) -> tuple[list[dict], int | None]:
     """(rows newest first, the seq to continue before, or None on the last page)."""
-    at = time.time()
+    at = state.clock.now()
     picked: list[int] = []
     more = None
     for seq, created_f, start_f, outcome, failure, fixed, queued in _candidates(state, f):
@@ -117,7 +115,7 @@ def rows(state: State, seqs: list[int], at: float | None = None) -> list[dict[st
     """Inbox rows for delivery keys, in the order given."""
     if not seqs:
         return []
-    at = time.time() if at is None else at
+    at = state.clock.now() if at is None else at
     by_seq = {d["seq"]: d for d in state.store.deliveries(seqs=seqs)}
     names = template_names(state)
     programs = program_names(state)
@@ -177,7 +175,7 @@ def program_names(state: State) -> dict[tuple[str, int], str]:
 def message(state: State, delivery_id: str) -> dict[str, Any] | None:
     """Everything the message page shows, or None when there is no such (visible) message."""
     found = state.store.deliveries(delivery_id=delivery_id)
-    at = time.time()
+    at = state.clock.now()
     if not found or found[0]["created_f"] > at:
         return None
     d = found[0]
@@ -198,25 +196,25 @@ def message(state: State, delivery_id: str) -> dict[str, Any] | None:
 
 
 def creating_request(state: State, d: dict[str, Any]) -> dict[str, Any] | None:
-    """The request-log entry that created the message: its send (same path and body, logged
-    just before it), or its broadcast's trigger."""
+    """The request-log entry that created the message: the newest send on its channel's path
+    with the same body, or its broadcast's trigger request. (Matched on content, not time:
+    the emulator's clock can be moved.)"""
     if d["kind"] == "transactional":
-        path, near = f"/v1/send/{d['channel']}", d["created_f"]
-        body: Any = d["body"]
+        path, body = f"/v1/send/{d['channel']}", d["body"]
     elif d.get("trigger_id") is not None:
         found = state.store.db.execute(
-            "SELECT created_f FROM triggers WHERE id=?", (d["trigger_id"],)
+            "SELECT body FROM triggers WHERE id=?", (d["trigger_id"],)
         ).fetchone()
         if found is None:
             return None
-        path, near, body = f"/{d['broadcast_id']}/triggers", found[0], None
+        path, body = f"/{d['broadcast_id']}/triggers", json.loads(found[0])
     else:
         return None
     for entry in reversed(state.log):
-        if entry["time"] > near + 1:
-            continue
-        if entry["time"] < near - REQUEST_WINDOW:
-            break
-        if entry["path"].endswith(path) and (body is None or entry.get("body") == body):
+        if (
+            entry["path"].endswith(path)
+            and entry.get("status") == 200
+            and entry.get("body") == body
+        ):
             return entry
     return None

@@ -10,7 +10,6 @@ stops (so stopping never waits on an open page).
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import AsyncIterator
 
 from starlette.requests import Request
@@ -43,7 +42,7 @@ class Live:
             " + (start_f + ? <= t) + (start_f + ? <= t)), 0)"
             " FROM (SELECT created_f, queued_at, start_f, ? AS t"
             " FROM deliveries ORDER BY seq DESC LIMIT ?)",
-            (timing.sent, timing.delivered, time.time(), RECENT),
+            (timing.sent, timing.delivered, self.state.clock.now(), RECENT),
         ).fetchone()[0]
         return f"{self.state.version}.{due}"
 

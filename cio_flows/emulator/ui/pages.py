@@ -9,7 +9,6 @@ load, and is shown in a sandboxed iframe.
 from __future__ import annotations
 
 import json
-import time
 from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
@@ -127,7 +126,7 @@ class Pages:
         delivery_id = request.path_params["delivery_id"]
         if metric not in BUTTON_METRICS:
             return Response(f"metric must be one of {BUTTON_METRICS}", 400)
-        if not record_metric(self.state, delivery_id, metric, time.time()):
+        if not record_metric(self.state, delivery_id, metric):
             return self.missing("message")
         return RedirectResponse(f"/messages/{delivery_id}", 303)
 
