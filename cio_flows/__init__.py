@@ -18,6 +18,15 @@ from .flow.loader import load_flow
 from .run.events import RunSummary, StepFinished
 from .run.prepare import PlannedStep, PreparedRun, RunOptions
 
+
+def load_ipython_extension(ipython: object) -> None:
+    """`%load_ext cio_flows`: the %%cio_flow and %%cio_plan cell magics (needs the notebooks
+    extra)."""
+    from .analysis.magics import load
+
+    load(ipython)  # type: ignore[arg-type]
+
+
 __all__ = [
     "CioFlowsError",
     "CredentialsError",

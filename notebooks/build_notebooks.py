@@ -99,8 +99,11 @@ activity_limit = 20
             _markdown("## Everyone matching the filter"),
             _code(
                 """
+                from cio_flows.analysis import freshness
+
                 people = ws.people(people_filter)
                 print(f"{len(people)} people with {len(people.columns) - 3} attributes")
+                print(freshness(people))  # "as of ... (just read)" or "(cached, ... old)"
                 people.head(10)
                 """
             ),
@@ -331,6 +334,40 @@ run_on_real_workspace = False  # a real workspace is only written to when this i
                     deliveries = pd.DataFrame(ws.emulator.inspect.deliveries())
                     columns = ["delivery_id", "channel", "template", "recipient", "subject"]
                     display(deliveries.reindex(columns=columns))
+                """
+            ),
+            _markdown(
+                """
+                ## A flow in a cell
+
+                `%load_ext cio_flows` adds two cell magics: `%%cio_flow` runs the YAML in its cell
+                (no file to write first) and shows the step results, `%%cio_plan` shows what it would
+                send. `--emulator` runs it on a local emulator (kept for the notebook's later cells);
+                without it, on the workspace in the CUSTOMERIO_* variables. `--var NAME=VALUE` and
+                `--data FILE` work as on the command line.
+                """
+            ),
+            _code("%load_ext cio_flows"),
+            _code(
+                """
+                %%cio_plan --emulator --var plan=pro
+                version: 1
+                name: cell_flow
+                vars: {plan: free}
+                steps:
+                  - identify: {userId: cell_user, traits: {plan: "{{ plan }}"}}
+                  - track: {userId: cell_user, event: cell_event_tracked}
+                """
+            ),
+            _code(
+                """
+                %%cio_flow --emulator --var plan=pro
+                version: 1
+                name: cell_flow
+                vars: {plan: free}
+                steps:
+                  - identify: {userId: cell_user, traits: {plan: "{{ plan }}"}}
+                  - track: {userId: cell_user, event: cell_event_tracked}
                 """
             ),
             _code(CLOSE),

@@ -52,9 +52,13 @@ def cells(code, markdown, close: str) -> list:
         markdown("## Messages: one row per message, metric times as datetimes"),
         code(
             """
+            from cio_flows.analysis import freshness
+
             messages = ws.messages()
             print(f"{len(messages)} messages, {messages['sent'].notna().sum()} sent")
-            messages[["id", "channel", "subject", "recipient", "sent", "delivered", "opened", "clicked"]].head()
+            print(freshness(messages))  # "as of ... (just read)" or "(cached, ... old)"
+            shown = ["id", "channel", "template", "recipient", "sent", "delivered", "opened"]
+            messages[shown].head()
             """
         ),
         markdown("## Funnel: sent → delivered → opened → clicked"),
@@ -65,13 +69,13 @@ def cells(code, markdown, close: str) -> list:
             by_channel = funnel(messages, "channel")
             for channel, row in by_channel.iterrows():
                 delivered, opened = row["delivered_rate"], row["opened_rate"]
-                print(f"{channel}: {row['sent']} sent, {delivered:.0%} delivered, {opened:.0%} opened")
+                print(f"{channel}: {int(row['sent'])} sent, {delivered:.0%} delivered, {opened:.0%} opened")
             by_channel
             """
         ),
         code(
             """
-            by_template = funnel(messages, ["channel", "subject"])
+            by_template = funnel(messages, "template")  # transactional sends by template id and name
             fig, axes = plt.subplots(1, 2, figsize=(15, 4.5), layout="constrained")
             plot_funnel(by_channel, axes[0], "Funnel per channel")
             plot_funnel(by_template.head(6), axes[1], "Funnel per template (largest 6)")
@@ -103,6 +107,7 @@ def cells(code, markdown, close: str) -> list:
             minutes = time_to_open(messages)
             by_channel_minutes = minutes.groupby(messages.loc[minutes.index, "channel"])
             to_open = by_channel_minutes.describe()[["count", "25%", "50%", "75%"]]
+            to_open["count"] = to_open["count"].astype("int64")
             if len(minutes):
                 print(f"median time to open: {minutes.median():.0f} minutes")
                 plot_time_to_open(minutes)
@@ -128,7 +133,7 @@ def cells(code, markdown, close: str) -> list:
                 print(f"broadcast {name}: {sent_n} sent, {opened_n} opened")
                 plot_metrics(metrics, title=f"{name}: metrics per {period[:-1]}")
                 plt.show()
-                display(funnel(sent, "subject"))
+                display(funnel(sent, "template"))
                 metrics = metrics[metrics.sum(axis=1) > 0]
             else:
                 metrics = pd.DataFrame()

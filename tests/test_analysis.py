@@ -305,6 +305,7 @@ def test_public_surface() -> None:
         "describe_summary",
         "failure_reasons",
         "find_path",
+        "freshness",
         "funnel",
         "plot_distribution",
         "plot_funnel",

@@ -226,6 +226,9 @@ def test_flow_runner_plans_then_runs_every_step(fresh_install) -> None:
     assert "/v1/send/email" in text  # the plan
     assert "passed: 6 ok" in text  # the run
     assert "welcome" in text  # the delivery the emulator recorded
+    # The %%cio_plan and %%cio_flow cells: the plan lists the cell's track, the run passes.
+    assert "cell_event_tracked" in text
+    assert "passed: 2 ok" in text
 
 
 def test_no_demo_key_in_any_output(fresh_install) -> None:

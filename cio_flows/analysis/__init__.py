@@ -18,6 +18,7 @@ from __future__ import annotations
 from .charts import plot_distribution, plot_overlap, plot_segment_sizes, segment_report
 from .flows import describe_summary
 from .frames import coerce_columns, timestamps
+from .freshness import freshness
 from .funnels import (
     deliveries_report,
     failure_reasons,
@@ -39,6 +40,7 @@ __all__ = [
     "describe_summary",
     "failure_reasons",
     "find_path",
+    "freshness",
     "funnel",
     "plot_distribution",
     "plot_funnel",

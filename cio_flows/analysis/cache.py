@@ -20,6 +20,8 @@ from typing import Any
 
 import pandas as pd
 
+from .freshness import stamp
+
 META_KEY = b"cio_flows"
 Setting = str | Path | bool | None
 DEFAULT_MAX_AGE = 24 * 3600.0
@@ -75,9 +77,8 @@ class ReadCache:
         frame = table.to_pandas()
         for column in meta.get("json_columns", []):
             frame[column] = frame[column].map(lambda v: None if v is None else json.loads(v))
-        frame.attrs["read_at"] = meta.get("read_at")
         self.hits += 1
-        return frame
+        return stamp(frame, float(meta.get("read_at", 0)), from_cache=True)
 
     def put(self, call: str, params: dict[str, Any], frame: pd.DataFrame) -> None:
         """Write atomically (a temporary file renamed), so a reader never sees half a file."""
@@ -107,6 +108,14 @@ class ReadCache:
         pq.write_table(table, temporary)
         os.replace(temporary, path)
 
+    def clear(self) -> int:
+        """Forget every cached read of this workspace (after a write to it); how many."""
+        removed = 0
+        for path in self.folder.glob("*.parquet"):
+            path.unlink(missing_ok=True)
+            removed += 1
+        return removed
+
 
 def configured(setting: Setting, default_on: bool, identity: str, max_age: Any) -> ReadCache | None:
     """The cache a Workspace uses: None/True the default root (None only when `default_on`),
@@ -114,6 +123,13 @@ def configured(setting: Setting, default_on: bool, identity: str, max_age: Any) 
     if setting is False or (setting is None and not default_on):
         return None
     root = default_root() if setting in (None, True) else Path(setting)
+    return ReadCache(root, identity, seconds(max_age))
+
+
+def seconds(max_age: Any) -> float | None:
+    """A max_age as seconds: a number, a timedelta, or None (no limit)."""
+    if max_age is None:
+        return None
     if hasattr(max_age, "total_seconds"):
-        max_age = max_age.total_seconds()
-    return ReadCache(root, identity, max_age)
+        return float(max_age.total_seconds())
+    return float(max_age)

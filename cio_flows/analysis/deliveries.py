@@ -15,6 +15,7 @@ from typing import Any
 
 import pandas as pd
 
+from ..errors import CioFlowsError
 from ..wire.kinds import Request
 from ..wire.types import path_id
 from . import exports, reads
@@ -104,6 +105,22 @@ def messages_frame(records: Iterable[dict[str, Any]]) -> pd.DataFrame:
     return frame
 
 
+def with_template_labels(frame: pd.DataFrame, names: dict[int, str]) -> pd.DataFrame:
+    """Add `template`: "Welcome email (1)" for a transactional template (name from `names`),
+    "<subject> (7)" for another template, "template 7" when neither is known, else the subject,
+    so a funnel per template groups every send, transactional ones included."""
+    labels: list[str | None] = []
+    for template_id, subject in zip(frame["template_id"], frame["subject"], strict=True):
+        subject = subject if isinstance(subject, str) and subject not in ("", "None") else None
+        if pd.isna(template_id):
+            labels.append(subject)
+            continue
+        name = names.get(int(template_id)) or subject
+        labels.append(f"{name} ({template_id})" if name else f"template {template_id}")
+    frame["template"] = pd.array(labels, dtype="string")
+    return frame
+
+
 def period_starts(period: str, steps: int, at: datetime) -> list[datetime]:
     """Starts of the last `steps` periods, oldest first, at 00:00 EST as Customer.io counts."""
     now = at.astimezone(EST)
@@ -141,6 +158,7 @@ class DeliveryReads:
     _send: Callable[[Request], Any]
     _bar: Callable[..., Any]
     _cached: Callable[..., pd.DataFrame]
+    _fresh: Callable[..., Any]
     export_above: int
 
     def messages(
@@ -156,6 +174,7 @@ class DeliveryReads:
         end: datetime | int | None = None,
         via: str = "auto",
         refresh: bool = False,
+        max_age: Any = None,
     ) -> pd.DataFrame:
         """One row per message (newest first): id, channel, type, recipient, template_id,
         campaign/broadcast/newsletter/action ids, failure_message and one datetime column per
@@ -181,9 +200,24 @@ class DeliveryReads:
                 records.reverse()  # newest first, as the API lists them
             if type:
                 records = [r for r in records if r["type"] == type]
-            return messages_frame(records)
+            frame = messages_frame(records)
+            has_templates = bool(frame["template_id"].notna().any())
+            return with_template_labels(frame, self.template_names() if has_templates else {})
 
-        return self._cached("messages", params, refresh, read)
+        return self._cached("messages", params, refresh, read, max_age)
+
+    def template_names(self) -> dict[int, str]:
+        """Transactional template id -> name (GET /v1/transactional); empty when unreadable."""
+        try:
+            body = self._send(Request("app", "GET", "/v1/transactional")).body
+        except CioFlowsError:
+            return {}  # labels fall back to "template <id>"
+        items = body.get("messages") if isinstance(body, dict) else None
+        return {
+            int(item["id"]): str(item.get("name") or "")
+            for item in items or []
+            if isinstance(item, dict) and str(item.get("id", "")).isdigit()
+        }
 
     def _messages_api(self, given, window, kind, allow_export: bool):
         query = [(k, str(v)) for k, v in given.items() if k != "template_id"]
@@ -221,7 +255,9 @@ class DeliveryReads:
         data = exports.run(self._send, exports.deliveries_request(body), self._bar)
         return export_records(data)
 
-    def _metrics(self, kind: str, program_id: int, period: str, steps: int, refresh: bool):
+    def _metrics(
+        self, kind: str, program_id: int, period: str, steps: int, refresh: bool, max_age: Any
+    ) -> pd.DataFrame:
         if period not in MAX_STEPS:
             raise ValueError(f"period must be one of {', '.join(MAX_STEPS)}, not {period!r}")
         params = {"id": program_id, "period": period, "steps": steps}
@@ -234,24 +270,39 @@ class DeliveryReads:
             body = self._send(Request("app", "GET", path, params=tuple(query))).body
             return metrics_frame(body, period, datetime.now(EST))
 
-        return self._cached(f"{kind}_metrics", params, refresh, read)
+        return self._cached(f"{kind}_metrics", params, refresh, read, max_age)
 
     def campaign_metrics(
-        self, campaign_id: int, period: str = "days", steps: int = 0, refresh: bool = False
+        self,
+        campaign_id: int,
+        period: str = "days",
+        steps: int = 0,
+        refresh: bool = False,
+        max_age: Any = None,
     ) -> pd.DataFrame:
         """Counts per period (rows, oldest first) and metric (columns: sent, delivered,
         opened, clicked, bounced, ...); steps=0: as many periods as the API gives."""
-        return self._metrics("campaigns", campaign_id, period, steps, refresh)
+        return self._metrics("campaigns", campaign_id, period, steps, refresh, max_age)
 
     def broadcast_metrics(
-        self, broadcast_id: int, period: str = "days", steps: int = 0, refresh: bool = False
+        self,
+        broadcast_id: int,
+        period: str = "days",
+        steps: int = 0,
+        refresh: bool = False,
+        max_age: Any = None,
     ) -> pd.DataFrame:
-        return self._metrics("broadcasts", broadcast_id, period, steps, refresh)
+        return self._metrics("broadcasts", broadcast_id, period, steps, refresh, max_age)
 
     def newsletter_metrics(
-        self, newsletter_id: int, period: str = "days", steps: int = 0, refresh: bool = False
+        self,
+        newsletter_id: int,
+        period: str = "days",
+        steps: int = 0,
+        refresh: bool = False,
+        max_age: Any = None,
     ) -> pd.DataFrame:
-        return self._metrics("newsletters", newsletter_id, period, steps, refresh)
+        return self._metrics("newsletters", newsletter_id, period, steps, refresh, max_age)
 
     def programs(self, kind: str) -> pd.DataFrame:
         """kind: campaigns, broadcasts or newsletters: id, name, type, created (datetime)."""
@@ -262,7 +313,7 @@ class DeliveryReads:
         frame["created"] = pd.to_datetime(
             pd.to_numeric(frame["created"]), unit="s", utc=True, errors="coerce"
         )
-        return frame
+        return self._fresh(frame)
 
     def activities(
         self,
@@ -271,6 +322,7 @@ class DeliveryReads:
         customer_id: str | None = None,
         limit: int = 1000,
         refresh: bool = False,
+        max_age: Any = None,
     ) -> pd.DataFrame:
         """The workspace's most recent activities (GET /v1/activities, 30 days guaranteed),
         newest first: timestamp, type, name, customer_id, cio_id, delivery_id, delivery_type,
@@ -300,7 +352,7 @@ class DeliveryReads:
             )
             return frame
 
-        return self._cached("activities", params, refresh, read)
+        return self._cached("activities", params, refresh, read, max_age)
 
 
 def _unix(value: datetime | int | None) -> int | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ class FlowRuns:
     """Workspace methods over flows (mixed into Workspace)."""
 
     options: RunOptions
+    forget_reads: Callable[[], None]
 
     # Relative flow and data paths go through find_path: a notebook's working directory depends
     # on how it was started (JupyterLab, papermill from the repository root, elsewhere).
@@ -42,7 +44,10 @@ class FlowRuns:
         status, ms, error, ...); the RunSummary is in `.attrs["summary"]`. Relative paths: see
         `find_path`. Runs through `cio_flows.run_flow`: journaled like `cio-flows run` (the run id
         is `.attrs["summary"].run_id`), so `resume` can finish it."""
-        return flows.run_table(find_path(flow_path), self._flow_options(data, vars))
+        try:
+            return flows.run_table(find_path(flow_path), self._flow_options(data, vars))
+        finally:
+            self.forget_reads()  # even a failed run may have written some rows
 
     def resume(
         self, flow_path: str | Path, run_id: str, *, resend_unknown: bool = False
@@ -50,4 +55,7 @@ class FlowRuns:
         """Run again what did not succeed in run `run_id` (its vars and data from the journal),
         as `cio-flows run --resume` does; a table like `run`'s."""
         options = replace(self.options, resume=run_id, resend_unknown=resend_unknown)
-        return flows.run_table(find_path(flow_path), options)
+        try:
+            return flows.run_table(find_path(flow_path), options)
+        finally:
+            self.forget_reads()

@@ -44,7 +44,23 @@ def people_frame(rows: Iterable[dict[str, Any]]) -> pd.DataFrame:
         *IDENTIFIER_COLUMNS,
         *sorted(c for c in frame.columns if c not in IDENTIFIER_COLUMNS),
     ]
-    return coerce_columns(frame[ordered])
+    return time_columns(coerce_columns(frame[ordered]))
+
+
+# Unix seconds between 1973 and 2286: a `*_at` column of such numbers is a time, not a count.
+_UNIX_RANGE = (1e8, 1e10)
+
+
+def time_columns(frame: pd.DataFrame) -> pd.DataFrame:
+    """`created_at`, `updated_at` and other `*_at` columns of unix seconds as UTC datetimes."""
+    for name in frame.columns:
+        column = frame[name]
+        if not str(name).endswith("_at") or not pd.api.types.is_numeric_dtype(column):
+            continue
+        present = column.dropna()
+        if len(present) and present.between(*_UNIX_RANGE).all():
+            frame[name] = timestamps(column)
+    return frame
 
 
 def coerce_columns(frame: pd.DataFrame, skip: Iterable[str] = IDENTIFIER_COLUMNS) -> pd.DataFrame:
@@ -111,7 +127,9 @@ def identifiers_frame(identifiers: Iterable[dict[str, Any]]) -> pd.DataFrame:
 
 
 def timestamps(column: pd.Series) -> pd.Series:
-    """Unix seconds -> timezone-aware datetimes (UTC)."""
+    """Unix seconds -> timezone-aware datetimes (UTC); datetimes are returned as they are."""
+    if pd.api.types.is_datetime64_any_dtype(column):
+        return column
     return pd.to_datetime(pd.to_numeric(column, errors="coerce"), unit="s", utc=True)
 
 

@@ -74,7 +74,7 @@ def plot_funnel(table: pd.DataFrame, ax: Axes | None = None, title: str = "") ->
     for k, (stage, color) in enumerate(zip(STAGES, COLORS, strict=True)):
         positions = [i + (k - 1.5) * width for i in range(len(table))]
         bars = ax.bar(positions, table[stage], width, label=stage, color=color)
-        ax.bar_label(bars, padding=2, fontsize=7)
+        ax.bar_label(bars, padding=2, fontsize=7, fmt="%d")
     ax.set_xticks(range(len(table)), labels, rotation=20 if len(table) > 4 else 0, ha="right")
     ax.set_ylabel("messages")
     ax.set_title(title or "Sent → delivered → opened → clicked")
@@ -103,17 +103,31 @@ def plot_time_to_open(minutes: pd.Series, ax: Axes | None = None) -> Axes:
 
 
 def plot_metrics(metrics: pd.DataFrame, ax: Axes | None = None, title: str = "") -> Axes:
-    """A program's metrics per period (the periods with any activity)."""
+    """A program's metrics per period as grouped bars, one tick per period with activity
+    (counts are per period, not a trend between points: bars, not lines)."""
     ax = _axes(ax, (8, 3.5))
-    active = metrics[metrics[list(STAGES)].sum(axis=1) > 0]
-    for stage, color in zip(STAGES, COLORS, strict=True):
-        ax.plot(active.index, active[stage], marker="o", label=stage, color=color)
+    stages = [s for s in STAGES if s in metrics.columns]
+    active = metrics[metrics[stages].sum(axis=1) > 0] if stages else metrics.iloc[:0]
+    width = 0.8 / max(len(stages), 1)
+    for k, stage in enumerate(stages):
+        positions = [i + (k - (len(stages) - 1) / 2) * width for i in range(len(active))]
+        ax.bar(positions, active[stage], width, label=stage, color=COLORS[STAGES.index(stage)])
+    ax.set_xticks(range(len(active)), [_period_label(t, active.index) for t in active.index])
     ax.set_ylabel("messages")
     ax.set_title(title or "Metrics per period")
-    ax.legend(frameon=False)
+    if stages:
+        ax.legend(frameon=False)
     ax.spines[["top", "right"]].set_visible(False)
     ax.tick_params(axis="x", labelrotation=30)
     return ax
+
+
+def _period_label(start: object, index: pd.Index) -> str:
+    """A period's tick: the day ("2026-12-04"), with the hour only for hourly periods."""
+    if not isinstance(start, pd.Timestamp):
+        return str(start)
+    hourly = len(index) > 1 and (index[1] - index[0]) < pd.Timedelta(days=1)
+    return start.strftime("%Y-%m-%d %H:00" if hourly else "%Y-%m-%d")
 
 
 def deliveries_report(messages: pd.DataFrame, title: str = "") -> Figure:
@@ -122,7 +136,7 @@ def deliveries_report(messages: pd.DataFrame, title: str = "") -> Figure:
 
     figure, axes = plt.subplots(2, 2, figsize=(15, 9), layout="constrained")
     plot_funnel(funnel(messages, "channel"), axes[0][0], "Funnel per channel")
-    by_template = funnel(messages, "subject").head(6)
+    by_template = funnel(messages, "template").head(6)
     plot_funnel(by_template, axes[0][1], "Funnel per template (largest 6)")
     reasons = failure_reasons(messages).head(6)
     labels = [r if len(r) < 45 else r[:42] + "…" for r in reasons["reason"]]

@@ -22,6 +22,7 @@ class PeopleReads:
     _send: Callable[[Request], Response]
     _bar: Callable[..., Any]
     _cached: Callable[..., pd.DataFrame]
+    _fresh: Callable[..., Any]
     export_above: int
 
     def search(
@@ -52,6 +53,7 @@ class PeopleReads:
         *,
         via: str = "auto",
         refresh: bool = False,
+        max_age: Any = None,
     ) -> pd.DataFrame:
         """Everyone matching `filter` (everyone when None): id, email, cio_id and, unless
         attributes=False, one column per attribute.
@@ -60,12 +62,14 @@ class PeopleReads:
         via="export": an App API export (a few calls and a wait, whatever the size); "auto"
         (default) searches and switches to an export past `export_above` people. The same
         DataFrame either way. With a cache, a repeated read answers from it (refresh=True
-        reads again)."""
+        reads again; max_age, seconds or a timedelta, overrides the cache's for this call).
+        `attrs["fetched_at"]` and `attrs["from_cache"]` say when it was read and from where."""
         if via not in VIA:
             raise ValueError(f"via must be one of {', '.join(VIA)}, not {via!r}")
         flt = filter or reads.EVERYONE
         params = {"filter": flt, "attributes": attributes}
-        return self._cached("people", params, refresh, lambda: self._people(flt, attributes, via))
+        read = lambda: self._people(flt, attributes, via)  # noqa: E731
+        return self._cached("people", params, refresh, read, max_age)
 
     def _people(self, flt: dict[str, Any], attributes: bool, via: str) -> pd.DataFrame:
         if via == "export":
@@ -91,7 +95,7 @@ class PeopleReads:
         for ident in identifiers:
             key = reads.lookup_key(ident)
             rows.append(frames.customer_row(ident, customers.get(key) if key else None))
-        return frames.people_frame(rows)
+        return self._fresh(frames.people_frame(rows))
 
     def _bulk_read(self, identifiers: list[dict[str, Any]]) -> dict[tuple[str, str], dict]:
         """(id_type, value) -> customer. Grouped by id type: one kind of id per call."""
@@ -125,12 +129,15 @@ class PeopleReads:
             k: (v if k in frames.IDENTIFIER_COLUMNS else frames.value_of(v)) for k, v in row.items()
         }
         head = {k: values.pop(k) for k in frames.IDENTIFIER_COLUMNS}
-        return pd.Series({**head, **dict(sorted(values.items()))}, name=str(ident), dtype=object)
+        series = pd.Series({**head, **dict(sorted(values.items()))}, name=str(ident), dtype=object)
+        return self._fresh(series)
 
     def person_segments(self, ident: str, id_type: str = "id") -> pd.DataFrame:
         body = self._send(reads.person_segments(ident, id_type)).body or {}
         rows = body.get("segments") or []
-        return pd.DataFrame(rows).reindex(columns=["id", "name", "type", "description"])
+        return self._fresh(
+            pd.DataFrame(rows).reindex(columns=["id", "name", "type", "description"])
+        )
 
     def person_activities(self, ident: str, limit: int = 50, id_type: str = "id") -> pd.DataFrame:
         """The most recent `limit` activities (events, page views, messages), newest first."""
@@ -148,4 +155,4 @@ class PeopleReads:
             columns=["timestamp", "type", "name", "data", "delivery_id", "delivery_type"]
         )
         table["timestamp"] = frames.timestamps(table["timestamp"])
-        return table
+        return self._fresh(table)

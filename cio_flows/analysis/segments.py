@@ -17,6 +17,7 @@ class SegmentReads:
     _send: Callable[[Request], Response]
     _bar: Callable[..., Any]
     attributes_of: Callable[[list[dict[str, Any]]], pd.DataFrame]
+    _fresh: Callable[..., Any]
 
     def segments(self, counts: bool = True) -> pd.DataFrame:
         """id, name, type, description and (one call per segment) the member count."""
@@ -33,14 +34,14 @@ class SegmentReads:
             finally:
                 bar.close()
             table["count"] = pd.array(values, dtype="Int64")
-        return table
+        return self._fresh(table)
 
     def segment_members(self, segment_id: int | str, attributes: bool = False) -> pd.DataFrame:
         """Members' identifiers (and attributes with attributes=True), every page followed."""
         identifiers = self._membership(segment_id)
         if attributes:
             return self.attributes_of(identifiers)
-        return frames.identifiers_frame(identifiers)
+        return self._fresh(frames.identifiers_frame(identifiers))
 
     def _membership(self, segment_id: int | str) -> list[dict[str, Any]]:
         members: list[dict[str, Any]] = []
@@ -79,7 +80,7 @@ class SegmentReads:
         if normalize:
             sizes = pd.Series({label: len(members[label]) for label in labels})
             table = table.div(sizes.replace(0, pd.NA), axis=0).astype(float).fillna(0.0)
-        return table
+        return self._fresh(table)
 
 
 def _labels(segments: pd.DataFrame) -> list[str]:

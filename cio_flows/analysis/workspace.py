@@ -10,7 +10,7 @@ This module connects and keeps the read cache; the reads and flow runs are mixin
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -26,13 +26,15 @@ from . import cache as read_cache
 from . import progress
 from .deliveries import DeliveryReads
 from .flow_runs import FlowRuns
+from .freshness import Read, stamp
 from .people import EXPORT_ABOVE, PeopleReads
 from .segments import SegmentReads
+from .sql import SqlReads
 
 TARGETS = ("auto", "emulator", "env")
 
 
-class Workspace(PeopleReads, SegmentReads, DeliveryReads, FlowRuns):
+class Workspace(PeopleReads, SegmentReads, DeliveryReads, FlowRuns, SqlReads):
     """People, segments and flows of one workspace.
 
     Build one with `Workspace.connect()` (credentials from the environment when
@@ -179,6 +181,9 @@ class Workspace(PeopleReads, SegmentReads, DeliveryReads, FlowRuns):
 
     def close(self) -> None:
         self._transport.close()
+        if self._scratch is not None:
+            self._scratch.cleanup()
+            self._scratch = None
         if self.emulator is not None:
             self.emulator.close()
             self.emulator = None
@@ -207,13 +212,31 @@ class Workspace(PeopleReads, SegmentReads, DeliveryReads, FlowRuns):
     def _bar(self, total: int | None, description: str, unit: str = "person") -> progress.Progress:
         return progress.bar(progress.wanted(self.progress), total, description, unit)
 
-    def _cached(self, call: str, params: dict[str, Any], refresh: bool, read: Any) -> pd.DataFrame:
-        """A read through the cache: answered from it unless refresh or too old."""
+    def _cached(
+        self,
+        call: str,
+        params: dict[str, Any],
+        refresh: bool,
+        read: Callable[[], pd.DataFrame],
+        max_age: Any = None,
+    ) -> pd.DataFrame:
+        """A read through the cache: answered from it unless refresh or older than max_age
+        (this call's, else the cache's). Either way stamped with fetched_at and from_cache."""
         if self.cache is not None and not refresh:
-            found = self.cache.get(call, params)
+            found = self.cache.get(call, params, read_cache.seconds(max_age))
             if found is not None:
                 return found
-        frame = read()
+        frame = stamp(read(), None, from_cache=False)
         if self.cache is not None:
             self.cache.put(call, params, frame)
         return frame
+
+    def _fresh(self, frame: Read) -> Read:
+        """A read that never goes through the cache, stamped as just read."""
+        return stamp(frame, None, from_cache=False)
+
+    def forget_reads(self) -> None:
+        """Drop this workspace's cached reads: the next reads ask the API again. `run` and
+        `resume` call it, since a flow may change people, segments and messages alike."""
+        if self.cache is not None:
+            self.cache.clear()
