@@ -7,7 +7,9 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
+ROOT = Path(__file__).resolve().parent.parent
 HEAVY = ("jsonschema", "rich", "starlette", "uvicorn", "pandas", "cio_flows.emulator")
 
 SCRIPT = """
@@ -57,3 +59,24 @@ def test_validating_a_small_flow_loads_nothing_heavy(tmp_path):
 def test_the_progress_bar_still_loads_on_demand():
     body = "from cio_flows.reporting import ProgressReporter\nassert ProgressReporter"
     assert loaded_after(body) == ["rich"]
+
+
+def test_validate_does_not_build_the_iri_grammar():
+    """jsonschema imports rfc3987_syntax (1 to 2.5 s of grammar building) when installed; the
+    schemas use no iri format, so validate keeps it out while the formats it uses still hold."""
+    body = (
+        "from cio_flows.cli import main\n"
+        "result = CliRunner().invoke(main, ['validate', 'flows/onboarding.yaml'])\n"
+        "assert result.exit_code == 0, result.output\n"
+        "from cio_flows.flow.schemas import step_validator\n"
+        "bad = {'userId': 'u', 'timestamp': '2025-13-45T99:00:00Z', 'traits': {}}\n"
+        "assert not step_validator('identify').is_valid(bad)\n"
+        "import importlib.util; assert importlib.util.find_spec('rfc3987_syntax')\n"
+        "print(json.dumps(['rfc3987_syntax' in sys.modules]))"
+    )
+    code = SCRIPT.format(body=body, heavy=HEAVY)
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=ROOT
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout.splitlines()[-2]) == [False]

@@ -79,15 +79,35 @@ def validator(name: str) -> Draft202012Validator:
     return _validator(name, kinds.generation())
 
 
+def _import_jsonschema() -> Any:
+    """jsonschema, imported late and without `rfc3987_syntax`.
+
+    jsonschema's format module imports rfc3987_syntax when it is installed (the notebooks and dev
+    extras bring it) to check the "iri" formats, and building its grammar takes 1 to 2.5 s: every
+    `cio-flows validate` paid for it. Our schemas use only date-time, email and uri, so the import
+    is refused while jsonschema loads (and allowed again after, for anyone else)."""
+    import sys
+
+    if "jsonschema" in sys.modules:
+        return sys.modules["jsonschema"]
+    blocked = "rfc3987_syntax" not in sys.modules
+    if blocked:
+        sys.modules["rfc3987_syntax"] = None  # type: ignore[assignment]  # import -> ImportError
+    try:
+        import jsonschema
+    finally:
+        if blocked:
+            del sys.modules["rfc3987_syntax"]
+    return jsonschema
+
+
 @cache
 def _validator(name: str, generation: int) -> Draft202012Validator:
     return _full_validator(_schema(name))
 
 
 def _full_validator(schema: dict[str, Any]) -> Draft202012Validator:
-    # Imported late: it costs ~1 s at startup.
-    from jsonschema import Draft202012Validator
-
+    Draft202012Validator = _import_jsonschema().Draft202012Validator
     Draft202012Validator.check_schema(schema)
     return Draft202012Validator(schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
 
