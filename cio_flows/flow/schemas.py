@@ -107,9 +107,9 @@ def _validator(name: str, generation: int) -> Draft202012Validator:
 
 
 def _full_validator(schema: dict[str, Any]) -> Draft202012Validator:
-    Draft202012Validator = _import_jsonschema().Draft202012Validator
-    Draft202012Validator.check_schema(schema)
-    return Draft202012Validator(schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
+    validator_class: type[Draft202012Validator] = _import_jsonschema().Draft202012Validator
+    validator_class.check_schema(schema)
+    return validator_class(schema, format_checker=validator_class.FORMAT_CHECKER)
 
 
 def step_validator(kind: str) -> Draft202012Validator:
