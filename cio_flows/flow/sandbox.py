@@ -350,7 +350,7 @@ class SecretText:
         raise self.refusal()
 
     __getitem__ = __iter__ = __reversed__ = __len__ = __contains__ = __bool__ = _refuse
-    __eq__ = __ne__ = __lt__ = __le__ = __gt__ = __ge__ = __hash__ = _refuse  # type: ignore[assignment]
+    __eq__ = __ne__ = __lt__ = __le__ = __gt__ = __ge__ = __hash__ = _refuse
     __add__ = __radd__ = __mul__ = __rmul__ = __mod__ = __rmod__ = __format__ = _refuse
     __int__ = __float__ = __index__ = _refuse
 

@@ -154,7 +154,10 @@ def _unsafe_reason(ast: nodes.Template, secrets: _Secrets) -> tuple[str | None, 
 def _env_held(ast: nodes.Template) -> str | None:
     """Why `env` is used as a value (`{% set e = env %}`, `[env][0]`, a macro's argument): a
     template that holds it could read a secret under another name, where no check sees it."""
-    read_from = {id(node.node) for node in ast.find_all((nodes.Getattr, nodes.Getitem))}
+    lookups = ast.find_all((nodes.Getattr, nodes.Getitem))
+    read_from = {
+        id(node.node) for node in lookups if isinstance(node, nodes.Getattr | nodes.Getitem)
+    }
     for node in ast.find_all(nodes.Name):
         if node.name == "env" and node.ctx == "load" and id(node) not in read_from:
             return "env is read only by name, as env.NAME or env['NAME'], never held or passed on"

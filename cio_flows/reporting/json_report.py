@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -127,8 +128,11 @@ class RunCollector:
             self.failures.append(entry)
 
 
-def failure_entry(step: Step, event: StepFinished, redact) -> dict[str, Any]:
-    entry = {
+Redact = Callable[[str], str]  # a Redactor, or what stands for one
+
+
+def failure_entry(step: Step, event: StepFinished, redact: Redact) -> dict[str, Any]:
+    entry: dict[str, Any] = {
         "row": event.row_number,
         "row_key": event.row_key,
         "step": step.name,
@@ -143,7 +147,7 @@ def failure_entry(step: Step, event: StepFinished, redact) -> dict[str, Any]:
     return entry
 
 
-def error_entry(event: RowFailed | RunError, redact) -> dict[str, Any]:
+def error_entry(event: RowFailed | RunError, redact: Redact) -> dict[str, Any]:
     """A row that could not start, or the run breaking: failures of no step."""
     row = event.row_number if isinstance(event, RowFailed) else event.failure.row
     location = event.failure.location
@@ -160,7 +164,7 @@ def error_entry(event: RowFailed | RunError, redact) -> dict[str, Any]:
     }
 
 
-def failure_facts(failure: Failure | None, redact) -> dict[str, Any] | None:
+def failure_facts(failure: Failure | None, redact: Redact) -> dict[str, Any] | None:
     """The structured failure, its texts redacted like the message."""
     if failure is None:
         return None

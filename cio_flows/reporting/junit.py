@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from ..redact import Redactor
 from ..run.events import FAILED, UNKNOWN, Event, RunFinished, RunSummary
@@ -158,7 +158,7 @@ class JUnitSuite:
         write_xml(path, self.element())
 
 
-def _failure_line(failure: dict) -> str:
+def _failure_line(failure: dict[str, Any]) -> str:
     where = _row_label(failure["row"], failure["row_key"])
     if failure["step"] is None:  # a row that could not start, the run breaking
         return f"{where}: {failure['status']}: {failure['error'] or ''}"
@@ -213,20 +213,20 @@ class JUnitReport:
         cases = []
         for key, stats in c.steps.items():
             bad = stats.failed + stats.unknown
-            failure = None
+            listed = None
             if bad:
                 message = f"{bad} of {stats.count} row(s) failed"
-                failure = (message, _listing(by_step.get(key, []), bad))
-            where = stats.location
+                listed = (message, _listing(by_step.get(key, []), bad))
+            location = stats.location
             skipped = stats.skipped == stats.count
             cases.append(
                 _Case(
                     stats.name,
                     flow,
                     stats.total_ms / 1000,
-                    where.file,
-                    where.line,
-                    failure,
+                    location.file,
+                    location.line,
+                    listed,
                     skipped=skipped,
                 )
             )

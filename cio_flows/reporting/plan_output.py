@@ -19,6 +19,7 @@ from ..run.events import StepFinished
 from ..run.plan import PlannedFailure, PlannedRequest
 from ..run.prepare import PreparedRun
 from ..wire.sessions import auth_description
+from ..wire.types import Request
 
 TERMINAL_LIMIT = 20  # requests a terminal shows before the summary, unless --all
 _STATIC_SEGMENT = re.compile(r"[a-z_]+|v\d+")
@@ -33,9 +34,10 @@ def endpoint(path: str) -> str:
 class PlanSummary:
     """What the summary says: requests and bytes per endpoint, skipped steps, failing rows."""
 
-    requests: Counter = field(default_factory=Counter)  # (step, method, endpoint) -> requests
-    sizes: Counter = field(default_factory=Counter)  # ... -> bytes
-    pending: Counter = field(default_factory=Counter)  # step -> requests rendered at run time
+    # (step, method, endpoint) -> requests
+    requests: Counter[tuple[str, str, str]] = field(default_factory=Counter)
+    sizes: Counter[tuple[str, str, str]] = field(default_factory=Counter)  # ... -> bytes
+    pending: Counter[str] = field(default_factory=Counter)  # step -> requests rendered at run time
     skipped: int = 0
     failures: list[PlannedFailure] = field(default_factory=list)
 
@@ -86,7 +88,7 @@ class PlanOutput:
         self.limit = limit
         self.summary = PlanSummary()
         self.shown = 0
-        self._roots = {}  # family -> endpoint root, looked up once
+        self._roots: dict[str, str] = {}  # family -> endpoint root, looked up once
 
     def write(self, item: Any) -> None:
         self.summary.add(item)
@@ -107,7 +109,7 @@ class PlanOutput:
             self.out.write(f"... {hidden:,} more (--all lists every request)\n")
         self.out.write("\n".join(self.summary.lines(rows)) + "\n")
 
-    def _url(self, request) -> str:
+    def _url(self, request: Request) -> str:
         root = self._roots.get(request.family)
         if root is None:
             root = self._roots[request.family] = self.run.endpoints.root(request.family)
@@ -146,10 +148,10 @@ class PlanOutput:
         return (head[:-1] + b',"body":' + item.body + b"}").decode()
 
     def _text(self, item: PlannedRequest | PlannedFailure) -> str:
-        step = item.step
         if isinstance(item, PlannedFailure):
             where = f"row {item.row}: " if item.row is not None else ""
             return f"{where}error: {item.failure.message}\n"
+        step = item.step
         if item.first_row is None:
             rows = ""
         elif item.first_row == item.last_row:
