@@ -32,7 +32,7 @@ def documented_types() -> frozenset[str]:
     """Activity types the App API documents; message metrics of other types (human_opened,
     sent_whatsapp, ...) are not listed as activities (README: deviations)."""
     op = next(o for o in operations("app") if o.path == "/v1/activities")
-    schema = deref("app", op.response(200)["content"]["application/json"]["schema"])
+    schema = deref("app", (op.response(200) or {})["content"]["application/json"]["schema"])
     item = deref("app", deref("app", schema["properties"]["activities"])["items"])
     return frozenset(deref("app", item["properties"]["type"])["enum"])
 

@@ -114,7 +114,7 @@ def lookup_person(state: State, req: Req) -> int:
 
 def customer_view(state: State, pk: int) -> dict[str, Any]:
     """The App API's attributes view: every value a string, timestamps per attribute."""
-    person = state.store.person(pk)
+    person = state.store.known_person(pk)
     created = person["created_at"]
     attrs: dict[str, Any] = {"_created_in_customerio_at": str(created), "cio_id": person["cio_id"]}
     stamps: dict[str, Any] = {"_created_in_customerio_at": created, "cio_id": created}

@@ -166,7 +166,7 @@ def trigger(state: State, req: Req) -> tuple[int, Any]:
     ).lastrowid
     shared = body.get("data") or {}
     for pk, data in targets:
-        person = state.store.person(pk)
+        person = state.store.known_person(pk)
         recipient, outcome, failure = plan(state.store, b["channel"], pk, None)
         context = context_for(state.store, pk, trigger={**shared, **data})
         rendered = render_message({"subject": b["subject"]}, context)

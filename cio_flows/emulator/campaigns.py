@@ -124,6 +124,7 @@ def _action(store: Store, campaign_id: int, a: Any, n: int, where: str) -> dict[
 
 
 def _template(store: Store, ref: Any, where: str) -> dict[str, Any]:
+    arg: int | str
     if isinstance(ref, int) and not isinstance(ref, bool):
         sql, arg = "SELECT id, name, channel FROM templates WHERE id=?", ref
     elif isinstance(ref, str) and ref:

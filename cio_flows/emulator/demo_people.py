@@ -24,7 +24,7 @@ HISTORY_DAYS = 40
 
 # (kind, id, name, channel, details): campaigns and broadcasts share an id space, as in
 # Customer.io; each action has its message template.
-PROGRAMS = [
+PROGRAMS: list[tuple[str, int, str, str, dict[str, Any]]] = [
     (
         "campaign",
         10,

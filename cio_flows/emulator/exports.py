@@ -35,6 +35,7 @@ from .filters import FilterError
 from .messages import MESSAGE_TYPE, OUTCOME_METRICS, lifecycle
 from .records import dumps
 from .state import State
+from .store import inserted_id
 
 URL_LIFETIME = 15 * 60
 DOWNLOAD_PATH = "/_downloads/exports/{export_id}.csv.gz"
@@ -166,10 +167,12 @@ def _deliveries_file(state: State, body: dict[str, Any]):
 
 def _create(state: State, kind: str, body: dict[str, Any], data: bytes, total: int):
     now = state.clock.now()
-    export_id = state.store.db.execute(
-        "INSERT INTO exports(type, body, created_f, ready_f, total, file) VALUES(?,?,?,?,?,?)",
-        (kind, dumps(body), now, now + state.timing.export, total, data),
-    ).lastrowid
+    export_id = inserted_id(
+        state.store.db.execute(
+            "INSERT INTO exports(type, body, created_f, ready_f, total, file) VALUES(?,?,?,?,?,?)",
+            (kind, dumps(body), now, now + state.timing.export, total, data),
+        )
+    )
     return 200, {"export": _view(_row(state, export_id), now)}
 
 

@@ -308,6 +308,7 @@ def filtered_messages(state: State, req: Req, pk: int | None) -> list[dict[str, 
     newsletter = _int_param(req, "newsletter_id")
     action = _int_param(req, "action_id")
     start, end = _window(req, at)
+    args: list[Any]
     sql, args = CANDIDATE_SQL, [start, end + 0.999]
     if pk is not None:
         sql, args = sql + " AND pk=?", [*args, pk]

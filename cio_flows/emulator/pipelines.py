@@ -102,7 +102,8 @@ def validate(kind: str, msg: dict[str, Any]) -> tuple[str | None, str | None, in
     if kind == "alias":
         if not msg.get("previousId") or not msg.get("userId"):
             raise ApiError(400, "alias needs 'previousId' and 'userId'")
-        user, anon = str(msg["userId"]), None
+        user: str | None = str(msg["userId"])
+        anon: str | None = None
     else:
         user, anon = _user(msg)
     if kind == "track" and (not isinstance(msg.get("event"), str) or not msg["event"]):

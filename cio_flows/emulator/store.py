@@ -241,10 +241,12 @@ class Store(Records):
         if pk is None:
             if update_only:
                 return None
-            pk = self.db.execute(
-                "INSERT INTO people(cio_id, id, email, created_at, updated_at) VALUES(?,?,?,?,?)",
-                (cio_id or new_cio_id(), id, email, created_at or ts, ts),
-            ).lastrowid
+            pk = inserted_id(
+                self.db.execute(
+                    "INSERT INTO people(cio_id, id, email, created_at, updated_at) VALUES(?,?,?,?,?)",
+                    (cio_id or new_cio_id(), id, email, created_at or ts, ts),
+                )
+            )
             if email:
                 self.record_change(pk, "email", None, email, ts)
         else:
@@ -344,6 +346,13 @@ class Store(Records):
                 "UPDATE people SET email=? WHERE pk=? AND email IS NULL", (email[0], primary)
             )
 
+    def known_person(self, pk: int) -> dict[str, Any]:
+        """A person whose pk the store just gave (one that is gone is a bug: KeyError)."""
+        person = self.person(pk)
+        if person is None:
+            raise KeyError(f"no person with pk {pk}")
+        return person
+
     def person(self, pk: int) -> dict[str, Any] | None:
         row = self.db.execute(
             "SELECT pk, cio_id, id, email, created_at, updated_at FROM people WHERE pk=?", (pk,)
@@ -434,3 +443,11 @@ def _person_row(row: tuple) -> dict[str, Any]:
         "created_at": created_at,
         "updated_at": updated_at,
     }
+
+
+def inserted_id(cursor: sqlite3.Cursor) -> int:
+    """The rowid an INSERT just made (sqlite3 types it optional: None only for other statements)."""
+    rowid = cursor.lastrowid
+    if rowid is None:
+        raise RuntimeError("not an INSERT")
+    return rowid

@@ -106,7 +106,7 @@ def upsert(store: Store, kind: str, value: str, attrs: dict[str, Any]) -> int | 
             id_ = None if new_id is None else check_identifier(str(new_id), "id")
             pk = store.identify(id_, value, attrs, update_only=update_only)
         else:
-            store.identify(None, email, attrs, cio_id=store.person(pk)["cio_id"])
+            store.identify(None, email, attrs, cio_id=store.known_person(pk)["cio_id"])
     else:
         pk = store.find(CIO_ID, value)
         if pk is not None:

@@ -111,7 +111,9 @@ def _answer(name: str, method: str, path: str) -> tuple[int, Any]:
     if pointer is None:
         return status, None if status == 204 else {}
     response = op.response(status) or {}
-    media = next((m for k, m in (response.get("content") or {}).items() if "json" in k), {})
+    media: dict[str, Any] = next(
+        (m for k, m in (response.get("content") or {}).items() if "json" in k), {}
+    )
     schema = media.get("schema")
     candidates: list[Any] = []
     if "example" in media:
