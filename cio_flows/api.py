@@ -7,7 +7,7 @@ resume, reports, emulator, redaction and Ctrl-C/SIGTERM handling.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from dataclasses import replace
 from pathlib import Path
@@ -46,6 +46,8 @@ def run_flow(
     flow: str | Path,
     options: RunOptions | None = None,
     listeners: Iterable[Listener] = (),
+    *,
+    after_run: Callable[[str], None] | None = None,
 ) -> RunSummary:
     """Run a flow as `cio-flows run` does, and return its RunSummary (`run_id`, `exit_code`).
 
@@ -57,6 +59,8 @@ def run_flow(
     options.emulator: run against an in-process emulator started for this run (loading
       options.emulator_workspace when set, which implies it).
     listeners: called with every event (RunStarted, StepFinished, RowFinished, RunFinished).
+    after_run: with an emulator, called with its root URL once the run is settled, while the
+      emulator (and its web page) still runs; `--emulator-ui` waits there for Ctrl-C.
 
     Raises FlowInputError (invalid flow, vars, data or credentials) and JournalError (the journal
     cannot be used, the run is not in it, or another process runs it) before anything is sent:
@@ -68,8 +72,10 @@ def run_flow(
         stack.enter_context(sigterm_as_ctrl_c())
         session = stack.enter_context(RunSession(options, Redactor(secrets_of(options))))
         options = session.options
+        emulator_root = None
         if wants_emulator(options):
             options = stack.enter_context(emulated(options))
+            emulator_root = _environ(options)["CUSTOMERIO_APP_URL"]  # every family's root
         redact = Redactor(secrets_of(options))
         run = prepare(flow, options)
         changed = session.reconcile(run, flow)  # on resume: the same flow and data, or re-keyed
@@ -84,7 +90,10 @@ def run_flow(
             resend_unknown=options.resend_unknown,
             in_flight=session.in_flight(),
         )
-        return session.settle(summary)
+        summary = session.settle(summary)
+        if after_run is not None and emulator_root is not None:
+            after_run(emulator_root)
+        return summary
 
 
 def reports(options: RunOptions, redactor: Redactor) -> list[Listener]:

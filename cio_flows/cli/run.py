@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sys
+import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -39,6 +41,11 @@ from .options import (
 @env_file_option
 @emulator_option
 @emulator_workspace_option
+@click.option(
+    "--emulator-ui",
+    is_flag=True,
+    help="Keep the emulator and its web page up after the run until Ctrl-C (implies --emulator).",
+)
 @click.option(
     "--workers",
     type=click.IntRange(1, 256),
@@ -81,6 +88,7 @@ def run(
     env_file,
     emulator: bool,
     emulator_workspace,
+    emulator_ui: bool,
     workers,
     batch,
     resume_id,
@@ -102,7 +110,7 @@ def run(
         resume_changed=resume_changed,
         report=report,
         junit=junit,
-        emulator=emulator,
+        emulator=emulator or emulator_ui,
         emulator_workspace=emulator_workspace,
     )
     redact = Redactor(api.secrets_of(options))
@@ -119,7 +127,9 @@ def run(
     ]
     try:
         with exchange_output(options, verbose, trace) as shown:
-            summary = api.run_flow(flow, shown, listeners)
+            summary = api.run_flow(
+                flow, shown, listeners, after_run=keep_emulator(write) if emulator_ui else None
+            )
     except FlowInputError as exc:
         fail_invalid(exc, redact)
     except JournalError as exc:  # unusable, no such run, or another process runs it
@@ -136,6 +146,20 @@ def run(
     if summary.exit_code not in (EXIT_OK, EXIT_FAILED):
         write(f"exit {summary.exit_code}: {summary.exit_cause}")
     sys.exit(summary.exit_code)
+
+
+def keep_emulator(write: Callable[[str], None]) -> Callable[[str], None]:
+    """--emulator-ui: after the run, the emulator and its page stay up until Ctrl-C."""
+
+    def wait(url: str) -> None:
+        write(f"emulator web page: {url}/  (Ctrl-C to stop)")
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            write("emulator stopped")
+
+    return wait
 
 
 class RunHeader:

@@ -247,6 +247,7 @@ def banner(url: str, credentials: Credentials, environ=None) -> str:
     shown = credentials.describe() if environ is None else credentials.describe(environ)
     lines = [
         f"Customer.io emulator listening on {url}",
+        f"  Web page:  {url}/  (inbox, people, segments, campaigns, request log)",
         f"  Track:     {url}/api/v1/..., /api/v2/...  (Basic site_id:track_key)",
         f"  Pipelines: {url}/v1/identify, /v1/batch, ...  (Basic pipelines_key:)",
         f"  App:       {url}/v1/customers, /v1/send/email, ...  (Bearer app_key)",
