@@ -27,7 +27,7 @@ from .wire.transport import Transport
 
 def prepare(flow_path: str | Path, options: RunOptions | None = None) -> PreparedRun:
     """Load and check a flow; raises FlowInputError (exit 2 material)."""
-    return PreparedRun(load_flow(flow_path), options)
+    return PreparedRun(load_flow(flow_path, (options or RunOptions()).root), options)
 
 
 def validate_flow(flow_path: str | Path, options: RunOptions | None = None) -> PreparedRun:
@@ -179,7 +179,8 @@ def environ_with_files(
 ) -> dict[str, str]:
     """The environment a run sees with dotenv files (`--env-file`): each file's NAME=VALUE
     lines, a later file over an earlier one, and the process environment over them all.
-    A file that cannot be read raises FlowInputError naming it."""
+    Values are taken as written: `PUBLIC=${CUSTOMERIO_APP_TOKEN}` would copy a key into a
+    variable no mask knows of. A file that cannot be read raises FlowInputError naming it."""
     from dotenv import dotenv_values
 
     merged: dict[str, str] = {}
@@ -187,7 +188,7 @@ def environ_with_files(
         if not env_file.is_file():
             raise FlowInputError(f"env file {env_file}: no such file")
         try:
-            values = dotenv_values(env_file, encoding="utf-8")
+            values = dotenv_values(env_file, encoding="utf-8", interpolate=False)
         except (OSError, UnicodeDecodeError) as exc:
             raise FlowInputError(f"env file {env_file}: cannot read it ({exc})") from None
         merged.update({name: value for name, value in values.items() if value is not None})

@@ -154,7 +154,7 @@ def check_all(paths: Iterable[Path], options: RunOptions) -> list[ScenarioResult
     results = []
     for path in paths:
         try:
-            flow = load_flow(path)
+            flow = load_flow(path, options.root)
             declared = {name for name, _ in flow.vars}
             own = {k: v for k, v in options.vars.items() if k in declared}
             run = PreparedRun(flow, replace(options, vars=own))

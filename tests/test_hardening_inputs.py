@@ -170,3 +170,73 @@ def test_a_secret_value_renders_as_it_is():
     text = render_value("x {{ e.PARTNER_TOKEN }}", {"e": env}, lambda _p: None)
     assert text == f"x {PARTNER_TOKEN}"
     assert json.dumps(render_value(["{{ e.PARTNER_TOKEN }}"], {"e": env}, lambda _p: None))
+
+
+# --- item 6: --env-file does not expand ${VAR} --------------------------------------------------
+
+
+def test_an_env_file_does_not_copy_a_key_into_a_public_name(write_flow, recording_server, tmp_path):
+    path = write_flow(HEAD + '  - track: {userId: u1, event: "{{ env.PUBLIC_ID | reverse }}"}\n')
+    env_file = tmp_path / "ci.env"
+    env_file.write_text("PUBLIC_ID=${CUSTOMERIO_APP_TOKEN}\nOTHER=${PARTNER_TOKEN:-x}\n")
+    env = env_for(recording_server.url, PARTNER_TOKEN=PARTNER_TOKEN)
+    result = run_process(["run", path, "--no-batch", "--env-file", env_file], env)
+    assert result.code == 0, result.output
+    sent = json.dumps([request.body for request in recording_server.requests])
+    assert "}NEKOT_PPA_OIREMOTSUC{$" in sent  # the text as written, reversed
+    assert_no_secret(sent + result.output)
+
+
+# --- item 7: `use:` stays in the project and never shows another file's content -----------------
+
+TOKEN_TEXT = "API_TOKEN=tok-0123456789abcdef"
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    (tmp_path / "token.txt").write_text(TOKEN_TEXT + "\n")
+    (tmp_path / "proj").mkdir()
+    (tmp_path / "proj" / "conf.yaml").write_text("password: hunter2-secret-value\n")
+    (tmp_path / "proj" / "link.yaml").symlink_to(tmp_path / "token.txt")
+    return tmp_path / "proj"
+
+
+@pytest.mark.parametrize("used", ["../token.txt", "{outside}/token.txt", "../../../etc/passwd"])
+@pytest.mark.parametrize("command", ["validate", "plan", "run"])
+def test_use_outside_the_project_is_refused(project, used, command, recording_server):
+    flow = project / "flow.yaml"
+    flow.write_text(HEAD + f"  - use: {used.format(outside=project.parent)}\n")
+    result = run_process([command, flow], env_for(recording_server.url), cwd=project)
+    assert_invalid(result, f"{flow}:4:", "the used file is outside the project", str(project))
+    assert "tok-0123456789" not in result.output
+    assert recording_server.requests == []
+
+
+@pytest.mark.parametrize("used", ["conf.yaml", "link.yaml"])
+def test_a_used_file_that_is_not_a_flow_is_not_shown(project, used, recording_server):
+    flow = project / "flow.yaml"
+    flow.write_text(HEAD + f"  - use: {used}\n")
+    result = run_process(["run", flow], env_for(recording_server.url), cwd=project)
+    assert result.code == 2, result.output
+    assert "Traceback" not in result.output
+    assert "hunter2" not in result.output and "tok-0123456789" not in result.output
+    if used == "link.yaml":  # a link out of the project is outside it, wherever it sits
+        assert "outside the project" in result.output
+    else:
+        assert "conf.yaml is not a flow file" in result.output and "password" not in result.output
+
+
+def test_root_widens_the_project(project, recording_server):
+    shared = project.parent / "shared.yaml"
+    shared.write_text(HEAD + "  - identify: {userId: u1}\n")
+    flow = project / "flow.yaml"
+    flow.write_text(HEAD + "  - use: ../shared.yaml\n")
+    refused = run_process(["validate", flow], env_for(recording_server.url), cwd=project)
+    assert refused.code == 2, refused.output
+    allowed = run_process(
+        ["validate", flow, "--root", project.parent], env_for(recording_server.url), cwd=project
+    )
+    assert allowed.code == 0, allowed.output
+    # Run from the project's top, a flow in a subfolder uses flows beside that folder.
+    from_top = run_process(["validate", flow], env_for(recording_server.url), cwd=project.parent)
+    assert from_top.code == 0, from_top.output

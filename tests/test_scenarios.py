@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -52,7 +53,8 @@ def test_scenario_passes_checks_outcomes_and_cleans_up(path, emulator, options):
 
 
 def portable(source: Path) -> str:
-    """A scenario's text that still finds the shared flows it uses once copied elsewhere."""
+    """A scenario's text that still finds the shared flows it uses once copied elsewhere
+    (outside the project: run with its root, `--root ROOT`)."""
     return source.read_text().replace("../common/", f"{FLOWS / 'common'}/")
 
 
@@ -79,7 +81,9 @@ def test_broken_expectation_fails_with_location_and_values_then_cleans_up(
     events: list[StepFinished] = []
     before = {p["id"] for p in emulator.inspect.people()}
     summary = run_flow(
-        broken, options, [lambda e: isinstance(e, StepFinished) and events.append(e)]
+        broken,
+        replace(options, root=ROOT),
+        [lambda e: isinstance(e, StepFinished) and events.append(e)],
     )
     assert summary.exit_code == 1
     failed = [e for e in events if e.status == "failed"]
@@ -182,7 +186,7 @@ def test_cli_test_command_writes_one_junit_case_per_flow(tmp_path):
     )
     junit = tmp_path / "out.xml"
     result = CliRunner().invoke(
-        main, ["test", str(suite), "--emulator", "--junit", str(junit)], env={}
+        main, ["test", str(suite), "--emulator", "--junit", str(junit), "--root", str(ROOT)], env={}
     )
     assert result.exit_code == 1, result.output
     assert "1 passed, 1 failed" in result.output

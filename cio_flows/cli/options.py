@@ -34,7 +34,7 @@ def parse_vars(values: tuple[str, ...]) -> dict[str, str]:
     return parsed
 
 
-def run_options(region, var, data, env_file=()) -> RunOptions:
+def run_options(region, var, data, env_file=(), root: str | None = None) -> RunOptions:
     """Options from the common flags; --env-file values under the process environment."""
     try:
         environ = api.environ_with_files(env_file) if env_file else None
@@ -45,6 +45,7 @@ def run_options(region, var, data, env_file=()) -> RunOptions:
         vars=parse_vars(var),
         data=Path(data) if data else None,
         environ=environ,
+        root=Path(root) if root else None,
     )
 
 
@@ -63,6 +64,12 @@ data_option = click.option(
     "--data",
     type=click.Path(dir_okay=False),
     help="CSV, JSON Lines or JSON rows; replaces for_each.",
+)
+root_option = click.option(
+    "--root",
+    type=click.Path(file_okay=False, exists=True),
+    help="The project folder `use:` may read flows from (default: the current folder when the"
+    " flow is in it, else the flow's folder).",
 )
 emulator_option = click.option(
     "--emulator", is_flag=True, help="Start a local Customer.io emulator and run against it."

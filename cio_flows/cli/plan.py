@@ -17,6 +17,7 @@ from .options import (
     fail_invalid,
     flow_argument,
     region_option,
+    root_option,
     run_options,
     var_option,
 )
@@ -27,9 +28,10 @@ from .options import (
 @var_option
 @data_option
 @env_file_option
-def validate(flow: Path, var, data, env_file) -> None:
+@root_option
+def validate(flow: Path, var, data, env_file, root) -> None:
     """Check FLOW without sending anything."""
-    options = run_options(None, var, data, env_file)
+    options = run_options(None, var, data, env_file, root)
     redact = Redactor(api.secrets_of(options))
     try:
         run = api.validate_flow(flow, options)
@@ -45,6 +47,7 @@ def validate(flow: Path, var, data, env_file) -> None:
 @var_option
 @data_option
 @env_file_option
+@root_option
 @click.option(
     "--format",
     "fmt",
@@ -53,12 +56,12 @@ def validate(flow: Path, var, data, env_file) -> None:
     help="jsonl (or json): one JSON object per request, batches as the run sends them.",
 )
 @click.option("--all", "show_all", is_flag=True, help="On a terminal, list every request.")
-def plan(flow: Path, region, var, data, env_file, fmt, show_all) -> None:
+def plan(flow: Path, region, var, data, env_file, root, fmt, show_all) -> None:
     """Render and validate every step; print the requests a run would send. Sends nothing."""
     from ..reporting.plan_output import TERMINAL_LIMIT, PlanOutput
     from ..run.plan import Planner
 
-    options = run_options(region, var, data, env_file)
+    options = run_options(region, var, data, env_file, root)
     redact = Redactor(api.secrets_of(options))
     out = sys.stdout
     try:

@@ -26,6 +26,7 @@ from .options import (
     junit_option,
     region_option,
     report_option,
+    root_option,
     run_options,
     trace_option,
     var_option,
@@ -39,6 +40,7 @@ from .options import (
 @var_option
 @data_option
 @env_file_option
+@root_option
 @emulator_option
 @emulator_workspace_option
 @click.option(
@@ -86,6 +88,7 @@ def run(
     var,
     data,
     env_file,
+    root,
     emulator: bool,
     emulator_workspace,
     emulator_ui: bool,
@@ -102,7 +105,7 @@ def run(
     """Run FLOW. Exit 0 when every step succeeded, 1 when some failed, 2 on invalid input,
     3 when Customer.io refused the keys, 4 when it or the network stayed unavailable."""
     options = replace(
-        run_options(region, var, data, env_file),
+        run_options(region, var, data, env_file, root),
         workers=workers,
         batch=batch,
         resume=resume_id,

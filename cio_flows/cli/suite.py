@@ -32,6 +32,7 @@ from .options import (
     junit_option,
     region_option,
     report_option,
+    root_option,
     run_options,
     trace_option,
     var_option,
@@ -51,6 +52,7 @@ def _shard(ctx, param, value: str | None) -> Shard | None:
 @region_option
 @var_option
 @env_file_option
+@root_option
 @click.option("--tag", multiple=True, help="Only flows with this tag (repeatable: any of them).")
 @click.option(
     "--jobs", type=click.IntRange(1, 64), default=1, show_default=True, help="Flows at once."
@@ -83,6 +85,7 @@ def test_command(
     region,
     var,
     env_file,
+    root,
     tag,
     jobs,
     fail_fast,
@@ -102,7 +105,7 @@ def test_command(
         raise click.UsageError("--replay sends nothing: it takes no --record or --emulator")
     around = recording(record) if record else replaying(replay) if replay else None
     options = replace(
-        run_options(region, var, None, env_file),
+        run_options(region, var, None, env_file, root),
         journal=False,  # test runs stay out of the journal
         emulator=emulator,
         emulator_workspace=emulator_workspace,

@@ -17,7 +17,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from ..errors import FlowInputError, FlowSchemaError, Location
 from .jinja_env import HELPERS
@@ -30,8 +30,16 @@ ReRooted = dict[tuple[int, int], UseSite]
 USE = "use"
 USE_OPTIONS = ("name", "with", "save")
 
-# (file, the files using it, outermost first): load and check a used flow file.
-LoadUsed = Callable[[Path, tuple[Path, ...]], Flow]
+
+class LoadUsed(Protocol):
+    """Loads and checks a used flow file (given the files using it, outermost first); `use`
+    names files under `root` only."""
+
+    root: Path
+
+    def __call__(self, path: Path, using: tuple[Path, ...], /) -> Flow: ...
+
+
 BuildStep = Callable[[dict[str, Any], str, int], Step]
 
 
@@ -133,6 +141,13 @@ def _load_use(
             f"a cycle of use: {cycle}",
             location=source.locate((*step_path, USE)),
             expected="a flow file that does not use this one, directly or not",
+            found=str(file),
+        )
+    if not file.resolve().is_relative_to(load_used.root):  # symlinks followed: where it is
+        raise FlowSchemaError(
+            "the used file is outside the project",
+            location=source.locate((*step_path, USE)),
+            expected=f"a flow file under {load_used.root} (the project root: --root DIR)",
             found=str(file),
         )
     if not file.is_file():

@@ -7,8 +7,10 @@ schema check and its wording), build.py (the model), composition.py (`use`).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 from ..errors import FlowSchemaError, Location
 from ..wire import kinds as step_kinds
@@ -21,24 +23,59 @@ from .template_checks import check_templates
 from .yaml_source import parse_yaml, read_text
 
 
-def load_flow(path: str | Path) -> Flow:
-    """Read, check and model a flow file. Raises FlowInputError subclasses with file:line:col."""
-    return _load(Path(path), ())
+def load_flow(path: str | Path, root: str | Path | None = None) -> Flow:
+    """Read, check and model a flow file. Raises FlowInputError subclasses with file:line:col.
+
+    `use:` reads flow files under `root` only: by default the current folder when the flow is
+    in it (a project run from its top), else the flow's own folder."""
+    path = Path(path)
+    return FlowFiles(project_root(path, root))(path, ())
 
 
-def _load(path: Path, using: tuple[Path, ...]) -> Flow:
+def project_root(flow: Path, root: str | Path | None = None) -> Path:
+    if root is not None:
+        return Path(root).resolve()
+    here, folder = Path.cwd().resolve(), flow.resolve().parent
+    return here if folder.is_relative_to(here) else folder
+
+
+@dataclass(frozen=True)
+class FlowFiles:
+    """Loads a flow file and, for its `use` steps, the files under `root` (composition.py)."""
+
+    root: Path
+
+    def __call__(self, path: Path, using: tuple[Path, ...]) -> Flow:
+        return _load(path, using, self)
+
+
+def _load(path: Path, using: tuple[Path, ...], files: FlowFiles) -> Flow:
     """A flow file, with the files that use it (outermost first): a used file is checked alone,
     then its steps join the using flow's (composition.py)."""
     display = str(path)
     data, source = parse_yaml(read_text(path, display), display)
+    if using:
+        check_looks_like_a_flow(data, display)
     check_structure(data, source)
-    flow = build_flow(path, data, source, _load, using)
+    flow = build_flow(path, data, source, files, using)
     own = tuple(step for step in flow.all_steps if step.scope is None)
     check_step_options(own)
     check_templates(flow)
     check_saved_names(flow)
     check_payloads(flow)
     return flow
+
+
+def check_looks_like_a_flow(data: Any, display: str) -> None:
+    """A used file that is not a flow (a token file, someone's config) is refused without a
+    word of its content: the error may land in a public CI log."""
+    if not (isinstance(data, dict) and "version" in data and "steps" in data):
+        raise FlowSchemaError(
+            f"{display} is not a flow file",
+            location=Location(display, 1, 1),
+            expected="a flow (a mapping with version and steps)",
+            found="other content (not shown)",
+        )
 
 
 def check_step_options(steps: tuple[Step, ...]) -> None:

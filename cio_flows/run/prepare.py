@@ -49,6 +49,7 @@ class RunOptions:
     workers: int = 8  # rows in parallel; steps within a row stay in order
     batch: bool = True  # coalesce identify/track over rows into batch calls
     environ: Mapping[str, str] | None = None  # default os.environ
+    root: Path | None = None  # where `use:` may read flows (None: flow/loader.py's default)
     transport: TransportSettings = field(default_factory=TransportSettings)
     # What api.run_flow wires around the run (the CLI's `run` options):
     # journal: True is $CIO_FLOWS_JOURNAL, else ./.cio-flows/journal.db; a path; False/None: none
