@@ -33,6 +33,7 @@ from . import (
     broadcasts,
     content_api,
     documented,
+    esp,
     exports,
     inspection,
     journeys,
@@ -44,6 +45,7 @@ from . import (
     track_v2,
     ui,
 )
+from .config import INSTEAD_OF_FAMILY
 from .core import (
     APP,
     ERRORS_DETAIL,
@@ -157,7 +159,11 @@ class Dispatcher:
                 return Response(b"", status, headers=headers)
             return Response(body, status, headers=headers, media_type=JSON)
 
-        for name in (family, spec.bucket):
+        own = state.buckets.get(spec.bucket) if spec.bucket else None
+        names = (
+            (spec.bucket,) if own and spec.bucket in INSTEAD_OF_FAMILY else (family, spec.bucket)
+        )
+        for name in names:
             bucket = state.buckets.get(name) if name else None
             wait = bucket.take() if bucket is not None else 0.0
             if wait:
@@ -295,6 +301,7 @@ def build_app(state: State) -> Starlette:
         *programs.ROUTES,
         *sends.ROUTES,
         *content_api.ROUTES,
+        *esp.ROUTES,
     ]
     specs += documented.routes(specs)
     routes: list[Route] = [Route(s.path, dispatcher.endpoint(s), methods=[s.method]) for s in specs]

@@ -118,7 +118,9 @@ def lifecycle(state: State, d: dict[str, Any], at: float) -> tuple[dict[str, int
     start = d["start_f"]
     if at < start + timing.sent:
         return metrics, None
-    if outcome in ("undeliverable", "failed"):  # failed: e.g. its template did not render
+    # failed: e.g. its template did not render or the person unsubscribed; dropped: the
+    # address is on an ESP suppression list. Neither was sent.
+    if outcome in ("undeliverable", "failed", "dropped"):
         metrics[outcome] = int(start + timing.sent)
         return metrics, d["failure"]
     metrics["sent"] = int(start + timing.sent)

@@ -21,7 +21,9 @@ import base64
 import os
 from typing import Any
 
+from .config import TRANSACTIONAL
 from .core import APP, META_ERROR, ApiError, Req, collect, require_object, route
+from .esp import suppressed
 from .liquid_render import render_send
 from .messages import plan
 from .state import State
@@ -155,6 +157,8 @@ def send(state: State, req: Req, channel: str) -> tuple[int, Any]:
     rendered = render_send(state.store, tpl, body, pk)
     if rendered.failure and not draft:
         outcome, failure = "failed", rendered.failure
+    if not draft and outcome not in ("failed", "undeliverable"):
+        outcome, failure = _opt_out(state, body, channel, pk, shown) or (outcome, failure)
     delivery = {
         "id": new_delivery_id(),
         "pk": pk,
@@ -177,6 +181,30 @@ def send(state: State, req: Req, channel: str) -> tuple[int, Any]:
     return 200, {"delivery_id": delivery["id"], "queued_at": queued_at}
 
 
+def _opt_out(
+    state: State, body: dict[str, Any], channel: str, pk: int | None, shown: str
+) -> tuple[str, str] | None:
+    """(outcome, reason) when the recipient has opted out, else None.
+
+    `send_to_unsubscribed` defaults to true on every send endpoint (app.json: email, push and
+    sms), so only an explicit false holds a message back from an unsubscribed person; an
+    address on an ESP suppression list is dropped whatever the send says.
+    """
+    if channel == "email" and shown:
+        for address in shown.split(","):
+            listed = suppressed(state, address.strip())
+            if listed:
+                return "dropped", f"{address.strip()} is on the ESP {listed} suppression list"
+    wants = body.get("send_to_unsubscribed", True)
+    if wants is not False or pk is None:
+        return None
+    if state.store.db.execute(
+        "SELECT 1 FROM attrs WHERE pk=? AND name='unsubscribed' AND str='true'", (pk,)
+    ).fetchone():
+        return "failed", "the person is unsubscribed and send_to_unsubscribed is false"
+    return None
+
+
 def _check_device(device: Any) -> None:
     if (
         not isinstance(device, dict)
@@ -196,7 +224,9 @@ def _endpoint(channel: str):
         return send(state, req, channel)
 
     handler.__name__ = f"send_{channel}"
-    return route("POST", f"/v1/send/{channel}", APP, style=META_ERROR)(handler)
+    return route("POST", f"/v1/send/{channel}", APP, style=META_ERROR, bucket=TRANSACTIONAL)(
+        handler
+    )
 
 
 for _channel in CHANNELS:

@@ -34,6 +34,10 @@ CREATE INDEX IF NOT EXISTS events_pk ON events(pk);
 CREATE INDEX IF NOT EXISTS events_anon ON events(anonymous_id);
 CREATE TABLE IF NOT EXISTS dedupe(key TEXT PRIMARY KEY) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS suppressions(identifier TEXT PRIMARY KEY) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS esp_suppressions(
+  email TEXT NOT NULL, type TEXT NOT NULL, reason TEXT NOT NULL, created INTEGER NOT NULL,
+  PRIMARY KEY(email, type)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS reporting_webhooks(id INTEGER PRIMARY KEY, body TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS devices(
   pk INTEGER NOT NULL, device_id TEXT NOT NULL, platform TEXT, last_used INTEGER,
   attributes TEXT NOT NULL DEFAULT '{}', PRIMARY KEY(pk, device_id)) WITHOUT ROWID;
@@ -106,6 +110,8 @@ TABLES = [
     "events",
     "dedupe",
     "suppressions",
+    "esp_suppressions",
+    "reporting_webhooks",
     "devices",
     "segments",
     "segment_members",
