@@ -19,6 +19,7 @@ from .reporting import JsonReport, JUnitReport
 from .run.events import Listener, RunSummary
 from .run.executor import Executor, InFlightMarker, PreviousLookup
 from .run.journal import Journal, RunRecord
+from .run.once import OnceBook
 from .run.prepare import PlannedStep, PreparedRun, RunOptions, with_endpoint_root
 from .run.session import RunSession, journal_path, sigterm_as_ctrl_c
 from .wire.config import Credentials
@@ -54,7 +55,10 @@ def run_flow(
     options.journal: every (row, step) outcome recorded (default $CIO_FLOWS_JOURNAL, else
       ./.cio-flows/journal.db; False or None for no journal, and then no resume).
     options.resume = RUN_ID: run again what did not succeed in that run, with its vars and data
-      unless given; sends whose outcome is unknown are not resent unless options.resend_unknown.
+      unless given. Sends whose outcome is unknown are first looked up in Customer.io
+      (options.settle_grace; run/settle.py): found ones are recorded ok, ones absent after the
+      grace period are sent again, the rest stay unknown unless options.resend_unknown.
+    options.ignore_once: run steps whose `once` key the journal already holds.
     options.report / options.junit: a JSON report / JUnit XML written there at the end.
     options.emulator: run against an in-process emulator started for this run (loading
       options.emulator_workspace when set, which implies it).
@@ -83,12 +87,15 @@ def run_flow(
             run = PreparedRun(changed, options)
         run.preflight()
         session.start(run, flow)  # locks the run id; nothing was sent before
+        settled = session.settle_unknown(run)  # a resume: reads Customer.io for unknown sends
         summary = execute(
             run,
             [*session.listeners(), *reports(options, redact), *listeners],
             previous=session.previous,
             resend_unknown=options.resend_unknown,
             in_flight=session.in_flight(),
+            once=session.once_book(),
+            settled=settled,
         )
         summary = session.settle(summary)
         if after_run is not None and emulator_root is not None:
@@ -113,6 +120,8 @@ def execute(
     previous: PreviousLookup | None = None,
     resend_unknown: bool = False,
     in_flight: InFlightMarker | None = None,
+    once: OnceBook | None = None,
+    settled: list[dict[str, str]] | None = None,
 ) -> RunSummary:
     """Run a prepared (and preflighted) flow, with no journal or reports of its own.
 
@@ -120,6 +129,8 @@ def execute(
     not sent again; sends whose outcome is unknown are not resent unless resend_unknown).
     in_flight: called (row key, step key) before each send that is not safe to repeat, to record
     it durably first (Journal.in_flight_marker).
+    once: claims of `once` keys (RunSession.once_book); None runs every step.
+    settled: the unknown sends a resume settled, for the summary (RunSession.settle_unknown).
     """
     with Transport(run.endpoints, run.credentials, run.options.transport) as transport:
         executor = Executor(
@@ -131,7 +142,9 @@ def execute(
             previous=previous,
             resend_unknown=resend_unknown,
             in_flight=in_flight,
+            once=once,
         )
+        executor.summary.settled = list(settled or [])
         return executor.execute()
 
 

@@ -28,6 +28,7 @@ from cio_flows.wire.types import Request, SingleRequest
 
 SCHEMAS = Path(cio_flows.__file__).parent / "schemas"
 STEP_OPTIONS = {"name", "save", "when", "expect", "wait_until", "loop", "expect_status", "validate"}
+STEP_OPTIONS.add("once")
 # `use` (with its `with`) is a flow-format construct the loader expands, not an API call.
 FLOW_CONSTRUCTS = {"use", "with"}
 

@@ -79,7 +79,8 @@ def test_schema_is_self_contained(name):
 
 def test_every_flow_step_kind_has_a_payload_schema():
     step = load_schema("flow.schema.json")["$defs"]["step"]["properties"]
-    options = {"name", "save", "when", "expect", "wait_until", "loop", "expect_status", "validate"}
+    options = {"name", "save", "when", "expect", "wait_until", "loop", "expect_status"}
+    options |= {"validate", "once"}
     flow_constructs = {"use", "with"}  # expanded by the loader: no payload, never sent
     kinds = sorted(set(step) - options - flow_constructs)
     assert kinds == STEP_KINDS

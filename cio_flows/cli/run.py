@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 import sys
 import time
 from collections.abc import Callable
@@ -78,6 +79,18 @@ from .options import (
     help="With --resume: accept a changed flow or data file; changed steps run again under new"
     " keys.",
 )
+@click.option(
+    "--settle-grace",
+    type=click.FloatRange(0),
+    metavar="SECONDS",
+    help="With --resume: how long an unknown send may take to show in Customer.io before it"
+    " is sent again (default 60; 3 on a loopback address, an emulator).",
+)
+@click.option(
+    "--ignore-once",
+    is_flag=True,
+    help="Run steps whose `once` key the journal already holds (may do them twice).",
+)
 @report_option
 @junit_option
 @verbose_option
@@ -97,6 +110,8 @@ def run(
     resume_id,
     resend_unknown,
     resume_changed,
+    settle_grace,
+    ignore_once,
     report,
     junit,
     verbose,
@@ -111,6 +126,8 @@ def run(
         resume=resume_id,
         resend_unknown=resend_unknown,
         resume_changed=resume_changed,
+        settle_grace=settle_grace,
+        ignore_once=ignore_once,
         report=report,
         junit=junit,
         emulator=emulator or emulator_ui,
@@ -146,6 +163,9 @@ def run(
             ),
             err=True,
         )
+    if summary.interrupted and summary.journal_error is None:
+        again = resume_command(flow, summary.run_id, data, var, env_file, region)
+        write(f"to go on where it stopped: {again}")
     if summary.exit_code not in (EXIT_OK, EXIT_FAILED):
         write(f"exit {summary.exit_code}: {summary.exit_cause}")
     sys.exit(summary.exit_code)
@@ -163,6 +183,27 @@ def keep_emulator(write: Callable[[str], None]) -> Callable[[str], None]:
             write("emulator stopped")
 
     return wait
+
+
+def resume_command(
+    flow: Path,
+    run_id: str,
+    data: Path | None,
+    var: tuple[str, ...],
+    env_file: tuple[str, ...] = (),
+    region: str | None = None,
+) -> str:
+    """The exact command that resumes a run, with the options it was given (shell-quoted)."""
+    words = ["cio-flows", "run", str(flow), "--resume", run_id]
+    if data is not None:
+        words += ["--data", str(data)]
+    for item in var:
+        words += ["--var", item]
+    for item in env_file:
+        words += ["--env-file", str(item)]
+    if region:
+        words += ["--region", region]
+    return shlex.join(words)
 
 
 class RunHeader:

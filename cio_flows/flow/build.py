@@ -66,6 +66,8 @@ def _build_step(
         options=options,
         expect_status=_expect_status(raw.get("expect_status"), (*path, "expect_status"), source),
         validate=raw.get("validate", True) is not False,
+        once=None if raw.get("once") is None else str(raw["once"]),
+        once_location=source.locate((*path, "once")),
     )
 
 

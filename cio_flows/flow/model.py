@@ -114,6 +114,9 @@ class Step:
     options: Mapping[str, Any] = field(default_factory=dict)
     expect_status: ExpectStatus | None = None  # the API's refusal is this step's answer
     validate: bool = True  # False: the payload is sent without schema validation
+    # `once: KEY_TEMPLATE`: a step whose rendered key the journal holds (from any run) is skipped
+    once: str | None = None
+    once_location: Location | None = None
     # A step of a used flow: its scope, its node in the top flow's source map, its key.
     scope: UseSite | None = None
     source_path: Path_ | None = None

@@ -63,6 +63,8 @@ def check_templates(flow: Flow, extra_names: frozenset[str] = frozenset()) -> No
             continue  # a used flow's own names: checked when it loaded
         path = (*step.path, step.kind)
         _check_value(flow, step.payload, path, known, secrets, step=step.name)
+        if step.once is not None:  # a journal key, printed when it skips: no secret in it
+            _check_value(flow, step.once, (*step.path, "once"), known, keyless, step=step.name)
         for expression, location in step_expressions(step):
             compiled = _compile_at(as_expression(expression), location)
             _check_compiled(compiled, location, known, keyless, step.name)

@@ -18,6 +18,12 @@ from ..run.events import (
 )
 
 _MARKS = {OK: "ok", FAILED: "FAILED", SKIPPED: "skipped", UNKNOWN: "UNKNOWN"}
+# How run/settle.py settled an unknown send on resume, in the summary's words.
+SETTLE_WORDS = {
+    "found": "found in Customer.io (not sent again)",
+    "absent": "not found after the grace period (sent again)",
+    "unreadable": "left unknown (Customer.io could not be read)",
+}
 
 
 class ConsoleReporter:
@@ -56,6 +62,16 @@ class ConsoleReporter:
         if event.error:
             self._write(f"          {event.error}")
 
+    def _settled(self, settled: list[dict[str, str]]) -> None:
+        """How a resume settled the sends a crash left unknown, by reading Customer.io."""
+        tally = {how: sum(item["how"] == how for item in settled) for how in SETTLE_WORDS}
+        said = ", ".join(f"{tally[how]} {words}" for how, words in SETTLE_WORDS.items())
+        self._write(f"unknown sends settled: {said}")
+        for item in settled[:20]:
+            self._write(f"  row {item['row_key']}, {item['step']}: {item['reason']}")
+        if len(settled) > 20:
+            self._write(f"  and {len(settled) - 20} more (see the JSON report)")
+
     def _summary(self, event: RunFinished) -> None:
         s = event.summary
         counts = ", ".join(
@@ -70,6 +86,8 @@ class ConsoleReporter:
             shown = ", ".join(map(str, s.failed_rows[:20]))
             more = f" and {len(s.failed_rows) - 20} more" if len(s.failed_rows) > 20 else ""
             self._write(f"failed rows: {shown}{more}")
+        if s.settled:
+            self._settled(s.settled)
         if s.interrupted:
             self._write("interrupted: the run did not finish")
         self._write(f"result: {'passed' if s.ok else 'failed'} (run id {s.run_id})")

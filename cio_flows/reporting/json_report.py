@@ -212,6 +212,7 @@ class JsonReport:
             "retries": s.retries,
             "throttled": s.throttled,
             "interrupted": s.interrupted,
+            "settled": [dict(item) for item in s.settled],
             "steps": [stats.as_dict() for stats in c.steps.values()],
             "failures": c.failures,
             "failures_omitted": c.failures_omitted,

@@ -64,6 +64,7 @@ class StepFinished:
     detail: Any = None  # a short summary of the response, never a payload
     saved: Any = None  # what the step saved (steps.<save>), for the journal and a resume
     failure: Failure | None = None  # set when failed or unknown; `error` is its message
+    once_key: str | None = None  # the step's `once` key, when it succeeded: the journal keeps it
 
 
 @dataclass(frozen=True)
@@ -113,6 +114,9 @@ class RunSummary:
     journal_error: str | None = None  # the journal could not be written: sending stopped
     refused: str | None = None  # the first failure where Customer.io refused the credentials
     unavailable: str | None = None  # the first with no answer, or whose outcome is unknown
+    # On resume, the unknown sends settled by reading Customer.io (run/settle.py), each
+    # {row_key, step_key, step, how: found | absent | unreadable, reason}
+    settled: list[dict[str, str]] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:

@@ -35,6 +35,7 @@ from .events import (
     RunSummary,
     StepFinished,
 )
+from .once import OnceBook
 from .prepare import PreparedRun
 from .rows import Row
 from .steps import (
@@ -62,13 +63,19 @@ class Executor:
         chunk_size: int = 500,
         sleep: Callable[[float], None] = time.sleep,
         in_flight: InFlightMarker | None = None,
+        once: OnceBook | None = None,
     ) -> None:
         self.run = run
         self.transport = transport
         self.workers = max(1, workers)
         self.previous = previous
         self.pipeline = StepPipeline(
-            run, transport, resend_unknown=resend_unknown, in_flight=in_flight, sleep=sleep
+            run,
+            transport,
+            resend_unknown=resend_unknown,
+            in_flight=in_flight,
+            sleep=sleep,
+            once=once,
         )
         # Batching pays off only over rows, and only when some step can go in a batch.
         self.batch = batch and run.data is not None and any(map(batchable, run.flow.all_steps))

@@ -6,9 +6,13 @@ with the responses saved by `save`, and what to retry). Writes are buffered and 
 step; a SIGKILL loses at most the last uncommitted batch, whose rows a resume resends with the
 same dedupe ids.
 
-A request that is not safe to repeat (a transactional send) is different: it is committed as in
-flight before it leaves (`mark_in_flight`), so after a crash a resume finds it and reports it
-UNKNOWN instead of sending it again. Concurrent marks share one commit.
+A request that is not safe to repeat (a transactional send, a broadcast trigger) is different:
+it is committed as in flight before it leaves (`mark_in_flight`, with what settle.py needs to
+find it in Customer.io later), and its outcome is committed as soon as it is recorded, not with
+the next batch. So after a crash only the sends truly in flight are unknown; a resume settles
+them by reading Customer.io (settle.py). Concurrent marks and outcomes share one commit.
+
+`once:` keys of steps that succeeded are kept across runs and flows (`record_once`, `once_done`).
 
 One process at a time executes a run id: `start_run` takes its RunLock (run_lock.py). The file
 and its tables are in journal_schema.py, the queries in journal_reads.py, and the listener that
@@ -34,9 +38,12 @@ from ..redact import Redactor
 from .events import FAILED, OK, SKIPPED, UNKNOWN, Event, RunSummary
 from .journal_listener import journal_listener
 from .journal_reads import (
+    InFlightSend,
     Outcome,
     Record,
     RunRecord,
+    in_flight_sends,
+    once_run,
     recent_runs,
     row_outcomes,
     run_by_id,
@@ -65,6 +72,16 @@ ON CONFLICT (run_id, row_key, step_key) DO UPDATE SET
     error = excluded.error,
     result = COALESCE(excluded.result, outcomes.result)
 """
+# The in-flight mark's facts; a mark again (a resend after settling) keeps the first time.
+_UPSERT_IN_FLIGHT = """
+INSERT INTO in_flight (run_id, row_key, step_key, since, request) VALUES (?, ?, ?, ?, ?)
+ON CONFLICT (run_id, row_key, step_key) DO UPDATE SET
+    since = MIN(in_flight.since, excluded.since),
+    request = COALESCE(excluded.request, in_flight.request)
+"""
+_INSERT_ONCE = "INSERT OR IGNORE INTO once_keys VALUES (?, ?, ?, ?, ?)"
+
+StepId = tuple[str, str, str]  # (run_id, row_key, step_key)
 
 
 @dataclass
@@ -93,6 +110,9 @@ class Journal:
         self._db_lock = threading.Lock()  # the connection
         self._buf_lock = threading.Lock()  # the buffer and live counts
         self._buffer: list[Record] = []
+        self._marks: list[Record] = []  # in_flight rows, committed with the outcomes
+        self._onces: list[Record] = []  # once_keys rows, likewise
+        self._awaiting: set[StepId] = set()  # marked here: its outcome is committed at once
         self._appended = 0  # records ever put in the buffer...
         self._committed = 0  # ...and how many of them are committed
         self._live: dict[str, _Live] = {}
@@ -179,26 +199,58 @@ class Journal:
         self._raise_if_failed()
         error = None if error is None else self._redact(error)
         result_json = None if result is None else self._redact(json.dumps(result, default=str))
+        step_id = (run_id, row_key, step_key)
         with self._buf_lock:
-            self._append((run_id, row_key, step_key, status, attempts, error, result_json))
+            ticket = self._append((*step_id, status, attempts, error, result_json))
             live = self._live.get(run_id)
             if live is not None:
                 live.counts[status] = live.counts.get(status, 0) + 1
             full = len(self._buffer) >= self._batch_size
-        if full:
+            answered = step_id in self._awaiting
+            self._awaiting.discard(step_id)
+        if answered:  # the outcome of a send not safe to repeat: not left to the next batch
+            self._commit_through(ticket)
+        elif full:
             self.flush()
 
-    def mark_in_flight(self, run_id: str, row_key: str, step_key: str) -> None:
+    def mark_in_flight(
+        self, run_id: str, row_key: str, step_key: str, facts: dict[str, Any] | None = None
+    ) -> None:
         """Commit, durably, that a send for (row, step) is about to leave; returns once it is.
 
-        Sends marked by other threads meanwhile share the commit (and so do buffered outcomes).
-        Raises JournalError if it cannot be written: the send must then not happen.
+        `facts` (settle.py's send_facts: channel, recipient, template...) are kept with the
+        time, so a resume can look the send up in Customer.io. Sends marked by other threads
+        meanwhile share the commit (and so do buffered outcomes). Raises JournalError if it
+        cannot be written: the send must then not happen.
         """
         self._raise_if_failed()
+        facts_json = None if facts is None else self._redact(json.dumps(facts, default=str))
+        step_id = (run_id, row_key, step_key)
         with self._buf_lock:
-            ticket = self._append((run_id, row_key, step_key, IN_FLIGHT, 0, None, None))
+            ticket = self._append((*step_id, IN_FLIGHT, 0, None, None))
+            self._marks.append((*step_id, time.time(), facts_json))
+            self._awaiting.add(step_id)
+        self._commit_through(ticket)
+
+    def record_once(self, key: str, run_id: str, row_key: str, step_key: str) -> None:
+        """A `once:` key done (buffered: committed with the step's outcome, which follows)."""
+        self._raise_if_failed()
+        with self._buf_lock:
+            self._onces.append((self._redact(key), run_id, row_key, step_key, time.time()))
+
+    def once_done(self, key: str) -> str | None:
+        """The run that recorded `once:` key `key` (committed or buffered here), or None."""
+        redacted = self._redact(key)
+        with self._buf_lock:
+            for once in self._onces:
+                if once[0] == redacted:
+                    return str(once[1])
+        return once_run(self._query, redacted)
+
+    def _commit_through(self, ticket: int) -> None:
+        """Commit durably unless another thread's commit already carried record `ticket`."""
         with self._db_lock:
-            if self._committed < ticket:  # else another thread's commit carried it
+            if self._committed < ticket:
                 self._commit_locked(durable=True)
 
     def finish_run(self, run_id: str, summary: RunSummary) -> None:
@@ -232,11 +284,13 @@ class Journal:
         self._raise_if_failed()
         with self._buf_lock:
             batch, self._buffer = self._buffer, []
+            marks, self._marks = self._marks, []
+            onces, self._onces = self._onces, []
             ticket = self._appended
             progress = [(json.dumps(v.counts), v.rows, k) for k, v in self._live.items()]
         if self._db is None and batch:
             raise JournalError(self.path, "is closed")
-        if self._db is None or not (batch or progress):
+        if self._db is None or not (batch or progress or onces):
             return
         try:
             if durable:  # survives power loss too, not only a killed process
@@ -244,6 +298,8 @@ class Journal:
             self._db.execute("BEGIN")
             try:
                 self._db.executemany(_UPSERT_OUTCOME, batch)
+                self._db.executemany(_UPSERT_IN_FLIGHT, marks)
+                self._db.executemany(_INSERT_ONCE, onces)
                 self._db.executemany(
                     "UPDATE runs SET counts = ?, rows = ? WHERE run_id = ?", progress
                 )
@@ -252,6 +308,8 @@ class Journal:
                     self._db.execute("ROLLBACK")
                 with self._buf_lock:  # e.g. Ctrl-C: the records go in with the next commit
                     self._buffer[:0] = batch
+                    self._marks[:0] = marks
+                    self._onces[:0] = onces
                 raise
             self._db.execute("COMMIT")
             if durable:
@@ -324,9 +382,11 @@ class Journal:
             if run_id in self._live:
                 self._live[run_id].rows += 1
 
-    def in_flight_marker(self, run_id: str) -> Callable[[str, str], None]:
+    def in_flight_marker(self, run_id: str) -> Callable[[str, str, dict[str, Any] | None], None]:
         """What the executor calls before each send that is not safe to repeat."""
-        return lambda row_key, step_key: self.mark_in_flight(run_id, row_key, step_key)
+        return lambda row_key, step_key, facts: self.mark_in_flight(
+            run_id, row_key, step_key, facts
+        )
 
     # --- reading ----------------------------------------------------------------------------
 
@@ -350,6 +410,10 @@ class Journal:
         """One row's outcomes by step key: what a resume asks for each row (primary-key lookup)."""
         return row_outcomes(self._query, run_id, row_key)
 
+    def unknown_sends(self, run_id: str) -> list[InFlightSend]:
+        """The run's sends still marked in flight (outcome unknown), with what they were."""
+        return in_flight_sends(self._query, run_id)
+
     def _query(self, sql: str, params: Record) -> list[Record]:
         with self._db_lock:
             if self._db is None:
@@ -359,6 +423,7 @@ class Journal:
 
 __all__ = [
     "IN_FLIGHT",
+    "InFlightSend",
     "Journal",
     "JournalError",
     "Outcome",

@@ -31,6 +31,8 @@ def journal_listener(journal: Journal, run_id: str) -> Callable[[Event], None]:
     def listen(event: Event) -> None:
         if isinstance(event, StepFinished):
             result = event.saved if event.step.save else None
+            if event.once_key is not None:  # committed with the outcome, which follows
+                journal.record_once(event.once_key, run_id, event.row_key or "-", event.step.key)
             journal.record(
                 run_id,
                 event.row_key or "-",

@@ -37,6 +37,16 @@ class Outcome:
 
 
 @dataclass(frozen=True)
+class InFlightSend:
+    """A send marked in flight whose answer was never recorded: when it left, and its facts."""
+
+    row_key: str
+    step_key: str
+    since: float  # unix time of the (first) mark
+    facts: dict[str, Any] | None  # settle.py's send_facts; None in journals from before them
+
+
+@dataclass(frozen=True)
 class RunRecord:
     run_id: str
     flow_name: str
@@ -81,6 +91,26 @@ def row_outcomes(query: Query, run_id: str, row_key: str) -> dict[str, Outcome]:
         (run_id, row_key),
     )
     return {r[0]: _outcome(r[1:]) for r in rows}
+
+
+def in_flight_sends(query: Query, run_id: str) -> list[InFlightSend]:
+    """The run's sends still in flight (outcome unknown), oldest first."""
+    rows = query(
+        "SELECT o.row_key, o.step_key, COALESCE(f.since, 0), f.request FROM outcomes o"
+        " LEFT JOIN in_flight f USING (run_id, row_key, step_key)"
+        " WHERE o.run_id = ? AND o.status = ? ORDER BY f.since",
+        (run_id, IN_FLIGHT),
+    )
+    return [
+        InFlightSend(row, step, since, None if facts is None else json.loads(facts))
+        for row, step, since, facts in rows
+    ]
+
+
+def once_run(query: Query, key: str) -> str | None:
+    """The run that recorded `once:` key `key`, or None."""
+    rows = query("SELECT run_id FROM once_keys WHERE key = ?", (key,))
+    return str(rows[0][0]) if rows else None
 
 
 def _run_record(row: Record) -> RunRecord:

@@ -42,6 +42,25 @@ CREATE TABLE IF NOT EXISTS run_inputs (
     run_id TEXT PRIMARY KEY,
     inputs TEXT NOT NULL
 );
+-- What an in-flight send was (channel, recipient, template: settle.py's facts) and when it
+-- left: a resume reads Customer.io with them to settle the send's unknown outcome.
+CREATE TABLE IF NOT EXISTS in_flight (
+    run_id TEXT NOT NULL,
+    row_key TEXT NOT NULL,
+    step_key TEXT NOT NULL,
+    since REAL NOT NULL,
+    request TEXT,
+    marks INTEGER NOT NULL DEFAULT 1,
+    PRIMARY KEY (run_id, row_key, step_key)
+) WITHOUT ROWID;
+-- `once:` keys of steps that succeeded, in any run and flow using this journal.
+CREATE TABLE IF NOT EXISTS once_keys (
+    key TEXT PRIMARY KEY,
+    run_id TEXT NOT NULL,
+    row_key TEXT NOT NULL,
+    step_key TEXT NOT NULL,
+    done_at REAL NOT NULL
+) WITHOUT ROWID;
 """
 
 

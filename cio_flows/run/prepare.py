@@ -58,6 +58,10 @@ class RunOptions:
     resend_unknown: bool = False  # with resume: resend sends whose outcome is unknown too
     # with resume: accept another flow or data file; changed steps run again under new keys
     resume_changed: bool = False
+    # with resume: how long an unknown send may take to be listed in Customer.io before it is
+    # taken as never sent (run/settle.py); None: 60 s, 3 s on a loopback address (an emulator)
+    settle_grace: float | None = None
+    ignore_once: bool = False  # run steps whose `once` key the journal holds, all the same
     report: str | Path | None = None  # JSON report written here when the run finishes
     junit: str | Path | None = None  # JUnit XML written here when the run finishes
     emulator: bool = False  # run against an in-process emulator started for this run

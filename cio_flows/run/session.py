@@ -1,5 +1,6 @@
 """The journal side of one run: opened and checked before anything is sent, the run id locked
-while it executes, and on resume the earlier attempt looked up (its vars, data and outcomes).
+while it executes, and on resume the earlier attempt looked up (its vars, data and outcomes),
+its unknown sends settled by reading Customer.io (settle.py). `once` keys are claimed here too.
 
 `api.run_flow` opens a session for every caller (CLI, notebooks, tests), so what the journal
 guarantees (nothing sent twice after a crash, one process per run id) holds for all of them.
@@ -18,11 +19,24 @@ from typing import Any
 from ..errors import JournalError
 from ..flow.model import Flow
 from ..redact import Redactor
+from ..wire.transport import Transport
 from .events import Listener, RunSummary
 from .executor import InFlightMarker, PreviousLookup
-from .journal import Journal, default_journal_path
+from .journal import InFlightSend, Journal, default_journal_path
+from .once import OnceBook
 from .prepare import PreparedRun, RunOptions
 from .resume_inputs import RunInputs, changes, refuse_changes, rekeyed, run_inputs, stored_for
+from .settle import (
+    ABSENT,
+    FOUND,
+    REMOTE_SKEW,
+    Settlement,
+    Settler,
+    default_grace,
+    is_local,
+    unreadable,
+)
+from .steps import SETTLED_ABSENT, SETTLED_FOUND, PreviousOutcome
 
 
 class UnknownRunError(JournalError):
@@ -67,6 +81,8 @@ class RunSession:
         self.previous: PreviousLookup | None = None
         self.run_id: str | None = None
         self._stored_inputs: RunInputs | None = None  # of the run being resumed
+        self.settled: list[Settlement] = []  # on resume: the unknown sends, settled
+        self._settled_rows: dict[str, dict[str, PreviousOutcome]] = {}
         self._redactor = redactor or Redactor()
         self.options = options
         if options.resume:
@@ -102,7 +118,10 @@ class RunSession:
         if data is None and stored.get("data"):
             data = Path(stored["data"])
         self._stored_inputs = stored_for(journal.inputs(run_id))
-        self.previous = lambda row_key: journal.row_outcomes(run_id, row_key)
+        self.previous = lambda row_key: {
+            **journal.row_outcomes(run_id, row_key),
+            **self._settled_rows.get(row_key, {}),
+        }
         return replace(
             options, run_id=run_id, vars=options.vars or stored.get("vars") or {}, data=data
         )
@@ -137,6 +156,39 @@ class RunSession:
             run.run_id, run_inputs(run.flow, flow_path, _data_path(run)).to_json()
         )
 
+    def settle_unknown(self, run: PreparedRun) -> list[dict[str, str]]:
+        """On resume: settle the run's unknown sends by reading Customer.io (found: ok, not
+        sent again; absent after the grace period: sent again; unreadable: still unknown).
+        Call after `start` (the run id is locked). Returns them as the summary keeps them."""
+        if self.journal is None or not self.options.resume:
+            return []
+        sends = self.journal.unknown_sends(run.run_id)
+        if not sends:
+            return []
+        self.settled = _settle(run, sends)
+        steps = {step.key: step for step in run.flow.all_steps}
+        statuses = {FOUND: SETTLED_FOUND, ABSENT: SETTLED_ABSENT}
+        for item in self.settled:
+            if item.how in statuses:
+                previous = PreviousOutcome(statuses[item.how], item.response, item.reason)
+                self._settled_rows.setdefault(item.row_key, {})[item.step_key] = previous
+        return [
+            {
+                "row_key": item.row_key,
+                "step_key": item.step_key,
+                "step": steps[item.step_key].name if item.step_key in steps else item.step_key,
+                "how": item.how,
+                "reason": item.reason,
+            }
+            for item in self.settled
+        ]
+
+    def once_book(self) -> OnceBook | None:
+        """Claims of `once` keys against the journal (none without a journal)."""
+        if self.journal is None:
+            return None
+        return OnceBook(self.journal.once_done, ignore=self.options.ignore_once)
+
     def listeners(self) -> list[Listener]:
         """The journal's listener: each (row, step) outcome, and the run's end."""
         if self.journal is None or self.run_id is None:
@@ -163,6 +215,27 @@ class RunSession:
 
 def _data_path(run: PreparedRun) -> Path | None:
     return None if run.data is None else run.data.path
+
+
+def _settle(run: PreparedRun, sends: list[InFlightSend]) -> list[Settlement]:
+    """Settlements for the unknown sends of `run` (settle.py), read with the run's App key."""
+    steps = {step.key: step for step in run.flow.all_steps}
+    loops = [s for s in sends if s.step_key not in steps or steps[s.step_key].loop is not None]
+    readable = [s for s in sends if s not in loops]
+    settled = unreadable(
+        loops, "a loop step's sends cannot be told apart in Customer.io: outcome still unknown"
+    )
+    missing = run.credentials.missing_for("app")
+    if missing:
+        reason = f"no App API key ({', '.join(missing)}) to read Customer.io: outcome still unknown"
+        return settled + unreadable(readable, reason)
+    app_root = run.endpoints.root("app")
+    grace = run.options.settle_grace
+    grace = default_grace(app_root) if grace is None else grace
+    skew = 0.0 if is_local(app_root) else REMOTE_SKEW
+    with Transport(run.endpoints, run.credentials, run.options.transport) as transport:
+        settler = Settler(transport.send, grace=grace, skew=skew)
+        return settled + settler.settle(readable)
 
 
 @contextmanager

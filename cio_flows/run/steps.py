@@ -1,12 +1,14 @@
 """One step for one row: the pipeline the per-row and the batched paths share.
 
-`settle_early` decides what needs no request (skip after a failure, replay on resume, `when`);
+`settle_early` decides what needs no request (skip after a failure, replay on resume, a send
+settled from Customer.io on resume, `when`, `once`);
 `send` runs a step alone (render, validate, send, poll `wait_until`); `settle` saves and checks
 `expect` on an answer; `result` and `failed` build every StepFinished and its Failure.
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -23,7 +25,7 @@ from ..errors import (
 )
 from ..flow.conditions import explain, holds
 from ..flow.model import ExpectStatus, Step
-from ..flow.templating import evaluate_condition
+from ..flow.templating import evaluate_condition, render_string
 from ..wire import kinds
 from ..wire.kinds import Request, Response
 from ..wire.transport import Transport
@@ -45,16 +47,24 @@ from .events import (
     Failure,
     StepFinished,
 )
+from .once import OnceBook
 from .prepare import PreparedRun
 from .rows import Row
+from .settle import send_facts
 
 
 @dataclass(frozen=True)
 class PreviousOutcome:
-    """What a step did in an earlier attempt of the same run (from the journal, on resume)."""
+    """What a step did in an earlier attempt of the same run (from the journal, on resume).
+
+    Besides the journal's statuses: SETTLED_FOUND, an unknown send found in Customer.io
+    (`result` its rebuilt answer, `reason` how it was settled), and SETTLED_ABSENT, one not
+    found there after the grace period, sent again.
+    """
 
     status: str
     result: Any = None
+    reason: str | None = None
 
 
 class EarlierOutcome(Protocol):
@@ -69,8 +79,11 @@ class EarlierOutcome(Protocol):
 
 # row_key -> {step_key: its earlier outcome}
 PreviousLookup = Callable[[str], Mapping[str, EarlierOutcome]]
-# (row_key, step_key): durably record that a send that is not safe to repeat is about to leave
-InFlightMarker = Callable[[str, str], None]
+# (row_key, step_key, facts): durably record that a send that is not safe to repeat is about to
+# leave, with what a resume needs to look it up in Customer.io (settle.send_facts)
+InFlightMarker = Callable[[str, str, "dict[str, Any] | None"], None]
+
+SETTLED_FOUND, SETTLED_ABSENT = "settled_found", "settled_absent"
 
 NOT_RESENT_ERROR = "outcome unknown in an earlier attempt: not resent (use --resend-unknown)"
 
@@ -85,6 +98,7 @@ class RowState:
     before: Mapping[str, EarlierOutcome]  # the earlier attempt's outcomes, on resume
     failed: bool = False
     scopes: dict[str, dict[str, Any]] = field(default_factory=dict)  # used flows' contexts
+    once_keys: dict[str, str] = field(default_factory=dict)  # step key -> its claimed once key
 
     @property
     def number(self) -> int | None:
@@ -138,12 +152,14 @@ class StepPipeline:
         resend_unknown: bool = False,
         in_flight: InFlightMarker | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        once: OnceBook | None = None,
     ) -> None:
         self.run = run
         self.transport = transport
         self.resend_unknown = resend_unknown
         self.in_flight = in_flight
         self.sleep = sleep
+        self.once = once
 
     # --- results ----------------------------------------------------------------------------
 
@@ -159,8 +175,14 @@ class StepPipeline:
         detail: Any = None,
         saved: Any = None,
     ) -> StepFinished:
-        """The one place a StepFinished is made: `error` is always the failure's message."""
+        """The one place a StepFinished is made: `error` is always the failure's message.
+
+        A step that claimed a `once` key carries it when it succeeded (the journal records
+        it), and gives the claim back otherwise."""
         error = failure.message if failure is not None else None
+        once_key = state.once_keys.pop(step.key, None)
+        if once_key is not None and status != OK and self.once is not None:
+            self.once.release(once_key)
         return StepFinished(
             step,
             state.number,
@@ -172,6 +194,7 @@ class StepPipeline:
             detail,
             saved,
             failure,
+            once_key if status == OK else None,
         )
 
     def failed(
@@ -210,6 +233,8 @@ class StepPipeline:
                 except FlowInputError as exc:
                     return self.failed(step, state, exc)
             return self.result(step, state, OK, detail="done before")
+        if previous is not None and previous.status == SETTLED_FOUND:
+            return self._settled(step, state, previous)
         if previous is not None and previous.status == UNKNOWN and not self.resend_unknown:
             failure = Failure(
                 NOT_RESENT,
@@ -220,14 +245,38 @@ class StepPipeline:
                 outcome=UNKNOWN,
             )
             return self.result(step, state, UNKNOWN, failure=failure)
-        if step.when is None:
-            return None
         try:
-            if holds(step.when, self.context(step, state)):
-                return None
+            if step.when is not None and not holds(step.when, self.context(step, state)):
+                return self.result(step, state, SKIPPED, detail="when is false")
+            return self._once(step, state)
         except FlowInputError as exc:
             return self.failed(step, state, exc)
-        return self.result(step, state, SKIPPED, detail="when is false")
+
+    def _once(self, step: Step, state: RowState) -> StepFinished | None:
+        """Skipped when its `once` key is done (any run with this journal); else claimed."""
+        if step.once is None or self.once is None:
+            return None
+        key = self.once_key(step, state)
+        done_by = self.once.claim(key)
+        if done_by is not None:
+            return self.result(step, state, SKIPPED, detail=f"done once already (key {key})")
+        state.once_keys[step.key] = key
+        return None
+
+    def once_key(self, step: Step, state: RowState) -> str:
+        """The step's rendered `once` key for this row."""
+        assert step.once is not None
+        key = render_string(step.once, self.context(step, state), step.once_location)
+        return str(key)
+
+    def _settled(self, step: Step, state: RowState, previous: EarlierOutcome) -> StepFinished:
+        """An unknown send found in Customer.io: ok, saved and checked as if it had answered."""
+        if step.once is not None and self.once is not None:
+            # The send happened: a key that does not render is simply not recorded.
+            with contextlib.suppress(FlowInputError):
+                state.once_keys[step.key] = self.once_key(step, state)
+        how = getattr(previous, "reason", None) or "found in Customer.io"
+        return self.settle(step, state, previous.result, 0.0, 0, f"settled: {how}")
 
     # --- sending one step alone -------------------------------------------------------------
 
@@ -271,11 +320,11 @@ class StepPipeline:
         saved = context["steps"].get(step.save) if step.save else None
         return self.result(step, state, OK, elapsed, attempts, detail=detail, saved=saved)
 
-    def _marker(self, row_key: str, step: Step) -> Callable[[], None] | None:
+    def _marker(self, row_key: str, step: Step) -> Callable[[Request], None] | None:
         if self.in_flight is None:
             return None
         mark = self.in_flight
-        return lambda: mark(row_key, step.key)
+        return lambda request: mark(row_key, step.key, send_facts(request))
 
     def _perform(self, step: Step, state: RowState, sender: CountingSend) -> Any:
         context = self.context(step, state)
@@ -359,7 +408,7 @@ class CountingSend:
     def __init__(
         self,
         transport: Transport,
-        before_send: Callable[[], None] | None = None,
+        before_send: Callable[[Request], None] | None = None,
         expect: ExpectStatus | None = None,
     ) -> None:
         self._transport = transport
@@ -370,7 +419,9 @@ class CountingSend:
 
     def __call__(self, request: Request) -> Response:
         if not request.repeatable and self._before_send is not None:
-            self._before_send()  # committed first: a crash after this is UNKNOWN, never resent
+            self._before_send(
+                request
+            )  # committed first: a crash after this is UNKNOWN, never resent
         try:
             if self._expect is None:
                 response = self._transport.send(request)

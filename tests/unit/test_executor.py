@@ -110,7 +110,7 @@ def test_a_send_that_may_have_arrived_is_unknown_and_marked_in_flight_first(harn
     h = harness(SEND)
     marks: list[tuple[str, str, int]] = []
     h.handler = lambda *request: (503, {}, {"meta": {"error": "busy"}})
-    summary = h.run(in_flight=lambda row, step: marks.append((row, step, len(h.calls))))
+    summary = h.run(in_flight=lambda row, step, facts: marks.append((row, step, len(h.calls))))
     assert marks == [("-", "steps.0", 0)]  # committed before the request left
     [event] = h.steps
     assert event.status == "unknown" and event.attempts == 1  # never retried: not repeatable
