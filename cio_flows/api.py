@@ -212,7 +212,7 @@ def options_for_emulator(emulator, options: RunOptions | None = None) -> RunOpti
     """Options whose endpoints and keys are those of a running emulator."""
     options = with_endpoint_root(options or RunOptions(), emulator.url)
     return replace(
-        options, environ=_with_keys(options.environ, emulator.credentials), emulator=False
+        options, environ=_with_keys(_environ(options), emulator.credentials), emulator=False
     )
 
 

@@ -176,8 +176,9 @@ class FlowItem(pytest.Item):
             raise FlowFailed(result)
 
     def repr_failure(self, excinfo, style=None):
-        if isinstance(excinfo.value, FlowFailed):
-            result = excinfo.value.result
+        failed = excinfo.value
+        if isinstance(failed, FlowFailed) and isinstance(failed.result, ScenarioResult):
+            result = failed.result
             if result.invalid is not None:
                 return f"invalid flow: {result.invalid.describe()}"
             return "\n".join(result.failures) or "the run did not finish"

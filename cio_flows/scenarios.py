@@ -279,7 +279,7 @@ class _Suite:
         options = replace(self.options, vars=checked.vars)
         path = checked.path
         keeper = _ReportKeeper(Redactor(secrets_of(options))) if self.reports else None
-        extra = [*self.listeners, *([keeper] if keeper else [])]
+        extra: list[Listener] = [*self.listeners, *([keeper] if keeper else [])]
 
         def flow_run(flow_options: RunOptions) -> ScenarioResult:
             return run_one(path, flow_options, extra)

@@ -122,7 +122,7 @@ def configured(setting: Setting, default_on: bool, identity: str, max_age: Any) 
     a path that folder, False none. max_age: seconds or a timedelta."""
     if setting is False or (setting is None and not default_on):
         return None
-    root = default_root() if setting in (None, True) else Path(setting)
+    root = default_root() if setting is None or setting is True else Path(setting)
     return ReadCache(root, identity, seconds(max_age))
 
 

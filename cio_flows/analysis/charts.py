@@ -94,7 +94,7 @@ def segment_report(
     import matplotlib.pyplot as plt
 
     figure = plt.figure(figsize=(15, 10.5), layout="constrained")
-    top, bottom = figure.subfigures(2, 1, height_ratios=[1.25, 1])
+    top, bottom = figure.subfigures(2, 1, squeeze=False, height_ratios=[1.25, 1])[:, 0]
     sizes_ax, overlap_ax = top.subplots(1, 2, width_ratios=[1, 1.2])
     plot_segment_sizes(segments, sizes_ax)
     plot_overlap(overlap, overlap_ax)

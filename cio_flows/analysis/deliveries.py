@@ -81,7 +81,9 @@ def export_records(data: bytes) -> list[dict[str, Any]]:
     rows = []
     for item in csv.DictReader(io.StringIO(data.decode("utf-8"))):
         kind = _text(item.get("type"))
-        row = {name: _text(item.get(name)) for name in TEXT_COLUMNS if name != "channel"}
+        row: dict[str, Any] = {
+            name: _text(item.get(name)) for name in TEXT_COLUMNS if name != "channel"
+        }
         row["channel"] = CHANNEL.get(kind, kind) if kind else None
         row["template_id"] = _int(item.get("message_template_id"))
         row["failure_message"] = _text(item.get("failure_message"))

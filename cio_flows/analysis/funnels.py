@@ -91,7 +91,7 @@ def plot_time_to_open(minutes: pd.Series, ax: Axes | None = None) -> Axes:
     values = minutes[minutes > 0]
     if len(values):
         bins = np.logspace(np.log10(max(values.min(), 0.5)), np.log10(values.max() + 1), 30)
-        ax.hist(values, bins=bins, color=COLORS[2])
+        ax.hist(values, bins=bins.tolist(), color=COLORS[2])
         ax.set_xscale("log")
         ax.axvline(values.median(), color="black", linestyle="--", linewidth=1)
         ax.text(values.median(), ax.get_ylim()[1] * 0.9, f" median {values.median():.0f} min")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from typing import Any, Protocol
 
 # Reads shorter than this never show a bar, so quick cells keep clean output.
@@ -47,11 +48,13 @@ def bar(enabled: bool, total: int | None, description: str, unit: str = "person"
         from tqdm import std
     except ImportError:  # tqdm comes with papermill; without it there is simply no bar
         return _Silent()
-    factory = std.tqdm
+    factory: Callable[..., Any] = std.tqdm
     if in_notebook():
         try:
             import ipywidgets  # noqa: F401
-            from tqdm.notebook import tqdm as factory
+            from tqdm.notebook import tqdm as widget_bar
+
+            factory = widget_bar
         except ImportError:
             pass  # the text bar renders fine in a notebook's stderr stream
     return factory(

@@ -61,7 +61,10 @@ class Workspace(PeopleReads, SegmentReads, DeliveryReads, FlowRuns, SqlReads):
         self.options = options or RunOptions()  # what flows run with: endpoints and keys
         self.progress = progress  # None: bars in a notebook or on a terminal, else off
         self.label = label or f"Customer.io at {endpoints.app}"
-        self.emulator = emulator  # the Emulator this workspace started, if any
+        self._emulator = emulator  # the Emulator this workspace started, if any
+        # Public as `ws.emulator` too (notebooks inspect it); on an instance it hides the
+        # `Workspace.emulator()` constructor, which mypy sees as assigning to a method.
+        self.emulator = emulator  # type: ignore[method-assign]
 
     # --- connecting ----------------------------------------------------------------------------
 
@@ -184,9 +187,9 @@ class Workspace(PeopleReads, SegmentReads, DeliveryReads, FlowRuns, SqlReads):
         if self._scratch is not None:
             self._scratch.cleanup()
             self._scratch = None
-        if self.emulator is not None:
-            self.emulator.close()
-            self.emulator = None
+        if self._emulator is not None:
+            self._emulator.close()
+            self._emulator = self.emulator = None  # type: ignore[method-assign,assignment]
 
     def __enter__(self) -> Workspace:
         return self
@@ -199,7 +202,7 @@ class Workspace(PeopleReads, SegmentReads, DeliveryReads, FlowRuns, SqlReads):
 
     @property
     def is_emulator(self) -> bool:
-        return self.emulator is not None
+        return self._emulator is not None
 
     @property
     def requests_sent(self) -> int:

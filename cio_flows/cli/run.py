@@ -15,7 +15,7 @@ from .. import api
 from ..errors import FlowInputError, JournalError
 from ..redact import Redactor
 from ..reporting import ConsoleReporter
-from ..run.events import EXIT_FAILED, EXIT_INVALID, EXIT_OK, Event, RunStarted
+from ..run.events import EXIT_FAILED, EXIT_INVALID, EXIT_OK, Event, Listener, RunStarted
 from .options import (
     data_option,
     emulator_option,
@@ -140,7 +140,7 @@ def run(
 
     from ..reporting.progress import ProgressReporter  # rich: loaded only when a run starts
 
-    listeners = [
+    listeners: list[Listener] = [
         RunHeader(write, emulator=api.wants_emulator(options)),
         ConsoleReporter(write, verbose_rows=False),  # a data row's ok steps: the progress bar
         ProgressReporter(),
