@@ -29,12 +29,14 @@ def request_body(d: dict[str, Any]) -> dict[str, Any]:
 
 def title(d: dict[str, Any], template_name: str | None) -> str:
     """The line the inbox shows: the rendered subject, a push/in-app title, the start of an
-    SMS, else the template's name."""
+    SMS or other text message, else the template's name."""
     body = request_body(d)
     for candidate in (d.get("subject"), body.get("subject"), body.get("title")):
         if _text(candidate):
             return str(candidate)
     message = _text(body.get("message")) or _text(body.get("body_plain"))
+    if message is None and d.get("channel") != "email" and _text(d.get("content")):
+        message = html_to_text(str(d["content"]))
     if message:
         return message if len(message) <= 80 else message[:79] + "…"
     return template_name or "(no subject)"

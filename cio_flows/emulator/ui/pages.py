@@ -44,6 +44,13 @@ def when(ts: float | int | None) -> str:
     return datetime.fromtimestamp(float(ts), UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
+def clock(ts: float | int | None) -> str:
+    """The time of day only: a lifecycle's steps are seconds apart."""
+    if ts is None:
+        return ""
+    return datetime.fromtimestamp(float(ts), UTC).strftime("%H:%M:%S")
+
+
 def iso(ts: float | int | None) -> str:
     if ts is None:
         return ""
@@ -62,7 +69,7 @@ def environment() -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters.update(when=when, iso=iso, pretty=pretty, person_link=people.link)
+    env.filters.update(when=when, clock=clock, iso=iso, pretty=pretty, person_link=people.link)
     env.globals.update(channels=CHANNELS, statuses=inbox.STATUSES)
     return env
 
