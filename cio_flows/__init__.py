@@ -16,7 +16,8 @@ from .errors import (
 )
 from .flow.loader import load_flow
 from .run.events import RunSummary, StepFinished
-from .run.prepare import PlannedStep, PreparedRun, RunOptions
+from .run.plan import PlannedFailure, PlannedRequest
+from .run.prepare import PreparedRun, RunOptions
 
 
 def load_ipython_extension(ipython: object) -> None:
@@ -37,7 +38,8 @@ __all__ = [
     "JournalError",
     "Location",
     "PayloadError",
-    "PlannedStep",
+    "PlannedFailure",
+    "PlannedRequest",
     "PreparedRun",
     "RunOptions",
     "RunSummary",

@@ -14,15 +14,15 @@ from pathlib import Path
 
 from .errors import FlowInputError
 from .flow.loader import load_flow
-from .redact import Redactor, environ_secrets
+from .redact import Redactor
 from .reporting import JsonReport, JUnitReport
 from .run.events import Listener, RunSummary
 from .run.executor import Executor, InFlightMarker, PreviousLookup
 from .run.journal import Journal, RunRecord
 from .run.once import OnceBook
-from .run.prepare import PlannedStep, PreparedRun, RunOptions, with_endpoint_root
+from .run.plan import Planned, PlannedFailure, PlannedRequest, Planner
+from .run.prepare import PreparedRun, RunOptions, secrets_in, with_endpoint_root
 from .run.session import RunSession, journal_path, sigterm_as_ctrl_c
-from .wire.config import Credentials
 from .wire.transport import Transport
 
 
@@ -38,9 +38,26 @@ def validate_flow(flow_path: str | Path, options: RunOptions | None = None) -> P
     return run
 
 
-def plan_flow(flow_path: str | Path, options: RunOptions | None = None) -> Iterator[PlannedStep]:
+def plan_flow(
+    flow_path: str | Path, options: RunOptions | None = None
+) -> Iterator[PlannedRequest | PlannedFailure]:
+    """The requests a run would send (PlannedRequest: batches where the run batches, a step that
+    reads an earlier answer with its `depends_on`) and the rows it would fail on
+    (PlannedFailure), in the run's order; sends nothing. See run/plan.py."""
     run = validate_flow(flow_path, options)
-    return run.plan()
+    return _listed(Planner(run))
+
+
+def _listed(items: Iterable[Planned]) -> Iterator[PlannedRequest | PlannedFailure]:
+    """What a plan lists: requests and failing rows (skipped steps are only counted)."""
+    for item in items:
+        if isinstance(item, PlannedRequest | PlannedFailure):
+            yield item
+
+
+def redactor(options: RunOptions) -> Redactor:
+    """The one redactor recipe for a run's outputs: see secrets_of."""
+    return Redactor(secrets_of(options))
 
 
 def run_flow(
@@ -74,13 +91,13 @@ def run_flow(
     options = options or RunOptions()
     with ExitStack() as stack:
         stack.enter_context(sigterm_as_ctrl_c())
-        session = stack.enter_context(RunSession(options, Redactor(secrets_of(options))))
+        session = stack.enter_context(RunSession(options, redactor(options)))
         options = session.options
         emulator_root = None
         if wants_emulator(options):
             options = stack.enter_context(emulated(options))
             emulator_root = _environ(options)["CUSTOMERIO_APP_URL"]  # every family's root
-        redact = Redactor(secrets_of(options))
+        redact = redactor(options)
         run = prepare(flow, options)
         changed = session.reconcile(run, flow)  # on resume: the same flow and data, or re-keyed
         if changed is not None:
@@ -239,4 +256,4 @@ def secrets_of(options: RunOptions) -> list[str]:
         from .emulator import Credentials as EmulatorCredentials
 
         environ = _with_keys(environ, EmulatorCredentials.from_env(environ))
-    return Credentials.from_env(environ).secrets() + environ_secrets(environ)
+    return secrets_in(environ)

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from .api import emulated, run_flow, secrets_of, wants_emulator
+from .api import emulated, redactor, run_flow, wants_emulator
 from .errors import FlowInputError
 from .flow.loader import load_flow
 from .redact import Redactor
@@ -278,7 +278,7 @@ class _Suite:
             return replace(checked, not_run=NOT_RUN_FAIL_FAST)
         options = replace(self.options, vars=checked.vars)
         path = checked.path
-        keeper = _ReportKeeper(Redactor(secrets_of(options))) if self.reports else None
+        keeper = _ReportKeeper(redactor(options)) if self.reports else None
         extra: list[Listener] = [*self.listeners, *([keeper] if keeper else [])]
 
         def flow_run(flow_options: RunOptions) -> ScenarioResult:
@@ -340,7 +340,7 @@ def recording(directory: str | Path, root: str | Path | None = None) -> Around:
 
     def around(path: Path, options: RunOptions, run: FlowRun) -> ScenarioResult:
         where = cassette_path(directory, path, root)
-        recorder = CassetteRecorder(path, where, Redactor(secrets_of(options)))
+        recorder = CassetteRecorder(path, where, redactor(options))
         result = run(recorder.options(options))
         if result.invalid is not None:  # nothing was sent: keep the cassette there was
             return result
@@ -358,7 +358,7 @@ def replaying(directory: str | Path, root: str | Path | None = None) -> Around:
     flow whose requests differ from the recorded ones fails, naming the first difference."""
 
     def around(path: Path, options: RunOptions, run: FlowRun) -> ScenarioResult:
-        redact = Redactor(secrets_of(options))
+        redact = redactor(options)
         try:
             player = CassettePlayer.load(cassette_path(directory, path, root), redact)
         except FlowInputError as exc:

@@ -1,54 +1,64 @@
 """Flows from a notebook: the plan as a table, and a run's step results as a table.
 
 The same public functions the CLI calls (`api.validate_flow`, and `api.run_flow`, the front door
-with its journal and resume); the table rows come from PlannedStep and StepFinished, never from
+with its journal and resume); the table rows come from the plan's items and StepFinished, never from
 request headers, so no key can show.
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
 
 import pandas as pd
 
 from .. import api
 from ..redact import Redactor
 from ..run.events import Event, RunSummary, StepFinished
-from ..run.prepare import PlannedStep, PreparedRun, RunOptions
+from ..run.plan import PlannedFailure, PlannedRequest, Planner
+from ..run.prepare import PreparedRun, RunOptions
 from ..wire.sessions import auth_description
 
-PLAN_COLUMNS = ["step", "kind", "row", "method", "url", "auth", "body", "depends_on"]
+PLAN_COLUMNS = [
+    "step", "kind", "row", "last_row", "items", "method", "url", "auth", "body", "depends_on",
+    "error",
+]  # fmt: skip
 RESULT_COLUMNS = ["step", "kind", "row", "row_key", "status", "ms", "attempts", "error", "detail"]
 
 
 def plan_table(flow_path: str | Path, options: RunOptions) -> pd.DataFrame:
-    """One row per request the run would send (rendered and validated); sends nothing."""
+    """One row per line of `cio-flows plan --format jsonl`: each request the run would send (a
+    batch is one row; `row`..`last_row` its rows), each row it would fail on (`error`); sends
+    nothing. The same walker as the run (`when`, batching, `finally`), keys and env secrets
+    masked as the CLI masks them."""
     run = api.validate_flow(flow_path, options)
-    redact = Redactor(run.credentials.secrets())
-    rows = [_planned_row(run, planned, redact) for planned in run.plan()]
+    redact = Redactor(run.secrets())
+    rows = [
+        _planned_row(run, item, redact)
+        for item in Planner(run)
+        if isinstance(item, PlannedRequest | PlannedFailure)
+    ]
     return pd.DataFrame(rows, columns=PLAN_COLUMNS)
 
 
-def _planned_row(run: PreparedRun, planned: PlannedStep, redact: Redactor) -> dict[str, Any]:
-    row: dict[str, Any] = {
-        "step": planned.step.name,
-        "kind": planned.step.kind,
-        "row": planned.row_number,
-        "depends_on": ", ".join(planned.depends_on) or None,
-    }
+def _planned_row(
+    run: PreparedRun, planned: PlannedRequest | PlannedFailure, redact: Redactor
+) -> dict[str, Any]:
+    step = planned.step
+    row: dict[str, Any] = {"step": step.name if step else None, "kind": step.kind if step else None}
+    if isinstance(planned, PlannedFailure):
+        row.update(row=planned.row, error=redact(planned.failure.message))
+        return row
+    row.update(row=planned.first_row, depends_on=", ".join(planned.depends_on) or None)
     request = planned.request
     if request is None:  # rendered only when the run reaches it
         return row
-    query = f"?{urlencode(request.params)}" if request.params else ""
-    body = None
-    if request.body is not None:
-        body = redact(json.dumps(request.body, ensure_ascii=False, sort_keys=True))
+    body = None if planned.body is None else redact(planned.body.decode("utf-8"))
     row.update(
+        last_row=planned.last_row,
+        items=planned.items,
         method=request.method,
-        url=run.endpoints.root(request.family) + request.path + query,
+        url=request.url(run.endpoints.root(request.family)),
         auth=auth_description(request.family),
         body=body,
     )
@@ -85,7 +95,7 @@ class StepCollector:
 
 def run_table(flow_path: str | Path, options: RunOptions) -> pd.DataFrame:
     """Run the flow; one row per step result. The RunSummary is in `.attrs["summary"]`."""
-    redact = Redactor(api.secrets_of(options))
+    redact = api.redactor(options)
     collector = StepCollector(redact)
     summary: RunSummary = api.run_flow(flow_path, options, [collector])
     table = collector.table()

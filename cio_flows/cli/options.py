@@ -107,7 +107,7 @@ def exchange_output(options: RunOptions, verbose: bool, trace: Path | None) -> I
     if not verbose and trace is None:
         yield options
         return
-    redact = Redactor(api.secrets_of(options))
+    redact = api.redactor(options)
     trace_file = None
     if trace is not None:
         try:

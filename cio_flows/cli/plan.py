@@ -9,8 +9,8 @@ import click
 
 from .. import api
 from ..errors import FlowInputError
-from ..redact import Redactor
 from ..run.events import EXIT_INVALID
+from ..run.plan import Planner
 from .options import (
     data_option,
     env_file_option,
@@ -22,6 +22,8 @@ from .options import (
     var_option,
 )
 
+SHOWN_FAILURES = 5  # failing rows `validate` names before it stops looking
+
 
 @click.command()
 @flow_argument
@@ -32,11 +34,20 @@ from .options import (
 def validate(flow: Path, var, data, env_file, root) -> None:
     """Check FLOW without sending anything."""
     options = run_options(None, var, data, env_file, root)
-    redact = Redactor(api.secrets_of(options))
+    redact = api.redactor(options)
     try:
         run = api.validate_flow(flow, options)
+        # Every row rendered and checked as `plan` does (the same walker, nothing sent).
+        failures = Planner(run).first_failures(SHOWN_FAILURES) if run.data is not None else []
     except FlowInputError as exc:
         fail_invalid(exc, redact)
+    if failures:
+        for failure in failures:
+            click.echo(redact(f"error: {failure.failure.message}"), err=True)
+        rows = ", ".join(str(f.row) for f in failures if f.row is not None)
+        more = " (and maybe more)" if len(failures) == SHOWN_FAILURES else ""
+        click.echo(f"invalid: {flow}: failing row(s) {rows}{more}", err=True)
+        sys.exit(EXIT_INVALID)
     steps = len(run.flow.all_steps)
     click.echo(f"ok: {flow} is a valid flow '{run.flow.name}' with {steps} step(s)")
 
@@ -59,10 +70,9 @@ def validate(flow: Path, var, data, env_file, root) -> None:
 def plan(flow: Path, region, var, data, env_file, root, fmt, show_all) -> None:
     """Render and validate every step; print the requests a run would send. Sends nothing."""
     from ..reporting.plan_output import TERMINAL_LIMIT, PlanOutput
-    from ..run.plan import Planner
 
     options = run_options(region, var, data, env_file, root)
-    redact = Redactor(api.secrets_of(options))
+    redact = api.redactor(options)
     out = sys.stdout
     try:
         run = api.validate_flow(flow, options)

@@ -13,7 +13,6 @@ import click
 
 from .. import api
 from ..errors import FlowInputError, JournalError
-from ..redact import Redactor
 from ..reporting import ConsoleReporter
 from ..run.events import EXIT_FAILED, EXIT_INVALID, EXIT_OK, Event, Listener, RunStarted
 from .options import (
@@ -133,7 +132,7 @@ def run(
         emulator=emulator or emulator_ui,
         emulator_workspace=emulator_workspace,
     )
-    redact = Redactor(api.secrets_of(options))
+    redact = api.redactor(options)
 
     def write(line: str) -> None:
         click.echo(redact(line))

@@ -11,7 +11,6 @@ import click
 
 from .. import api
 from ..errors import FlowInputError
-from ..redact import Redactor
 from ..reporting.suite import SuiteConsole
 from ..run.events import EXIT_INVALID
 from ..scenarios import (
@@ -110,7 +109,7 @@ def test_command(
         emulator=emulator,
         emulator_workspace=emulator_workspace,
     )
-    redact = Redactor(api.secrets_of(options))
+    redact = api.redactor(options)
     console = SuiteConsole(click.echo, redact)
     started = time.monotonic()
     results = []

@@ -115,14 +115,21 @@ def payload_error(
             found=f"'{unknown}'" + did_you_mean(unknown, known),
         )
     where = f"field '{field}'" if field else "the payload"
+    found = describe_found(error.instance)
+    if validator == "format" and error.validator_value not in PERSONAL_FORMATS:
+        found = repr(error.instance)  # a date or a URL: the value itself says what is wrong
     return PayloadError(
         f"invalid {where}",
         location=location,
         step=step,
         row=row,
         expected=_expected(error),
-        found=describe_found(error.instance),
+        found=found,
     )
+
+
+# Formats whose values are personal data: named by type and length only, like other strings.
+PERSONAL_FORMATS = frozenset({"email", "idn-email", "hostname", "ipv4", "ipv6"})
 
 
 def _field_name(path: Iterable[Any]) -> str:
@@ -145,6 +152,9 @@ def _expected(error: ValidationError) -> str:
         return f"{validator} {error.validator_value}"
     if validator in ("oneOf", "anyOf"):
         return schema.get("description") or "one of the allowed forms"
+    if validator == "format":
+        name = str(error.validator_value)
+        return f"{'an' if name[:1] in 'aeiou' else 'a'} {name}"
     if validator == "minProperties":
         return f"at least {error.validator_value} field(s)"
     if validator == "maxProperties":

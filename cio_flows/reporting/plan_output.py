@@ -113,11 +113,7 @@ class PlanOutput:
         root = self._roots.get(request.family)
         if root is None:
             root = self._roots[request.family] = self.run.endpoints.root(request.family)
-        if not request.params:
-            return root + request.path
-        from urllib.parse import urlencode
-
-        return f"{root}{request.path}?{urlencode(request.params)}"
+        return request.url(root)
 
     def _json(self, item: PlannedRequest | PlannedFailure) -> str:
         step = item.step

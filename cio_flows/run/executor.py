@@ -16,9 +16,9 @@ from typing import Any
 
 from ..errors import FlowInputError, JournalError, StepFailure
 from ..flow.model import Step
-from ..redact import Redactor, environ_secrets
+from ..redact import Redactor
 from ..wire.kinds import FAMILIES
-from ..wire.transport import Transport
+from ..wire.protocol import Transport
 from .batching import BatchedStep, CpuTurns, batchable
 from .dispatch import Dispatcher
 from .events import (
@@ -64,12 +64,14 @@ class Executor:
         sleep: Callable[[float], None] = time.sleep,
         in_flight: InFlightMarker | None = None,
         once: OnceBook | None = None,
+        pipeline: StepPipeline | None = None,
     ) -> None:
         self.run = run
         self.transport = transport
         self.workers = max(1, workers)
         self.previous = previous
-        self.pipeline = StepPipeline(
+        # A plan passes its own pipeline (run/plan.py): same walk, requests recorded, not sent.
+        self.pipeline = pipeline or StepPipeline(
             run,
             transport,
             resend_unknown=resend_unknown,
@@ -85,9 +87,8 @@ class Executor:
         # on 4 threads without turns, 3.3-3.6 s on 8 with one turn).
         self.turns = CpuTurns(1)
         self.batched = BatchedStep(self.pipeline, self.turns)
-        secrets = run.credentials.secrets() + environ_secrets(run.environ)
         self.dispatcher = Dispatcher(
-            listeners, on_stop=self._listener_stopped, redact=Redactor(secrets)
+            listeners, on_stop=self._listener_stopped, redact=Redactor(run.secrets())
         )
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -141,8 +142,9 @@ class Executor:
         self.emit(RunFinished(summary))
         return summary
 
-    def _units(self) -> Iterator[tuple[Callable[[Any], None], Any]]:
-        """Work items: one row each, or chunks of rows whose batchable steps share batches."""
+    def units(self) -> Iterator[tuple[Callable[[Any], None], Any]]:
+        """Work items (work, unit): one row each, or chunks of rows whose batchable steps share
+        batches; `work(unit)` runs one. A plan walks the same units (run/plan.py)."""
         if not self.batch:
             for row in self.run.rows():
                 yield self._run_row, row
@@ -158,7 +160,7 @@ class Executor:
 
     def _run_rows(self) -> None:
         if self.workers == 1:
-            for work, unit in self._units():
+            for work, unit in self.units():
                 if self._stop.is_set():
                     break
                 work(unit)
@@ -167,7 +169,7 @@ class Executor:
         in_flight: set[Future[None]] = set()
         with ThreadPoolExecutor(self.workers, thread_name_prefix="cio-row") as pool:
             try:
-                for work, unit in self._units():
+                for work, unit in self.units():
                     if self._stop.is_set():
                         break
                     while len(in_flight) >= self.workers * 2:

@@ -1,19 +1,21 @@
-"""The requests a run would send, as it would send them: batches where the run batches.
+"""A plan is the run over a recording transport: the requests it lists are the ones the run sends.
 
-`planned_requests` walks the rows as the executor does (chunks of CHUNK_ROWS, step N for every
-row of a chunk before step N+1) with the run's own pipeline: `when`, skipping the rest of a
-failed row, and for batchable steps the run's own BatchedStep, whose transport here records
-the batch instead of sending it. So a plan lists one entry per request the run sends, with
-its item count and size in bytes. A step whose payload reads an earlier response cannot be
-rendered ahead: it is listed once per row (or once per chunk of batched rows) without a body.
+`Planner` walks the rows with the run's own Executor (the same units: one row, or chunks of
+CHUNK_ROWS rows whose batchable steps share batch calls; step N for every row of a chunk before
+step N+1) and the run's own pipeline: `when`, `loop`, `use`, `finally`, skipping the rest of a
+failed row, and the run's BatchedStep. Only the sending differs (`PlanPipeline`): a step's
+first request is recorded instead of sent, nothing is awaited, saved or expected. A step that
+reads an earlier answer (`steps.X` in its payload, `when`, `loop` or a used flow's `with`)
+cannot be rendered ahead: it is listed with what it depends on, without a body.
 """
 
 from __future__ import annotations
 
 import multiprocessing
 import os
+import time
 from collections import deque
-from collections.abc import Container, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,13 +24,13 @@ from ..errors import FlowInputError
 from ..flow.jinja_env import as_expression
 from ..flow.model import Step
 from ..flow.templating import compile_template
-from ..wire.kinds import Request, Response
-from ..wire.kinds.batching import encode_item
-from .batching import CHUNK_ROWS, BatchedStep, batchable
-from .events import FAILED, SKIPPED, UNKNOWN, Failure, StepFinished
+from ..wire.kinds import Request
+from ..wire.kinds.batching import EncodedBody, encode_item
+from ..wire.protocol import RecordingTransport
+from .events import FAILED, OK, SKIPPED, UNKNOWN, Event, Failure, RowFailed, StepFinished
+from .executor import Executor
 from .prepare import PreparedRun
-from .rows import Row
-from .steps import RowState, StepPipeline, failure_of, row_failure
+from .steps import CountingSend, RowState, StepPipeline
 
 
 @dataclass(frozen=True)
@@ -48,6 +50,11 @@ class PlannedRequest:
     def size(self) -> int | None:
         return None if self.body is None else len(self.body)
 
+    @property
+    def row_number(self) -> int | None:
+        """The row (the first of a batch's rows)."""
+        return self.first_row
+
 
 @dataclass(frozen=True)
 class PlannedFailure:
@@ -56,47 +63,144 @@ class PlannedFailure:
     step: Step | None
     row: int | None
     failure: Failure
-
-
-@dataclass
-class _Recorder:
-    """A transport that keeps what it is asked to send and answers 200 with no body."""
-
-    sent: list[Request] = field(default_factory=list)
-    stats: dict[str, int] = field(default_factory=dict)
-
-    def send(self, request: Request, accept: Container[int] = ()) -> Response:
-        self.sent.append(request)
-        return Response(200, {}, {}, 1)
-
-    def interrupt(self) -> None:
-        pass
+    error: Exception | None = field(default=None, compare=False)  # what raised, when known
 
 
 Planned = PlannedRequest | PlannedFailure | StepFinished
 
 
+@dataclass(frozen=True)
+class Pending:
+    """The outcome detail of a step a plan cannot render: it reads these earlier answers."""
+
+    depends_on: tuple[str, ...]
+
+
+class PlanPipeline(StepPipeline):
+    """The run's pipeline with a recording transport: a step's first request is recorded (the
+    rest depend on answers), nothing is awaited, saved or checked against `expect`."""
+
+    def __init__(self, run: PreparedRun, transport: RecordingTransport) -> None:
+        super().__init__(run, transport)
+        self.depends = {step.key: _depends(run, step) for step in run.flow.all_steps}
+        self.errors: dict[tuple[str, int | None], Exception] = {}  # why a step failed
+
+    def settle_early(self, step: Step, state: RowState) -> StepFinished | None:
+        depends = self.depends[step.key]
+        if depends and not (state.failed and step.section == "steps"):
+            return self.result(step, state, OK, detail=Pending(depends))
+        return super().settle_early(step, state)
+
+    def send(self, step: Step, state: RowState) -> StepFinished:
+        started = time.monotonic()
+        run = self.run
+        try:
+            context = self.context(step, state)
+            for key, item_context in run.loop_contexts(step, state.row_key, context):
+                payload = run.render(step, item_context, state.row)
+                request = run.build_request(step, payload, run.keys(key, step))
+                CountingSend(self.transport)(request)
+        except FlowInputError as exc:
+            return self.failed(step, state, exc, time.monotonic() - started)
+        return self.result(step, state, OK, time.monotonic() - started, detail="planned")
+
+    def settle(
+        self, step: Step, state: RowState, result: Any, elapsed: float, attempts: int, detail: Any
+    ) -> StepFinished:
+        return self.result(step, state, OK, elapsed, attempts, detail=detail)  # no answer yet
+
+    def failed(
+        self, step: Step, state: RowState, exc: Exception, elapsed: float = 0.0, attempts: int = 0
+    ) -> StepFinished:
+        self.errors[(step.key, state.number)] = exc
+        return super().failed(step, state, exc, elapsed, attempts)
+
+
+class _PlanSink:
+    """Listens to the walk's events and turns them, with the recorded requests, into Planned
+    items. A send is recorded before the outcome that follows it: a single request belongs to
+    the next outcome's row; a batch to the next `len(batch)` outcomes' rows."""
+
+    def __init__(self, transport: RecordingTransport, pipeline: PlanPipeline) -> None:
+        self.transport = transport
+        self.pipeline = pipeline
+        self.items: list[Planned] = []
+        self._batch: Request | None = None
+        self._batch_step: Step | None = None
+        self._batch_rows: list[int | None] = []
+
+    def __call__(self, event: Event) -> None:
+        if isinstance(event, RowFailed):
+            self.items.append(PlannedFailure(None, event.row_number, event.failure))
+        elif isinstance(event, StepFinished):
+            self._outcome(event)
+
+    def _outcome(self, outcome: StepFinished) -> None:
+        for request in self.transport.take():
+            if isinstance(request.body, EncodedBody):
+                self._batch, self._batch_step, self._batch_rows = request, outcome.step, []
+            else:
+                body = None if request.body is None else encode_item(request.body)
+                row = outcome.row_number
+                self.items.append(PlannedRequest(outcome.step, row, row, request, 1, body))
+        if self._batch is not None and outcome.step is self._batch_step:
+            self._batch_rows.append(outcome.row_number)
+            if len(self._batch_rows) == len(self._batch.body["batch"]):
+                self._flush_batch()
+        if isinstance(outcome.detail, Pending):
+            row = outcome.row_number
+            depends = outcome.detail.depends_on
+            self.items.append(PlannedRequest(outcome.step, row, row, None, depends_on=depends))
+        elif outcome.status in (FAILED, UNKNOWN):
+            error = self.pipeline.errors.pop((outcome.step.key, outcome.row_number), None)
+            assert outcome.failure is not None
+            failure = PlannedFailure(outcome.step, outcome.row_number, outcome.failure, error)
+            self.items.append(failure)
+        elif outcome.status == SKIPPED:
+            self.items.append(outcome)
+
+    def _flush_batch(self) -> None:
+        request, rows, step = self._batch, self._batch_rows, self._batch_step
+        assert request is not None and step is not None
+        body = request.body.encoded  # an EncodedBody: the bytes the run sends
+        planned = PlannedRequest(step, rows[0], rows[-1], request, len(rows), body, batched=True)
+        self.items.append(planned)
+        self._batch, self._batch_step, self._batch_rows = None, None, []
+
+    def take(self) -> list[Planned]:
+        taken, self.items = self.items, []
+        return taken
+
+
 class Planner:
-    """Plans a prepared run; `skipped` counts the (row, step) pairs the run would not send."""
+    """Plans a prepared run; iterate it for PlannedRequest per request, PlannedFailure per
+    failing row, StepFinished per skipped (row, step); `rows` counts the rows planned."""
 
     def __init__(self, run: PreparedRun, *, batch: bool | None = None) -> None:
         self.run = run
-        self.recorder = _Recorder()
-        self.pipeline = StepPipeline(run, self.recorder)  # type: ignore[arg-type]
-        self.batched = BatchedStep(self.pipeline)
+        self.transport = RecordingTransport()
+        self.pipeline = PlanPipeline(run, self.transport)
+        self.sink = _PlanSink(self.transport, self.pipeline)
         wanted = run.options.batch if batch is None else batch
-        self.batch = wanted and run.data is not None and any(map(batchable, run.flow.all_steps))
-        self._depends = {step.key: _depends(run, step) for step in run.flow.all_steps}
+        self.executor = Executor(
+            run, self.transport, [self.sink], workers=1, batch=wanted, pipeline=self.pipeline
+        )
+        self.batch = self.executor.batch
         self.rows = 0  # rows planned so far
 
-    def __iter__(self) -> Iterator[PlannedRequest | PlannedFailure | StepFinished]:
-        """PlannedRequest per request, PlannedFailure per failing row, StepFinished per skip."""
+    def __iter__(self) -> Iterator[Planned]:
         processes = self.processes()
         if processes > 1:
             yield from self._in_processes(processes)
             return
-        for chunk in self._chunks():
-            yield from self._chunk(chunk)
+        for work, unit in self._units():
+            work(unit)
+            yield from self.sink.take()
+
+    def _units(self) -> Iterator[tuple[Callable[[Any], None], Any]]:
+        for work, unit in self.executor.units():
+            self.rows += len(unit) if isinstance(unit, list) else unit is not None
+            yield work, unit
 
     def processes(self) -> int:
         """Worker processes for a batched plan of a big file: chunks are independent, so both
@@ -108,17 +212,6 @@ class Planner:
         fork = "fork" in multiprocessing.get_all_start_methods()
         return min(2, os.cpu_count() or 1) if self.batch and big and fork else 1
 
-    def _chunks(self) -> Iterator[list[Row | None]]:
-        chunk: list[Row | None] = []
-        for row in self.run.rows():
-            self.rows += row is not None
-            chunk.append(row)
-            if len(chunk) >= (CHUNK_ROWS if self.batch else 1):
-                yield chunk
-                chunk = []
-        if chunk:
-            yield chunk
-
     def _in_processes(self, processes: int) -> Iterator[Planned]:
         """Chunks planned by forked copies of this planner, answered in the run's order; at
         most two chunks per process in flight, so memory stays flat over any file."""
@@ -127,88 +220,22 @@ class Planner:
             processes, mp_context=context, initializer=_adopt, initargs=(self,)
         ) as pool:
             pending: deque[Future[list[Planned]]] = deque()
-            for chunk in self._chunks():
+            for _work, chunk in self._units():
                 pending.append(pool.submit(_plan_chunk, chunk))
                 if len(pending) >= 2 * processes:
                     yield from pending.popleft().result()
             while pending:
                 yield from pending.popleft().result()
 
-    def _start(self, row: Row | None) -> RowState | PlannedFailure:
-        try:
-            context = self.run.base_context(row)
-            row_key = self.run.row_key(row, context)
-        except FlowInputError as exc:
-            number = row.number if row else None
-            return PlannedFailure(None, number, row_failure(exc, number))
-        return RowState(row, row_key, context, {})
-
-    def _chunk(self, rows: list[Row | None]) -> Iterator[Planned]:
-        states: list[RowState] = []
-        for row in rows:
-            state = self._start(row)
-            if isinstance(state, PlannedFailure):
-                yield state
-            else:
-                states.append(state)
-        for step in self.run.flow.all_steps:
-            depends = self._depends[step.key]
-            if self.batch and batchable(step) and not depends:
-                yield from self._batched(step, states)
-                continue
-            for state in states:
-                yield from self._single(step, state, depends)
-
-    def _batched(self, step: Step, states: list[RowState]) -> Iterator[Planned]:
-        sent = self.recorder.sent
-        request: Request | None = None
-        rows: list[int | None] = []
-        # BatchedStep yields the rows settled without a batch first, then each batch's rows
-        # right after it is sent: the outcomes following a send are that batch's, in order.
-        for state, outcome in self.batched.run(step, states):
-            if sent:
-                request, rows = sent.pop(), []
-            if request is not None:
-                rows.append(state.number)
-                if len(rows) == len(request.body["batch"]):
-                    yield self._batch(step, request, rows)
-                    request = None
-            yield from self._outcome(state, outcome)
-
-    def _batch(self, step: Step, request: Request, rows: list[int | None]) -> PlannedRequest:
-        body = request.body.encoded  # an EncodedBody: the bytes the run sends
-        return PlannedRequest(step, rows[0], rows[-1], request, len(rows), body, batched=True)
-
-    def _outcome(self, state: RowState, outcome: StepFinished) -> Iterator[Planned]:
-        if outcome.status in (FAILED, UNKNOWN) and outcome.failure is not None:
-            state.failed = True  # (a failed or unknown step always carries its failure)
-            yield PlannedFailure(outcome.step, state.number, outcome.failure)
-        elif outcome.status == SKIPPED:
-            yield outcome
-
-    def _single(self, step: Step, state: RowState, depends: tuple[str, ...]) -> Iterator[Planned]:
-        if depends:  # needs an earlier answer: whether and what it sends is known only then
-            if not (state.failed and step.section == "steps"):
-                yield PlannedRequest(step, state.number, state.number, None, depends_on=depends)
-            return
-        outcome = self.pipeline.settle_early(step, state)
-        if outcome is not None:
-            yield from self._outcome(state, outcome)
-            return
-        run = self.run
-        try:
-            context = self.pipeline.context(step, state)
-            requests = []
-            for key, item_context in run.loop_contexts(step, state.row_key, context):
-                payload = run.render(step, item_context, state.row)
-                requests.append(run.build_request(step, payload, run.keys(key, step)))
-        except FlowInputError as exc:
-            state.failed = True
-            yield PlannedFailure(step, state.number, failure_of(exc, step, state.number))
-            return
-        for request in requests:
-            body = None if request.body is None else encode_item(request.body)
-            yield PlannedRequest(step, state.number, state.number, request, 1, body)
+    def first_failures(self, limit: int) -> list[PlannedFailure]:
+        """The first `limit` failing rows of the whole plan (every row is rendered and checked)."""
+        found: list[PlannedFailure] = []
+        for item in self:
+            if isinstance(item, PlannedFailure):
+                found.append(item)
+                if len(found) >= limit:
+                    break
+        return found
 
 
 # A data file past this size is planned by two processes (below it, starting them costs more).
@@ -220,12 +247,14 @@ def _adopt(planner: Planner) -> None:
     _ADOPTED.append(planner)
 
 
-def _plan_chunk(rows: Iterable[Row | None]) -> list[Planned]:
-    return list(_ADOPTED[0]._chunk(list(rows)))
+def _plan_chunk(rows: Iterable[Any]) -> list[Planned]:
+    planner = _ADOPTED[0]
+    planner.executor._run_chunk(list(rows))
+    return planner.sink.take()
 
 
 def _depends(run: PreparedRun, step: Step) -> tuple[str, ...]:
-    """What a step needs from earlier answers: its payload's, and its `when`'s."""
+    """What a step needs from earlier answers: its payload's, its loop's and its `when`'s."""
     depends = run.depends_on(step)
     if step.when is not None and _reads_steps(step.when.expression):
         depends = (*depends, "steps (when)")
@@ -240,9 +269,3 @@ def _reads_steps(expression: str) -> bool:
     except Exception:  # a syntax error: the run reports it; the plan evaluates it as the run does
         return False
     return "steps" in meta.find_undeclared_variables(ast)
-
-
-def planned_requests(run: PreparedRun, *, batch: bool | None = None) -> Iterator[Any]:
-    """Every request the run would send (PlannedRequest), failing rows (PlannedFailure) and
-    skipped steps (StepFinished), in the run's order; sends nothing."""
-    return iter(Planner(run, batch=batch))

@@ -30,6 +30,7 @@ from ..flow.templating import (
     render_string,
     render_value,
 )
+from ..redact import environ_secrets
 from ..wire import kinds
 from ..wire.config import Credentials, Endpoints, resolve_region
 from ..wire.kinds import NeedsPipelines, Request, StepKeys
@@ -69,14 +70,6 @@ class RunOptions:
     # now()/unix_now()/uuid() of each row ("-" without rows), by row: a recording keeps the
     # values, a replay feeds them back (run/replay.py). None: the clock and random uuids.
     template_helpers: Callable[[str], Helpers] | None = field(default=None, compare=False)
-
-
-@dataclass(frozen=True)
-class PlannedStep:
-    step: Step
-    row_number: int | None
-    request: Request | None  # None when it depends on an earlier response
-    depends_on: tuple[str, ...] = ()
 
 
 class PreparedRun:
@@ -189,6 +182,10 @@ class PreparedRun:
                 return self.flow.locate(path)
         return step.location
 
+    def secrets(self) -> list[str]:
+        """What every output of this run masks (its keys, and secret-named variables)."""
+        return secrets_in(self.environ)
+
     def required_credentials(self) -> list[str]:
         missing: list[str] = []
         for step in self.flow.all_steps:
@@ -225,7 +222,13 @@ class PreparedRun:
                 step=step.name,
             )
         if self.data is None:  # one run: render every step that needs no earlier response
-            list(self.plan())
+            self.base_context(None)  # vars that do not render fail here, as in the run
+            from .plan import Planner  # the plan walks with the executor, which needs this module
+
+            for failure in Planner(self).first_failures(1):
+                if isinstance(failure.error, FlowInputError):
+                    raise failure.error
+                raise PayloadError(failure.failure.message)
 
     # --- rendering --------------------------------------------------------------------------
 
@@ -309,24 +312,6 @@ class PreparedRun:
             depends = (*depends, "steps (loop)")
         return depends
 
-    def plan(self) -> Iterator[PlannedStep]:
-        """Every request the run would send, rendered and validated; sends nothing."""
-        for row in self.rows():
-            context = self.base_context(row)
-            row_key = self.row_key(row, context)
-            row_number = row.number if row else None
-            scopes: dict[str, dict[str, Any]] = {}
-            for step in self.flow.all_steps:
-                depends = self.depends_on(step)
-                if depends:
-                    yield PlannedStep(step, row_number, None, depends)
-                    continue
-                step_context = self.step_context(step, context, scopes)
-                for key, item_context in self.loop_contexts(step, row_key, step_context):
-                    payload = self.render(step, item_context, row)
-                    request = self.build_request(step, payload, self.keys(key, step))
-                    yield PlannedStep(step, row_number, request)
-
     def loop_contexts(
         self, step: Step, row_key: str, context: dict[str, Any]
     ) -> Iterator[tuple[str, dict[str, Any]]]:
@@ -380,6 +365,12 @@ def _use_depends(step: Step) -> tuple[str, ...]:
     return ()
 
 
+def secrets_in(environ: Mapping[str, str]) -> list[str]:
+    """The one recipe of what outputs mask: the keys as the transport sends them, and the value
+    of every variable whose name says KEY, TOKEN, SECRET or PASSWORD."""
+    return Credentials.from_env(environ).secrets() + environ_secrets(environ)
+
+
 def with_endpoint_root(options: RunOptions, root: str) -> RunOptions:
     """Options whose environment points every family at one root URL (an emulator, a proxy)."""
     environ = dict(os.environ if options.environ is None else options.environ)
@@ -388,4 +379,4 @@ def with_endpoint_root(options: RunOptions, root: str) -> RunOptions:
     return replace(options, environ=environ)
 
 
-__all__ = ["PlannedStep", "PreparedRun", "RunOptions", "TemplateError", "with_endpoint_root"]
+__all__ = ["PreparedRun", "RunOptions", "TemplateError", "secrets_in", "with_endpoint_root"]

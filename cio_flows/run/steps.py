@@ -28,7 +28,7 @@ from ..flow.model import ExpectStatus, Step
 from ..flow.templating import evaluate_condition, render_string
 from ..wire import kinds
 from ..wire.kinds import Request, Response
-from ..wire.transport import Transport
+from ..wire.protocol import Transport
 from .events import (
     CREDENTIALS,
     DATA,

@@ -7,7 +7,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlencode
 
 import requests
 
@@ -56,12 +55,11 @@ def exchange_of(
     elapsed = time.monotonic() - started
     body = None if request.body is None else encode_body(request.body).decode("utf-8")
     if raw is None:
-        query = f"?{urlencode(request.params)}" if request.params else ""
         headers = {"Content-Type": "application/json"} if body is not None else {}
         return Exchange(
             request.family,
             request.method,
-            url + query,
+            url + request.query,
             headers,
             body,
             None,

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, Protocol
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 
 @dataclass(frozen=True)
@@ -27,6 +27,15 @@ class Request:
     @property
     def rate_bucket(self) -> str:
         return self.bucket or self.family
+
+    @property
+    def query(self) -> str:
+        """`?name=value&...` as sent, or "" without params."""
+        return f"?{urlencode(self.params)}" if self.params else ""
+
+    def url(self, root: str) -> str:
+        """The full URL on an endpoint root (Endpoints.root(family)), query included."""
+        return root + self.path + self.query
 
 
 @dataclass(frozen=True)
