@@ -3,6 +3,7 @@ each exchange shown (-v) or written (--trace)."""
 
 from __future__ import annotations
 
+import math
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -34,19 +35,24 @@ def parse_vars(values: tuple[str, ...]) -> dict[str, str]:
     return parsed
 
 
-def run_options(region, var, data, env_file=(), root: str | None = None) -> RunOptions:
+def run_options(
+    region, var, data, env_file=(), root: str | None = None, timeout: float | None = None
+) -> RunOptions:
     """Options from the common flags; --env-file values under the process environment."""
     try:
         environ = api.environ_with_files(env_file) if env_file else None
     except FlowInputError as exc:
         fail_invalid(exc, Redactor())
-    return RunOptions(
+    options = RunOptions(
         region=region,
         vars=parse_vars(var),
         data=Path(data) if data else None,
         environ=environ,
         root=Path(root) if root else None,
     )
+    if timeout is not None:
+        options = replace(options, transport=replace(options.transport, timeout=timeout))
+    return options
 
 
 def fail_invalid(exc: FlowInputError, redact: Redactor) -> None:
@@ -92,6 +98,23 @@ trace_option = click.option(
     "--trace",
     type=click.Path(dir_okay=False, path_type=Path),
     help="Each request and answer as JSON Lines, bodies whole, keys hidden.",
+)
+
+
+def _finite(ctx: click.Context, param: click.Parameter, value: float | None) -> float | None:
+    if value is not None and not math.isfinite(value):
+        raise click.BadParameter(f"expected a number of seconds, found {value}")
+    return value
+
+
+timeout_option = click.option(
+    "--timeout",
+    type=click.FloatRange(0, 24 * 3600, min_open=True),
+    default=60.0,
+    show_default=True,
+    metavar="SECONDS",
+    callback=_finite,
+    help="Longest wait for one answer, from sending to its last byte; then the step fails.",
 )
 report_option = click.option(
     "--report", type=click.Path(dir_okay=False), help="Write a JSON report here."

@@ -28,6 +28,7 @@ from .options import (
     report_option,
     root_option,
     run_options,
+    timeout_option,
     trace_option,
     var_option,
     verbose_option,
@@ -90,6 +91,7 @@ from .options import (
     is_flag=True,
     help="Run steps whose `once` key the journal already holds (may do them twice).",
 )
+@timeout_option
 @report_option
 @junit_option
 @verbose_option
@@ -111,6 +113,7 @@ def run(
     resume_changed,
     settle_grace,
     ignore_once,
+    timeout,
     report,
     junit,
     verbose,
@@ -119,7 +122,7 @@ def run(
     """Run FLOW. Exit 0 when every step succeeded, 1 when some failed, 2 on invalid input,
     3 when Customer.io refused the keys, 4 when it or the network stayed unavailable."""
     options = replace(
-        run_options(region, var, data, env_file, root),
+        run_options(region, var, data, env_file, root, timeout),
         workers=workers,
         batch=batch,
         resume=resume_id,

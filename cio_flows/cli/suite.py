@@ -33,6 +33,7 @@ from .options import (
     report_option,
     root_option,
     run_options,
+    timeout_option,
     trace_option,
     var_option,
     verbose_option,
@@ -77,6 +78,7 @@ def _shard(ctx, param, value: str | None) -> Shard | None:
     help="Answer every request from the cassettes under DIR, with no network; a flow whose"
     " requests differ fails.",
 )
+@timeout_option
 @verbose_option
 @trace_option
 def test_command(
@@ -95,6 +97,7 @@ def test_command(
     emulator_workspace,
     record,
     replay,
+    timeout,
     verbose,
     trace,
 ) -> None:
@@ -104,7 +107,7 @@ def test_command(
         raise click.UsageError("--replay sends nothing: it takes no --record or --emulator")
     around = recording(record) if record else replaying(replay) if replay else None
     options = replace(
-        run_options(region, var, None, env_file, root),
+        run_options(region, var, None, env_file, root, timeout),
         journal=False,  # test runs stay out of the journal
         emulator=emulator,
         emulator_workspace=emulator_workspace,

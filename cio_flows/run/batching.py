@@ -148,7 +148,16 @@ class BatchedStep:
                     )  # fmt: skip
                 continue
             elapsed = time.monotonic() - started
-            rejected = batch_errors(response.body) if response.status == 207 else {}
+            rejected = batch_errors(response.body, len(group)) if response.status == 207 else {}
+            if rejected is None:  # which items were kept is unknown: each fails (safe to resend)
+                for item in group:
+                    yield item.state, pipeline.failed_with(
+                        step, item.state, HTTP,
+                        f"step '{step.name}': row {item.state.number}: HTTP 207 whose errors"
+                        " name no item of the batch: every item is failed (resume resends them)",
+                        elapsed, response.attempts, status=response.status,
+                    )  # fmt: skip
+                continue
             for position, item in enumerate(group):
                 state = item.state
                 if position in rejected:

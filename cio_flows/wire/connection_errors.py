@@ -15,6 +15,8 @@ from urllib.parse import urlsplit
 
 import requests
 
+from ..printable import printable
+
 # Set (True) on errors raised while a connection was opening: no byte of the request has left.
 IN_CONNECT = "cio_flows_in_connect"
 
@@ -106,20 +108,26 @@ def _first(chain: list[BaseException], kind: type) -> Any:
 
 
 def error_detail(raw: requests.Response) -> str:
-    """Customer.io's error text, from any of its envelopes; never the request payload."""
+    """Customer.io's error text, from any of its envelopes, on one line with control characters
+    escaped (it is the server's text); never the request payload. Any other shape says nothing."""
     try:
         body = raw.json()
     except ValueError:
         return ""
     messages: list[str] = []
     if isinstance(body, dict):
-        meta = body.get("meta") or {}
+        meta = body.get("meta")
         if isinstance(meta, dict):
             if isinstance(meta.get("error"), str):
                 messages.append(meta["error"])
-            messages.extend(str(m) for m in meta.get("errors") or [])
-        for error in body.get("errors") or []:
+            messages.extend(str(m) for m in _listed(meta.get("errors")))
+        for error in _listed(body.get("errors")):
             if isinstance(error, dict):
                 messages.append(str(error.get("detail") or error.get("message") or error))
-    text = "; ".join(messages)[:300]
+    text = printable("; ".join(messages)[:300])
     return f": {text}" if text else ""
+
+
+def _listed(value: Any) -> list[Any]:
+    """A list the server sent, or nothing: `errors: 5` or `"bad"` is no list of errors."""
+    return value if isinstance(value, list) else []

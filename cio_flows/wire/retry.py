@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -30,22 +31,33 @@ class RetryPolicy:
         return self.backoff(attempt)
 
 
+# Longer is the same as forever to a run; the cap keeps `inf`, `1e400` and year 9999 finite.
+LONGEST_RETRY_AFTER = 365 * 24 * 3600.0
+
+
 def parse_retry_after(value: str | None) -> float | None:
-    """Retry-After as seconds or an HTTP date; None if absent or unreadable."""
+    """Retry-After as seconds or an HTTP date, within 0..LONGEST_RETRY_AFTER; None if absent or
+    unreadable (NaN too)."""
     if not value:
         return None
     value = value.strip()
     try:
-        return max(0.0, float(value))
+        seconds = float(value)
     except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+        seconds = _seconds_until(value)
+    if seconds is None or math.isnan(seconds):
         return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+    return min(max(0.0, seconds), LONGEST_RETRY_AFTER)
+
+
+def _seconds_until(date: str) -> float | None:
+    try:
+        when = parsedate_to_datetime(date)
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        return (when - datetime.now(UTC)).total_seconds()
+    except (TypeError, ValueError, OverflowError, IndexError):
+        return None
 
 
 def status_is_retryable(status: int, repeatable: bool) -> bool:

@@ -14,10 +14,13 @@ import time
 from collections.abc import Callable, Container
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import requests
 
 from ..errors import TransportError
+from ..printable import printable
+from .bodies import AnswerTooLarge, AnswerTooSlow, read_body
 from .config import Credentials, Endpoints
 from .connection_errors import classify_failure, error_detail
 from .exchange import ExchangeHook, encode_body, exchange_of
@@ -31,7 +34,9 @@ from .types import Request, Response
 @dataclass(frozen=True)
 class TransportSettings:
     connect_timeout: float = 5.0
-    read_timeout: float = 30.0
+    read_timeout: float = 30.0  # for any one read of the socket
+    timeout: float = 60.0  # for a whole answer, from sending to its last byte (--timeout)
+    max_answer_bytes: int = 16 * 1024 * 1024  # decoded; a bigger answer fails the request
     pool_size: int = 32
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     # RateLimits.shared(): several transports (concurrent runs) pace through one set of limiters.
@@ -101,15 +106,29 @@ class Transport:
     def _wait(self, seconds: float) -> None:
         self._stopping.wait(seconds)
 
-    def _post(self, request: Request) -> requests.Response:
-        return self._sessions[request.family].request(
-            request.method,
-            self.url(request),
-            params=request.params or None,
-            data=None if request.body is None else encode_body(request.body),
-            headers={"Content-Type": "application/json"} if request.body is not None else None,
-            timeout=(self.settings.connect_timeout, self.settings.read_timeout),
+    def _post(self, request: Request, started: float) -> requests.Response:
+        """One attempt: the answer whole, read within the deadline and the size limit."""
+        settings = self.settings
+        session = self._sessions[request.family]
+        prepared = session.prepare_request(
+            requests.Request(
+                request.method,
+                self.url(request),
+                params=request.params or None,
+                data=None if request.body is None else encode_body(request.body),
+                headers={"Content-Type": "application/json"} if request.body is not None else None,
+            )
         )
+        prepared.url = dot_segments_encoded(prepared.url or "")
+        environment = session.merge_environment_settings(prepared.url, {}, True, None, None)
+        raw = session.send(
+            prepared,
+            timeout=(settings.connect_timeout, min(settings.read_timeout, settings.timeout)),
+            allow_redirects=False,  # a redirect is a failure: see _redirected
+            **environment,  # stream=True: read_body reads the body, within its limits
+        )
+        read_body(raw, started + settings.timeout, settings.max_answer_bytes)
+        return raw
 
     def send(self, request: Request, accept: Container[int] = ()) -> Response:
         """Send with rate limiting and retries; return a 2xx Response or raise TransportError.
@@ -130,14 +149,51 @@ class Transport:
             self._count("requests")
             started = time.monotonic()
             try:
-                raw = self._post(request)
+                raw = self._post(request, started)
             except requests.exceptions.RequestException as exc:
                 self._retry_after_error(request, tries, started, exc)
                 continue
+            except (AnswerTooLarge, AnswerTooSlow) as exc:
+                raise self._unread(request, tries, started, exc) from None
             self._exchanged(request, tries.attempt, started, raw=raw)
             if raw.status_code < 300:
-                return Response(raw.status_code, _decode(raw), dict(raw.headers), tries.attempt)
+                body = self._json_answer(request, tries, raw)
+                return Response(raw.status_code, body, dict(raw.headers), tries.attempt)
+            if raw.status_code < 400:
+                raise _redirected(request, tries, raw)
             self._retry_after_refusal(request, accept, tries, limiter, raw)
+
+    def _unread(
+        self, request: Request, tries: _Tries, started: float, exc: Exception
+    ) -> TransportError:
+        """An answer given up on: too slow or too big. Not retried: such a server will not mend."""
+        settings = self.settings
+        if isinstance(exc, AnswerTooSlow):
+            cause = f"the answer did not arrive whole within {settings.timeout:g} s (--timeout)"
+        else:
+            cause = f"the answer is larger than {settings.max_answer_bytes // (1024 * 1024)} MB"
+        self._exchanged(request, tries.attempt, started, error=cause)
+        return TransportError(
+            f"{cause} after {tries.attempt} attempt(s)",
+            outcome=_outcome(request, reached=True),
+            attempts=tries.attempt,
+        )
+
+    def _json_answer(self, request: Request, tries: _Tries, raw: requests.Response) -> Any:
+        """A success's JSON; an answer that is not JSON (a proxy's login page) is a failure."""
+        if not raw.content.strip():
+            return None
+        try:
+            return raw.json()
+        except ValueError:
+            kind = raw.headers.get("Content-Type") or "no Content-Type"
+            raise TransportError(
+                f"HTTP {raw.status_code} answer is not JSON ({printable(kind[:60])}):"
+                f" {_snippet(raw)} after {tries.attempt} attempt(s)",
+                outcome=_outcome(request, reached=True),
+                status=raw.status_code,
+                attempts=tries.attempt,
+            ) from None
 
     def _retry_after_error(
         self,
@@ -181,15 +237,21 @@ class Transport:
             )
         policy = self.settings.retry
         retry_after = parse_retry_after(raw.headers.get("Retry-After"))
+        too_long = retry_after is not None and retry_after > policy.max_retry_after
         if status == 429:
             self._count("throttled")
             tries.throttled += 1
-            if limiter and retry_after:
+            # Too long to wait: this step fails, and the others of the family go on unpaused.
+            if limiter and retry_after and not too_long:
                 limiter.pause(retry_after)
         tries.reached = tries.reached or status >= 500  # a 4xx is the server saying no
         tries.last = f"HTTP {status}{error_detail(raw)}"
+        if too_long:
+            tries.last += (
+                f" (Retry-After {retry_after:.0f} s: longer than the"
+                f" {policy.max_retry_after:g} s a run waits)"
+            )
         retryable = status_is_retryable(status, request.repeatable)
-        too_long = retry_after is not None and retry_after > policy.max_retry_after
         failures = tries.attempt - tries.throttled  # attempts that failed for other reasons
         within_budget = failures < policy.max_attempts and tries.throttled <= policy.max_throttled
         if retryable and within_budget and not too_long:
@@ -239,6 +301,41 @@ def _stopped(request: Request, tries: _Tries) -> TransportError:
         outcome=_outcome(request, tries.reached),
         attempts=tries.attempt,
     )
+
+
+def dot_segments_encoded(url: str) -> str:
+    """`url` with its `.` and `..` path segments percent-encoded again.
+
+    An id `..` is sent as `%2E%2E` (path_id), but requests decodes unreserved characters and
+    urllib3 would then resolve `/customers/../attributes` to `/attributes`: a data row could
+    retarget the request, and the run would not match the plan. A flow's own paths cannot hold
+    dot segments (the request kind refuses them), so every one here is an encoded id.
+    """
+    parts = urlsplit(url)
+    segments = parts.path.split("/")
+    if not any(segment in (".", "..") for segment in segments):
+        return url
+    path = "/".join("%2E" * len(s) if s in (".", "..") else s for s in segments)
+    return urlunsplit(parts._replace(path=path))
+
+
+def _redirected(request: Request, tries: _Tries, raw: requests.Response) -> TransportError:
+    """A 3xx is never followed: a 302 would turn a send into a GET elsewhere answering 200, a
+    307 would post personal data to another host."""
+    location = raw.headers.get("Location") or "no Location"
+    return TransportError(
+        f"HTTP {raw.status_code} redirect to {printable(location[:200])} (not followed: check"
+        f" the API URL) after {tries.attempt} attempt(s)",
+        outcome=_outcome(request, reached=True),
+        status=raw.status_code,
+        attempts=tries.attempt,
+    )
+
+
+def _snippet(raw: requests.Response) -> str:
+    """The start of a body that is not JSON, on one line, escaped."""
+    text = " ".join(raw.content[:200].decode("utf-8", "replace").split())
+    return repr(printable(text[:80]))
 
 
 def _decode(raw: requests.Response) -> Any:

@@ -85,8 +85,12 @@ class Operation(Protocol):
 
 
 def path_id(value: Any) -> str:
-    """Percent-encode an identifier for a URL path (an unencoded '+' silently matches nothing)."""
-    return quote(str(value), safe="")
+    """Percent-encode an identifier for a URL path (an unencoded '+' silently matches nothing).
+
+    `.` and `..` are encoded too: as they are, they would move the request up the path.
+    """
+    encoded = quote(str(value), safe="")
+    return "%2E" * len(encoded) if encoded in (".", "..") else encoded
 
 
 class SingleRequest:

@@ -10,7 +10,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from ...errors import StepFailure
 from ..types import Request, Send, StepKeys
+
+# A paged read fails after this many pages without an end (overridable per step: max_pages):
+# a server whose every page has items and a new cursor would otherwise be read forever.
+DEFAULT_MAX_PAGES = 1000
 
 # A message's metrics: each is the unix time it happened, absent until then (read as null).
 MESSAGE_METRICS = (
@@ -32,6 +37,48 @@ MESSAGE_METRICS = (
     "undeliverable",
     "unsubscribed",
 )
+
+
+def _shape_failure(what: str, expected: str, found: Any) -> StepFailure:
+    return StepFailure(
+        f"the API's answer {what} is not {expected}",
+        expected=expected,
+        found=type(found).__name__,
+    )
+
+
+def answer_object(body: Any) -> dict[str, Any]:
+    """A read's answer as the JSON object it must be ({} when empty); else a StepFailure."""
+    if body is None:
+        return {}
+    if not isinstance(body, dict):
+        raise _shape_failure("", "a JSON object", body)
+    return body
+
+
+def answer_list(body: dict[str, Any], key: str) -> list[Any]:
+    """`body[key]` as the list it must be ([] when absent or null); else a StepFailure."""
+    value = body.get(key)
+    if value is None:
+        return []  # Customer.io may answer null
+    if not isinstance(value, list):
+        raise _shape_failure(f"field {key!r}", "a list", value)
+    return value
+
+
+def max_pages(payload: dict[str, Any]) -> int:
+    """The step's page cap: its max_pages, else DEFAULT_MAX_PAGES."""
+    cap = payload.get("max_pages")
+    return cap if isinstance(cap, int) and cap >= 1 else DEFAULT_MAX_PAGES
+
+
+def too_many_pages(cap: int) -> StepFailure:
+    return StepFailure(
+        f"the list did not end after {cap} pages (every page had items and a new cursor);"
+        " set max_pages on the step to read more",
+        expected=f"at most {cap} pages (max_pages)",
+        found=f"a next cursor after page {cap}",
+    )
 
 
 def unwrapped(body: Any) -> Any:
@@ -97,12 +144,13 @@ class PagedList:
     ) -> Any:
         items: list[Any] = []
         limit = payload.get("limit")
+        cap = max_pages(payload)
         seen: set[str] = set()
         start = ""
         while True:
             response = send(self.page_request(payload, start, self._page_size(payload, len(items))))
-            body = response.body if isinstance(response.body, dict) else {}
-            page = body.get(self.key) or []  # Customer.io may answer null
+            body = answer_object(response.body)
+            page = answer_list(body, self.key)
             items.extend(self.item(entry) for entry in page)
             if limit is not None and len(items) >= limit:
                 items = items[:limit]
@@ -110,6 +158,8 @@ class PagedList:
             cursor = body.get("next")
             if cursor in (None, "", 0, "0") or not page or str(cursor) in seen:
                 break
+            if len(seen) + 1 >= cap:
+                raise too_many_pages(cap)
             start = str(cursor)
             seen.add(start)
         return {self.key: items, "count": len(items)}

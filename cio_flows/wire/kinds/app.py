@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..types import Request, Response, Send, SingleRequest, StepKeys, path_id
+from .answers import answer_list, answer_object, max_pages, too_many_pages
 from .registry import StepKind, register
 
 
@@ -27,7 +28,7 @@ class GetPerson(SingleRequest):
         )
 
     def read(self, body: Any) -> Any:
-        return (body or {}).get("customer")
+        return answer_object(body).get("customer")
 
 
 class ListSegments(SingleRequest):
@@ -35,7 +36,7 @@ class ListSegments(SingleRequest):
         return Request("app", "GET", "/v1/segments")
 
     def read(self, body: Any) -> Any:
-        return {"segments": (body or {}).get("segments") or []}
+        return {"segments": answer_list(answer_object(body), "segments")}
 
 
 class PagedIdentifiers:
@@ -55,18 +56,21 @@ class PagedIdentifiers:
         seen_cursors: set[str] = set()
         start = ""
         pages = 0
+        cap = max_pages(payload)
         while True:
             response: Response = send(self.page_request(payload, start))
-            body = response.body or {}
-            page_identifiers = body.get("identifiers") or []  # Customer.io may send null
-            page_ids = body.get("ids") or []
+            body = answer_object(response.body)
+            page_identifiers = answer_list(body, "identifiers")
+            page_ids = answer_list(body, "ids")
             identifiers.extend(page_identifiers)
             ids.extend(page_ids)
             pages += 1
-            cursor = body.get("next") or ""
+            cursor = str(body.get("next") or "")
             # Guard: an empty page that still has a cursor, or a cursor seen before, ends the walk.
             if not cursor or not (page_identifiers or page_ids) or cursor in seen_cursors:
                 break
+            if pages >= cap:
+                raise too_many_pages(cap)
             seen_cursors.add(cursor)
             start = cursor
         return {

@@ -17,6 +17,7 @@ from typing import Any
 
 import orjson
 
+from ...printable import printable
 from ..timestamps import to_unix
 from ..types import Request, StepKeys
 from .people import event_id, track_attributes, with_message_id
@@ -130,11 +131,20 @@ def batch_request(
     return Request(family, "POST", path, body)
 
 
-def batch_errors(body: Any) -> dict[int, str]:
-    """Per-item failures of a 207 answer: batch_index -> reason."""
-    errors: dict[int, str] = {}
-    for error in (body or {}).get("errors") or [] if isinstance(body, dict) else []:
-        if isinstance(error, dict) and isinstance(error.get("batch_index"), int):
-            parts = [error.get("reason"), error.get("field"), error.get("message")]
-            errors[error["batch_index"]] = ": ".join(str(p) for p in parts if p) or "rejected"
-    return errors
+def batch_errors(body: Any, size: int) -> dict[int, str] | None:
+    """Per-item failures of a 207 answer to a batch of `size` items: batch_index -> reason.
+
+    None when the answer cannot be matched to items (no list of errors, an index that is not
+    an integer in range): the caller fails every item, as it cannot know which were kept.
+    """
+    errors = body.get("errors") if isinstance(body, dict) else None
+    if not isinstance(errors, list) or not errors:
+        return None
+    rejected: dict[int, str] = {}
+    for error in errors:
+        index = error.get("batch_index") if isinstance(error, dict) else None
+        if not isinstance(index, int) or isinstance(index, bool) or not 0 <= index < size:
+            return None
+        parts = [error.get("reason"), error.get("field"), error.get("message")]
+        rejected[index] = printable(": ".join(str(p) for p in parts if p)[:300]) or "rejected"
+    return rejected

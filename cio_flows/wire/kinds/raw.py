@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from ...printable import printable
 from ..families import BROADCAST_BUCKET
 from ..types import Request, SingleRequest, StepKeys
 from .answers import query_value
@@ -39,6 +40,21 @@ def _params(query: dict[str, Any] | None) -> tuple[tuple[str, str], ...]:
     return tuple(pairs)
 
 
+# What a path must not hold (request.json says so too; this also covers `validate: false`):
+# `//host` or a dot segment would retarget the call, controls would split the request line.
+_BAD_PATH = re.compile(r"^(?!/)|^//|/\.{1,2}(/|$)|[?#\s\x00-\x1f\x7f]")
+
+
+def checked_path(path: Any) -> str:
+    """The path as sent; `@` encoded (`a@b` is a user in some URL parsers). ValueError if unsafe."""
+    if not isinstance(path, str) or _BAD_PATH.search(path):
+        raise ValueError(
+            f"request path {printable(repr(path)[:80])} must start with one /, and hold no"
+            " . or .. segment, space, control character, ? or #"
+        )
+    return path.replace("@", "%40")
+
+
 class RawRequest(SingleRequest):
     def first_request(self, payload: dict[str, Any], keys: StepKeys, people_family: str) -> Request:
         method = payload["method"].upper()
@@ -46,7 +62,7 @@ class RawRequest(SingleRequest):
         return Request(
             payload["api"],
             method,
-            payload["path"],
+            checked_path(payload["path"]),
             payload.get("body"),
             params=_params(payload.get("query")),
             bucket=rate_bucket(payload["api"], method, payload["path"]),

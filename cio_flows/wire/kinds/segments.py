@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..types import Request, Send, SingleRequest, StepKeys, path_id
-from .answers import unwrapped
+from .answers import answer_list, answer_object, unwrapped
 from .registry import StepKind, register
 
 # Track's add_customers / remove_customers take at most this many ids per call.
@@ -61,7 +61,7 @@ class PersonSegments(SingleRequest):
         return Request("app", "GET", path, params=params)
 
     def read(self, body: Any) -> Any:
-        return {"segments": (body or {}).get("segments") or []}
+        return {"segments": answer_list(answer_object(body), "segments")}
 
 
 register(
