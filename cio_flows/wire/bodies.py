@@ -43,7 +43,7 @@ def read_body(raw: requests.Response, deadline: float, limit: int) -> bytes:
         raw.close()  # the rest is not wanted: the connection is not reused
         raise
     raw._content = bytes(body)  # what requests itself does once a body is read
-    raw._content_consumed = True
+    raw._content_consumed = True  # type: ignore[attr-defined]
     return raw._content
 
 
