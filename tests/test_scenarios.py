@@ -33,7 +33,7 @@ def options(emulator) -> RunOptions:
 LIBRARY = {
     "onboarding", "plan_upgrade", "churn_winback", "password_reset", "gdpr_delete",
     "push_to_device", "merge_duplicates", "account_object", "broadcast_audience",
-    "beta_testers_segment", "bounced_email",
+    "beta_testers_segment", "bounced_email", "trial_journey",
 }  # fmt: skip
 
 

@@ -151,17 +151,27 @@ def definitions(store: Store) -> list[dict[str, Any]]:
 
 # -- journey bookkeeping: who is where in which campaign (journeys.py runs them) -------------
 
+# People are kept by cio_id, never by pk: SQLite hands a deleted person's pk to the next one.
+# A trigger queues the events that start a campaign as they are stored (event ids are reused
+# the same way, so "events after the last one seen" would miss some).
 JOURNEY_SCHEMA = """
 CREATE TABLE IF NOT EXISTS journeys(
-  jid INTEGER PRIMARY KEY, campaign_id INTEGER NOT NULL, pk INTEGER NOT NULL,
+  jid INTEGER PRIMARY KEY, campaign_id INTEGER NOT NULL, cio_id TEXT NOT NULL,
   step INTEGER NOT NULL, due_f REAL NOT NULL, event TEXT, done INTEGER NOT NULL DEFAULT 0);
 CREATE INDEX IF NOT EXISTS journeys_due ON journeys(done, due_f);
 CREATE TABLE IF NOT EXISTS journey_entries(
-  campaign_id INTEGER NOT NULL, pk INTEGER NOT NULL, PRIMARY KEY(campaign_id, pk)) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS journey_marks(name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+  campaign_id INTEGER NOT NULL, cio_id TEXT NOT NULL, PRIMARY KEY(campaign_id, cio_id))
+  WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS journey_events(
+  qid INTEGER PRIMARY KEY AUTOINCREMENT, cio_id TEXT, name TEXT NOT NULL, data TEXT NOT NULL);
+CREATE TRIGGER IF NOT EXISTS journey_event_stored AFTER INSERT ON events
+  WHEN NEW.pk IS NOT NULL AND NEW.type = 'event' AND EXISTS (
+    SELECT 1 FROM programs WHERE kind = 'campaign'
+    AND json_extract(details, '$.event_name') = NEW.name)
+  BEGIN INSERT INTO journey_events(cio_id, name, data)
+    VALUES((SELECT cio_id FROM people WHERE pk = NEW.pk), NEW.name, NEW.data); END;
 """
-JOURNEY_TABLES = ("journeys", "journey_entries", "journey_marks")
-LAST_EVENT = "last_event"  # journey_marks: the newest event already looked at
+JOURNEY_TABLES = ("journeys", "journey_entries", "journey_events")
 
 
 def install(store: Store) -> None:
@@ -174,14 +184,14 @@ def wipe(store: Store) -> None:
 
 
 def baseline(store: Store, resolver: SegmentResolver) -> None:
-    """What the workspace starts with does not trigger anything: its events are already seen and
-    the people already in a trigger segment have already entered (caller holds the transaction)."""
-    last = store.db.execute("SELECT COALESCE(MAX(eid), 0) FROM events").fetchone()[0]
-    store.db.execute("INSERT OR REPLACE INTO journey_marks VALUES(?,?)", (LAST_EVENT, last))
+    """What the workspace starts with does not trigger anything: the people already in a
+    trigger segment have already entered (its events came before its campaigns, so none are
+    queued). The caller holds the transaction."""
     for campaign in definitions(store):
         if campaign["type"] == "segment":
             sql, args = resolver.segment_condition(campaign["segment"])
             store.db.execute(
-                f"INSERT OR IGNORE INTO journey_entries SELECT ?, p.pk FROM people p WHERE {sql}",
+                "INSERT OR IGNORE INTO journey_entries"
+                f" SELECT ?, p.cio_id FROM people p WHERE {sql}",
                 [campaign["id"], *args],
             )

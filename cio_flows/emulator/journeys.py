@@ -61,27 +61,25 @@ def advance(state: State, seconds: float) -> dict[str, Any]:
 
 
 def _enter_by_event(state: State, defs: dict[int, dict[str, Any]], now: float) -> None:
+    """The events campaigns.JOURNEY_SCHEMA's trigger queued since the last tick."""
     db = state.store.db
-    row = db.execute("SELECT value FROM journey_marks WHERE name=?", (campaigns.LAST_EVENT,))
-    last = (row.fetchone() or (0,))[0]
-    newest = db.execute("SELECT COALESCE(MAX(eid), 0) FROM events").fetchone()[0]
-    if newest <= last:
+    queued = db.execute(
+        "SELECT qid, cio_id, name, data FROM journey_events ORDER BY qid"
+    ).fetchall()
+    if not queued:
         return
     by_name: dict[str, list[dict[str, Any]]] = {}
     for c in defs.values():
         if c["type"] == "event":
             by_name.setdefault(c["event_name"], []).append(c)
-    if by_name:
-        marks = ",".join("?" * len(by_name))
-        for pk, name, data in db.execute(
-            "SELECT pk, name, data FROM events WHERE eid>? AND eid<=? AND pk IS NOT NULL"
-            f" AND type='event' AND name IN ({marks}) ORDER BY eid",
-            [last, newest, *by_name],
-        ).fetchall():
-            event = {**json.loads(data), "name": name}
-            for c in by_name[name]:
-                _enter(state, c, pk, now, event)
-    db.execute("INSERT OR REPLACE INTO journey_marks VALUES(?,?)", (campaigns.LAST_EVENT, newest))
+    for _qid, cio_id, name, data in queued:
+        pk = state.store.find("cio_id", cio_id) if cio_id else None
+        if pk is None:
+            continue  # deleted before the tick: nobody to enter
+        event = {**json.loads(data), "name": name}
+        for c in by_name.get(name, ()):
+            _enter(state, c, pk, now, event)
+    db.execute("DELETE FROM journey_events WHERE qid<=?", (queued[-1][0],))
 
 
 def _enter_by_segment(state: State, defs: dict[int, dict[str, Any]], now: float) -> None:
@@ -93,23 +91,26 @@ def _enter_by_segment(state: State, defs: dict[int, dict[str, Any]], now: float)
             continue
         sql, args = state.segments.segment_condition(c["segment"])
         joined = db.execute(
-            f"SELECT p.pk FROM people p WHERE {sql} AND p.pk NOT IN"
-            " (SELECT pk FROM journey_entries WHERE campaign_id=?) ORDER BY p.pk",
+            f"SELECT p.pk, p.cio_id FROM people p WHERE {sql} AND p.cio_id NOT IN"
+            " (SELECT cio_id FROM journey_entries WHERE campaign_id=?) ORDER BY p.pk",
             [*args, c["id"]],
         ).fetchall()
-        for (pk,) in joined:
-            db.execute("INSERT INTO journey_entries VALUES(?,?)", (c["id"], pk))
+        for pk, cio_id in joined:
+            db.execute("INSERT INTO journey_entries VALUES(?,?)", (c["id"], cio_id))
             _enter(state, c, pk, now, None)
 
 
 def _enter(
     state: State, c: dict[str, Any], pk: int, now: float, event: dict[str, Any] | None
 ) -> None:
+    person = state.store.person(pk)
+    if person is None:
+        return
     if c.get("filter") is not None and not _matches(state, pk, c["filter"]):
         return
     state.store.db.execute(
-        "INSERT INTO journeys(campaign_id, pk, step, due_f, event) VALUES(?,?,?,?,?)",
-        (c["id"], pk, 0, now, None if event is None else json.dumps(event)),
+        "INSERT INTO journeys(campaign_id, cio_id, step, due_f, event) VALUES(?,?,?,?,?)",
+        (c["id"], person["cio_id"], 0, now, None if event is None else json.dumps(event)),
     )
 
 
@@ -125,17 +126,18 @@ def run_due(state: State, defs: dict[int, dict[str, Any]], now: float) -> int:
     sent = 0
     while True:
         row = db.execute(
-            "SELECT jid, campaign_id, pk, step, due_f, event FROM journeys"
+            "SELECT jid, campaign_id, cio_id, step, due_f, event FROM journeys"
             " WHERE done=0 AND due_f<=? ORDER BY due_f, jid LIMIT 1",
             (now,),
         ).fetchone()
         if row is None:
             return sent
-        jid, campaign_id, pk, step, at, event = row
+        jid, campaign_id, cio_id, step, at, event = row
         c = defs.get(campaign_id)
         steps = c["steps"] if c else []
-        if state.store.person(pk) is None:
-            step = len(steps)  # deleted on the way: out of the journey
+        pk = state.store.find("cio_id", cio_id)
+        if pk is None:
+            step = len(steps)  # deleted (or merged away) on the way: out of the journey
         waiting = False
         while step < len(steps) and not waiting:
             action = steps[step]
@@ -143,6 +145,8 @@ def run_due(state: State, defs: dict[int, dict[str, Any]], now: float) -> int:
             if "wait" in action:
                 at += action["wait"]
                 waiting = True
+            elif pk is None:
+                break
             elif action.get("when") is None or _matches(state, pk, action["when"]):
                 _send(state, campaign_id, action, pk, at, json.loads(event) if event else None)
                 sent += 1

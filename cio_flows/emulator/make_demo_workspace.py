@@ -118,9 +118,23 @@ def _attr(field: str, value: Any) -> dict[str, Any]:
 
 
 TEMPLATES = [
-    {"id": 1, "trigger": "welcome", "name": "Welcome email", "channel": "email"},
+    {
+        "id": 1,
+        "trigger": "welcome",
+        "name": "Welcome email",
+        "channel": "email",
+        "subject": "Welcome, {{ customer.first_name | default: 'there' }}!",
+        "body": "<p>Hi {{ customer.first_name | default: 'there' }}, welcome aboard.</p>",
+    },
     {"id": 2, "trigger": "password_reset", "name": "Password reset", "channel": "email"},
-    {"id": 3, "trigger": "win_back", "name": "We miss you", "channel": "email"},
+    {
+        "id": 3,
+        "trigger": "win_back",
+        "name": "We miss you",
+        "channel": "email",
+        "subject": "We miss you, {{ customer.first_name | default: 'friend' }}",
+        "body": "<p>{{ trigger.offer | default: 'Come back and see what is new.' }}</p>",
+    },
     {"id": 4, "trigger": "receipt", "name": "Payment receipt", "channel": "email"},
     {"id": 5, "trigger": "order_shipped", "name": "Order shipped", "channel": "push"},
     {"id": 6, "trigger": "login_code", "name": "Login code", "channel": "sms"},
@@ -258,6 +272,23 @@ BROADCASTS = [
 ]
 
 
+# A journey the emulator runs on its clock (flows/scenarios/trial_journey.yaml tests it): two
+# seconds after `trial_started` the welcome, a day later the win-back email for free users only.
+CAMPAIGNS = [
+    {
+        "id": 30,
+        "name": "Trial journey",
+        "trigger": {"event": "trial_started"},
+        "actions": [
+            {"wait": 2},
+            {"send": "welcome"},
+            {"wait": "1d"},
+            {"send": "win_back", "when": _attr("plan", "free")},
+        ],
+    },
+]
+
+
 def build(seed: int = SEED, count: int = PEOPLE) -> dict[str, Any]:
     rng = random.Random(seed)
     people = [_person(rng, n) for n in range(1, count + 1)]
@@ -278,6 +309,7 @@ def build(seed: int = SEED, count: int = PEOPLE) -> dict[str, Any]:
         "templates": TEMPLATES,
         "segments": segments,
         "broadcasts": BROADCASTS,
+        "campaigns": CAMPAIGNS,
         "people": people,
     }
 
@@ -298,6 +330,8 @@ def render(data: dict[str, Any]) -> str:
         *(f"  - {_flow(s)}" for s in data["segments"]),
         "broadcasts:",
         *(f"  - {_flow(b)}" for b in data["broadcasts"]),
+        "campaigns:",
+        *(f"  - {_flow(c)}" for c in data["campaigns"]),
         "people:",
         *(f"  - {_flow(p)}" for p in data["people"]),
     ]

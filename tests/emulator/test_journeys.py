@@ -253,3 +253,16 @@ def test_the_workspace_clock_must_be_a_time() -> None:
 
 def test_the_clock_endpoint_needs_no_key(journeys_emulator: Emulator) -> None:
     assert requests.get(journeys_emulator.url + "/_emulator/clock", timeout=10).status_code == 200
+
+
+def test_ids_sqlite_reuses_do_not_hide_the_next_person(client: Client) -> None:
+    """A deleted person's pk and last event id go to the next person and event: the next
+    sign-up still starts the journey, and the deleted one's journey ends."""
+    sign_up(client, "hal", "Hal", "free")
+    assert client.track("DELETE", "/api/v1/customers/hal").status_code == 200
+    sign_up(client, "ivy", "Ivy", "free")
+    ivy = poll(lambda: messages_of(client, "ivy"), lambda m: len(m) >= 1)
+    assert [m["subject"] for m in ivy] == ["Welcome, Ivy!"]
+    client.emulator.advance_clock("1d")
+    welcomes = [m for m in client.emulator.inspect.messages() if m["campaign_id"] == 10]
+    assert sorted(m["customer_id"] for m in welcomes) == ["ivy", "ivy"]
