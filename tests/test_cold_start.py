@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-HEAVY = ("jsonschema", "rich", "starlette", "uvicorn", "pandas", "cio_flows.emulator")
+HEAVY = ("jsonschema", "rich", "starlette", "uvicorn", "pandas", "cio_flows.emulator.server")
 
 SCRIPT = """
 import json, sys

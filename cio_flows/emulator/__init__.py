@@ -10,9 +10,33 @@ configured; limits="customerio" applies Customer.io's documented limits (Track 1
 1000/s, App 10/s). The emulator imports nothing from the rest of cio_flows.
 """
 
+from typing import TYPE_CHECKING, Any
+
 from .config import DEMO_CREDENTIALS, Credentials, Faults, RateLimit
-from .server import Emulator, Inspector, serve
-from .workspace import DEMO_PATH, WorkspaceError
+
+if TYPE_CHECKING:
+    from .server import Emulator, Inspector, serve
+    from .workspace import DEMO_PATH, WorkspaceError
+
+# The server (starlette, uvicorn) and the workspace loader load on first use: the command line
+# (command.py) parses its options without them, and `cio-flows --help` stays light.
+_LAZY = {
+    "Emulator": "server",
+    "Inspector": "server",
+    "serve": "server",
+    "DEMO_PATH": "workspace",
+    "WorkspaceError": "workspace",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from importlib import import_module
+
+    return getattr(import_module(f"{__name__}.{module}"), name)
+
 
 __all__ = [
     "DEMO_CREDENTIALS",

@@ -5,9 +5,10 @@ Plain frozen dataclasses so the CLI, tests and the workspace file all build the 
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from typing import Any
 
 FAMILIES = ("track", "pipelines", "app")
@@ -17,6 +18,27 @@ TRANSACTIONAL = "transactional"  # /v1/send/*: 100/s, in place of the App API's 
 BUCKETS = (*FAMILIES, TRIGGERS, TRANSACTIONAL)
 # Buckets that replace their family's when set (a send is not also an App API request).
 INSTEAD_OF_FAMILY = frozenset({TRANSACTIONAL})
+
+# Bounds a setting must stay within: past them a sleep overflows or nothing is ever answered.
+MAX_RATE = 1e9
+MAX_LATENCY = 3600.0
+
+
+def _check_number(
+    what: str, value: float, low: float, high: float, *, low_open: bool = False
+) -> None:
+    """ValueError unless `value` is a finite number within [low, high] ((low, high] if open)."""
+    ok = (
+        isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and (low < value if low_open else low <= value)
+        and value <= high
+    )
+    if not ok:
+        bound = f"over {low:g}" if low_open else f"from {low:g}"
+        raise ValueError(f"{what}: expected a number {bound} to {high:g}, found {value!r}")
+
 
 _ENV_NAMES = {
     "site_id": "CUSTOMERIO_SITE_ID",
@@ -75,6 +97,11 @@ class RateLimit:
     rate: float
     burst: float | None = None
 
+    def __post_init__(self) -> None:
+        _check_number("rate limit (requests per second)", self.rate, 0, MAX_RATE, low_open=True)
+        if self.burst is not None:
+            _check_number("burst", self.burst, 0, MAX_RATE, low_open=True)
+
     @property
     def capacity(self) -> float:
         return self.burst if self.burst is not None else max(self.rate, 1.0)
@@ -95,6 +122,11 @@ class Faults:
     error_statuses: tuple[int, ...] = (500, 503)
     drop_rate: float = 0.0
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        _check_number("latency (seconds)", self.latency, 0, MAX_LATENCY)
+        _check_number("error rate (a share)", self.error_rate, 0, 1)
+        _check_number("drop rate (a share)", self.drop_rate, 0, 1)
 
     @property
     def active(self) -> bool:
@@ -144,14 +176,6 @@ def parse_delivery(spec: Any) -> DeliveryTiming | None:
     if timing.delivered < timing.sent:
         raise ValueError("delivery: 'delivered' must not come before 'sent'")
     return timing
-
-
-@dataclass(frozen=True)
-class Behaviour:
-    """Per-family limits and faults in force."""
-
-    limits: dict[str, RateLimit] = field(default_factory=dict)
-    faults: dict[str, Faults] = field(default_factory=dict)
 
 
 def parse_limits(spec: Any) -> dict[str, RateLimit]:

@@ -88,6 +88,13 @@ def load(source: str | Path | dict | None) -> dict[str, Any]:
     unknown = set(data) - _KEYS
     if unknown:
         raise WorkspaceError(f"unknown workspace keys: {', '.join(sorted(unknown))}")
+    for section in ("templates", "segments", "people", "broadcasts"):
+        entries = data.get(section)
+        if entries is not None and not isinstance(entries, list):
+            found = type(entries).__name__
+            raise WorkspaceError(
+                f"{section}: expected a list of entries, found {found} {entries!r}"
+            )
     demo = data.get("demo")
     if demo is not None and (
         not isinstance(demo, dict)
