@@ -44,6 +44,7 @@ from . import (
     track,
     track_v2,
     ui,
+    webhooks,
 )
 from .config import INSTEAD_OF_FAMILY
 from .core import (
@@ -302,10 +303,12 @@ def build_app(state: State) -> Starlette:
         *sends.ROUTES,
         *content_api.ROUTES,
         *esp.ROUTES,
+        *webhooks.ROUTES,
     ]
     specs += documented.routes(specs)
     routes: list[Route] = [Route(s.path, dispatcher.endpoint(s), methods=[s.method]) for s in specs]
     routes.extend(inspection.routes(state))
+    routes.extend(webhooks.routes(state))  # /_emulator/webhooks
     routes.extend(journeys.routes(state))  # /_emulator/clock
     routes.extend(exports.download_routes(state))
     routes.extend(ui.routes(state))  # the web page: /, /messages/..., /people, ...

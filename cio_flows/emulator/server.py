@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from . import inspection, journeys
+from . import inspection, journeys, webhooks
 from .app import build_app
 from .config import DEMO_CREDENTIALS, Credentials, parse_delivery, parse_faults, parse_limits
 from .state import State
@@ -114,13 +114,16 @@ class Emulator:
             self._loop = loop
             # Campaign journeys run between requests, on the clock (journeys.py).
             ticker = loop.create_task(journeys.ticker(self._state))
+            # Reporting webhooks post the events messages reach (webhooks.py).
+            reporting = loop.create_task(webhooks.ticker(self._state))
             try:
                 loop.run_until_complete(server.serve(sockets=[sock]))
             except BaseException as exc:  # reported to start() below
                 failure.append(exc)
             finally:
                 ticker.cancel()
-                loop.run_until_complete(asyncio.gather(ticker, return_exceptions=True))
+                reporting.cancel()
+                loop.run_until_complete(asyncio.gather(ticker, reporting, return_exceptions=True))
                 loop.close()
                 sock.close()
 

@@ -114,6 +114,15 @@ def _setup(emu: Emulator, op: Operation) -> None:
             timeout=30,
         )
         assert response.json() == {"id": 1}
+    if "{webhook_id}" in op.path:
+        hook = {"name": "h", "endpoint": "https://example.com/h", "events": ["email_sent"]}
+        response = requests.post(
+            emu.url + "/v1/reporting_webhooks",
+            json=hook,
+            headers={"Authorization": APP_AUTH},
+            timeout=30,
+        )
+        assert response.json()["id"] == 1
     if "{export_id}" in op.path:
         response = requests.post(
             emu.url + "/v1/exports/deliveries",
