@@ -146,18 +146,23 @@ def flow_tags(flow: Any) -> tuple[str, ...]:
     return tuple(str(tag) for tag in getattr(flow, "tags", None) or ())
 
 
-def check_all(paths: Iterable[Path], options: RunOptions) -> list[ScenarioResult]:
+def check_all(
+    paths: Iterable[Path], options: RunOptions, options_for: OptionsFor | None = None
+) -> list[ScenarioResult]:
     """Load and check every flow first: one invalid flow stops the suite before any request.
 
     options.vars are the suite's: each flow takes those it declares (check_vars then says
-    whether every one is declared somewhere)."""
+    whether every one is declared somewhere). options_for: the options a flow will run with
+    (a replay's: its cassette's keys decide where identify goes), so the check builds the
+    requests the run will."""
     results = []
     for path in paths:
         try:
             flow = load_flow(path, options.root)
             declared = {name for name, _ in flow.vars}
             own = {k: v for k, v in options.vars.items() if k in declared}
-            run = PreparedRun(flow, replace(options, vars=own))
+            flow_options = options_for(path, options) if options_for else options
+            run = PreparedRun(flow, replace(flow_options, vars=own))
             run.preflight_static()
             results.append(ScenarioResult(path, flow.name, tags=flow_tags(flow), vars=own))
         except FlowInputError as exc:
@@ -204,6 +209,8 @@ FlowRun = Callable[[RunOptions], ScenarioResult]
 # Wraps each flow's run: around(path, options, run) calls run(options), with options of its
 # own (a cassette's transport) if it likes, and may change the result (a replay that differs).
 Around = Callable[[Path, RunOptions, FlowRun], ScenarioResult]
+# The options a flow runs with under an Around (an Around may say so as its `options_for`).
+OptionsFor = Callable[[Path, RunOptions], RunOptions]
 
 
 def run_scenarios(
@@ -238,7 +245,8 @@ def run_scenarios(
         options = replace(
             options, transport=replace(settings, rate_limits=settings.rate_limits.shared())
         )
-        tagged = with_tags(check_all(flows, options), tags)
+        options_for: OptionsFor | None = getattr(around, "options_for", None)
+        tagged = with_tags(check_all(flows, options, options_for), tags)
         check_vars(tagged, options.vars)
         chosen = in_shard(tagged, shard)
         if any(result.invalid for result in chosen):
@@ -356,18 +364,31 @@ def recording(directory: str | Path, root: str | Path | None = None) -> Around:
 def replaying(directory: str | Path, root: str | Path | None = None) -> Around:
     """around= for run_scenarios: each flow answered from its cassette with no network; a
     flow whose requests differ from the recorded ones fails, naming the first difference."""
+    return _Replaying(directory, root)
 
-    def around(path: Path, options: RunOptions, run: FlowRun) -> ScenarioResult:
-        redact = redactor(options)
+
+class _Replaying:
+    """The replay Around; `options_for` gives check_all the options each flow replays with."""
+
+    def __init__(self, directory: str | Path, root: str | Path | None) -> None:
+        self.directory = directory
+        self.root = root
+
+    def _player(self, path: Path, options: RunOptions) -> CassettePlayer:
+        where = cassette_path(self.directory, path, self.root)
+        return CassettePlayer.load(where, redactor(options))
+
+    def options_for(self, path: Path, options: RunOptions) -> RunOptions:
+        return self._player(path, options).options(options)
+
+    def __call__(self, path: Path, options: RunOptions, run: FlowRun) -> ScenarioResult:
         try:
-            player = CassettePlayer.load(cassette_path(directory, path, root), redact)
+            player = self._player(path, options)
         except FlowInputError as exc:
             return ScenarioResult(path, path.stem, invalid=exc)
         result = run(player.options(options))
         problem = player.problem()
         return result if problem is None else _failed(result, problem)
-
-    return around
 
 
 def _failed(result: ScenarioResult, problem: str) -> ScenarioResult:
