@@ -145,6 +145,9 @@ def _template(store: Store, tpl: Any, i: int) -> None:
     where = f"templates[{i}]"
     if not isinstance(tpl, dict) or not isinstance(tpl.get("id"), int):
         raise WorkspaceError(f"{where}: needs an integer 'id'")
+    unknown = set(tpl) - {"id", "trigger", "name", "channel", "subject", "body", "from"}
+    if unknown:  # a misspelt `subject` would otherwise render nothing, silently
+        raise WorkspaceError(f"{where}: unknown keys {', '.join(sorted(unknown))}")
     channel = tpl.get("channel", "email")
     if channel not in CHANNELS:
         raise WorkspaceError(f"{where}: channel must be one of {', '.join(CHANNELS)}")

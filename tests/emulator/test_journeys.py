@@ -5,6 +5,7 @@ No wall-clock assertions: messages are polled for with a generous timeout.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -246,6 +247,12 @@ def test_bad_campaigns_are_refused_with_the_entry_named(campaign: dict, message:
     assert "campaigns[0]" in str(err.value) and message in str(err.value)
 
 
+def test_a_misspelt_template_key_is_refused() -> None:
+    templates = [{"id": 1, "name": "x", "subjet": "Hi"}]
+    with pytest.raises(WorkspaceError, match=r"templates\[0\]: unknown keys subjet"):
+        Emulator(workspace={"templates": templates}).close()
+
+
 def test_the_workspace_clock_must_be_a_time() -> None:
     with pytest.raises(WorkspaceError, match="ISO-8601"):
         Emulator(workspace={"clock": {"start": "tuesday"}}).close()
@@ -266,3 +273,62 @@ def test_ids_sqlite_reuses_do_not_hide_the_next_person(client: Client) -> None:
     client.emulator.advance_clock("1d")
     welcomes = [m for m in client.emulator.inspect.messages() if m["campaign_id"] == 10]
     assert sorted(m["customer_id"] for m in welcomes) == ["ivy", "ivy"]
+
+
+def test_a_reporting_webhook_hears_of_campaign_messages(client: Client) -> None:
+    from .test_reporting_webhooks import Receiver
+
+    receiver = Receiver()
+    try:
+        hook = {"name": "journeys", "endpoint": receiver.url, "events": ["email_sent"]}
+        assert client.app("POST", "/v1/reporting_webhooks", hook).status_code == 200
+        sign_up(client, "jon", "Jon", "free")  # the welcome goes out 2 s later
+        posts = receiver.wait_for(1)
+        data = json.loads(posts[0]["body"])["data"]
+        assert (data["campaign_id"], data["action_id"]) == (10, 10002)
+    finally:
+        receiver.server.shutdown()
+        receiver.server.server_close()
+
+
+def test_a_campaign_filter_keeps_others_out() -> None:
+    workspace = {
+        **WORKSPACE,
+        "campaigns": [
+            {
+                "id": 10,
+                "name": "German welcome",
+                "trigger": {"event": "signed_up"},
+                "filter": {"attribute": {"field": "country", "operator": "eq", "value": "DE"}},
+                "actions": [{"send": "welcome"}],
+            }
+        ],
+    }
+    with Emulator(workspace=workspace) as emu:
+        client = Client(emu)
+        for person, country in (("kai", "DE"), ("lea", "FR")):
+            attrs = {"first_name": person.title(), "country": country}
+            client.track("PUT", f"/api/v1/customers/{person}", attrs)
+            client.track("POST", f"/api/v1/customers/{person}/events", {"name": "signed_up"})
+        kai = poll(lambda: messages_of(client, "kai"), lambda m: len(m) >= 1)
+        assert [m["subject"] for m in kai] == ["Welcome, Kai!"]
+        emu.advance_clock(60)  # a tick has run since lea's event too
+        assert messages_of(client, "lea") == []
+        client.http.close()
+
+
+def test_broadcast_subjects_render_trigger_data(client: Client) -> None:
+    workspace = {
+        **WORKSPACE,
+        "broadcasts": [
+            {"id": 3, "name": "Sale", "channel": "email", "subject": "{{ trigger.pct }}% off"}
+        ],
+        "people": [{"id": "mia", "email": "mia@example.com"}],
+    }
+    with Emulator(workspace=workspace, delivery={"trigger": 0}) as emu:
+        other = Client(emu)
+        r = other.app("POST", "/v1/campaigns/3/triggers", {"ids": ["mia"], "data": {"pct": 20}})
+        assert r.status_code == 200, r.text
+        found = poll(lambda: messages_of(other, "mia"), lambda m: len(m) >= 1)
+        assert [m["subject"] for m in found] == ["20% off"]
+        other.http.close()
