@@ -7,9 +7,10 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from .core import APP, TRACK, Handler, Req, RouteSpec
+from .core import APP, TRACK, ApiError, Handler, Req, RouteSpec
 from .openapi import Operation, operations
 from .openapi.fixed import answer
+from .programs import exists
 from .state import State
 
 _PARAM = re.compile(r"\{[^}]+\}")
@@ -20,8 +21,25 @@ def shape(path: str) -> str:
     return _PARAM.sub("{}", path)
 
 
+# Path parameters naming something the emulator holds: a fixed answer about a campaign,
+# broadcast, newsletter, transactional message or segment that does not exist is a 404.
+HELD = {
+    "campaign_id": "campaign",
+    "broadcast_id": "campaign",
+    "newsletter_id": "newsletter",
+    "transactional_id": "transactional",
+    "segment_id": "segment",
+}
+
+
 def _handler(op: Operation) -> Handler:
+    checked = [(name, kind) for name, kind in HELD.items() if "{" + name + "}" in op.path]
+    can_404 = 404 in op.statuses
+
     def fixed(state: State, req: Req) -> tuple[int, Any]:
+        for name, kind in checked:
+            if can_404 and not exists(state, kind, req.params[name]):
+                raise ApiError(404, f"{kind} {req.params[name]} not found")
         return answer(op)
 
     fixed.__name__ = f"fixed_{op.method.lower()}_{shape(op.path)}"

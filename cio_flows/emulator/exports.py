@@ -33,6 +33,7 @@ from starlette.routing import Route
 from .core import APP, ApiError, Req, collect, require_object, route
 from .filters import FilterError
 from .messages import MESSAGE_TYPE, OUTCOME_METRICS, lifecycle
+from .programs import exists
 from .records import dumps
 from .state import State
 from .store import inserted_id
@@ -101,6 +102,11 @@ def _deliveries_file(state: State, body: dict[str, Any]):
     value = body[key]
     if isinstance(value, bool) or not isinstance(value, int):
         raise ApiError(400, f"'{key}' must be an integer")
+    kind = {"campaign_id": "campaign", "newsletter_id": "newsletter"}.get(key)
+    if key == "transactional_message_id" and state.templates:
+        kind = "transactional"
+    if kind is not None and not exists(state, kind, value):
+        raise ApiError(400, f"{key} {value} does not exist")
     at = state.clock.now()
     end = body.get("end", int(at) + 1)
     start = body.get("start", end - SIX_MONTHS)

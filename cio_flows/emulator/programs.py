@@ -102,6 +102,26 @@ def series(state: State, where: str, args: list[Any], req: Req, period_key: str 
     return 200, {"metric": {"series": counts}}
 
 
+def exists(state: State, kind: str, value: Any) -> bool:
+    """Whether the workspace holds a campaign, broadcast, newsletter, transactional message or
+    segment with this id (API-triggered broadcasts share the campaigns' id space)."""
+    text = str(value)
+    if not text.isdigit():
+        return False
+    key = int(text)
+    db = state.store.db
+    if kind == "campaign":
+        sql = "SELECT 1 FROM programs WHERE kind='campaign' AND id=? UNION ALL "
+        sql += "SELECT 1 FROM broadcasts WHERE id=?"
+        return db.execute(sql, (key, key)).fetchone() is not None
+    table = {"broadcast": "broadcasts", "transactional": "templates", "segment": "segments"}
+    if kind in table:
+        sql = f"SELECT 1 FROM {table[kind]} WHERE id=?"
+        return db.execute(sql, (key,)).fetchone() is not None
+    sql = "SELECT 1 FROM programs WHERE kind=? AND id=?"
+    return db.execute(sql, (kind, key)).fetchone() is not None
+
+
 def _int_id(req: Req, what: str) -> int:
     raw = req.params["program_id"]
     if not raw.isdigit():

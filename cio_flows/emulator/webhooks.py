@@ -60,16 +60,53 @@ EVENTS = (
     "customer_subscription_preferences_changed",
     *(
         f"email_{m}"
-        for m in ["drafted", "attempted", "sent", "delivered", "opened", "clicked", "converted", "bounced", "dropped", "deferred", "spammed", "failed", "unsubscribed", "undeliverable"]
+        for m in [
+            "drafted",
+            "attempted",
+            "sent",
+            "delivered",
+            "opened",
+            "clicked",
+            "converted",
+            "bounced",
+            "dropped",
+            "deferred",
+            "spammed",
+            "failed",
+            "unsubscribed",
+            "undeliverable",
+        ]
     ),
     *(
         f"push_{m}"
-        for m in ["drafted", "attempted", "sent", "delivered", "opened", "clicked", "converted", "bounced", "dropped", "failed", "undeliverable"]
+        for m in [
+            "drafted",
+            "attempted",
+            "sent",
+            "delivered",
+            "opened",
+            "clicked",
+            "converted",
+            "bounced",
+            "dropped",
+            "failed",
+            "undeliverable",
+        ]
     ),
     *(f"slack_{m}" for m in ["drafted", "attempted", "sent", "clicked", "converted", "failed"]),
     *(
         f"sms_{m}"
-        for m in ["drafted", "attempted", "sent", "delivered", "clicked", "converted", "bounced", "failed", "undeliverable"]
+        for m in [
+            "drafted",
+            "attempted",
+            "sent",
+            "delivered",
+            "clicked",
+            "converted",
+            "bounced",
+            "failed",
+            "undeliverable",
+        ]
     ),
     *(
         f"webhook_{m}"
