@@ -1,5 +1,7 @@
 """Messages (deliveries) and their lifecycle; App GET /v1/messages, /v1/messages/{id}, and the
-per-person read GET /v1/customers/{id}/messages (activities: activities.py).
+per-person read GET /v1/customers/{id}/messages (activities: activities.py); Track's metrics
+reports POST /api/v1/metrics and /api/v1/push/events (no auth), recorded by `record_metric`, which
+the web page's opened/clicked/bounced buttons also call.
 
 Every send and every broadcast recipient is one row in `deliveries`. Its metrics are derived on
 read from the time since it started (see DeliveryTiming), so nothing runs in the background:
@@ -16,7 +18,7 @@ import json
 from typing import Any
 
 from .app_api import decode_cursor, encode_cursor, lookup_person
-from .core import APP, ApiError, Req, collect, route
+from .core import APP, TRACK, ApiError, Req, collect, require_object, route
 from .state import State
 from .store import Store
 
@@ -146,8 +148,9 @@ IMPLIED = {
 def record_metric(
     state: State, delivery_id: str, metric: str, at: float | None = None, reason: str | None = None
 ) -> bool:
-    """Record a metric reported for a message (what Track's metrics endpoint and the web
-    page's opened/clicked/bounced buttons do); False when there is no such message.
+    """Record a metric reported for a message at `at` (default now): what Track's metrics
+    reports and the web page's opened/clicked/bounced buttons do. False when there is no such
+    message.
 
     The lifecycle so far becomes the message's recorded history, with the steps the metric
     implies (an open was delivered first); a bounce replaces `delivered`.
@@ -155,11 +158,11 @@ def record_metric(
     if metric not in IMPLIED:
         raise ValueError(f"cannot record metric {metric!r}")
     found = state.store.deliveries(delivery_id=delivery_id)
-    at = state.clock.now() if at is None else at
-    if not found or not visible(found[0], at):
+    now = state.clock.now()
+    if not found or not visible(found[0], now):
         return False
-    metrics, failure = lifecycle(state, found[0], at)
-    stamp = int(at)
+    metrics, failure = lifecycle(state, found[0], now)
+    stamp = int(now if at is None else at)  # a report may say when it happened
     for step in IMPLIED[metric]:
         metrics.setdefault(step, stamp)
     if metric in ("bounced", "dropped"):
@@ -409,6 +412,43 @@ def _per_person(state: State, seqs: list[int]) -> list[dict[str, Any]]:
         if view.get("msg_template_id") is not None:
             view["msg_template_id"] = str(view["msg_template_id"])
     return out
+
+
+# Track's metrics reports: what each accepts besides IMPLIED's metrics (`deferred` is a
+# delay, not a step of the lifecycle, so it is accepted and changes nothing).
+REPORTED_METRICS = (*IMPLIED, "deferred")
+PUSH_EVENTS = ("opened", "converted", "delivered")
+
+
+def _report(
+    state: State, body: Any, key: str, allowed: tuple[str, ...], *, required: bool = True
+) -> tuple[int, Any]:
+    body = require_object(body)
+    delivery_id, metric = body.get("delivery_id"), body.get(key)
+    if not required and (delivery_id is None or metric is None):
+        return 200, {}  # push events document no required field: nothing to record
+    if not isinstance(delivery_id, str) or not delivery_id:
+        raise ApiError(400, "'delivery_id' is required", field="delivery_id")
+    if metric not in allowed:
+        raise ApiError(400, f"'{key}' must be one of {', '.join(allowed)}", field=key)
+    at = body.get("timestamp")
+    if at is not None and (isinstance(at, bool) or not isinstance(at, int | float)):
+        raise ApiError(400, "'timestamp' must be a unix timestamp", field="timestamp")
+    reason = body.get("reason") if isinstance(body.get("reason"), str) else None
+    if metric != "deferred":
+        # An unknown delivery id is accepted and changes nothing, as fire-and-forget reports are.
+        record_metric(state, delivery_id, metric, at, reason)
+    return 200, {}
+
+
+@route("POST", "/api/v1/metrics", TRACK, auth=False)
+def report_metric(state: State, req: Req) -> tuple[int, Any]:
+    return _report(state, req.body, "metric", REPORTED_METRICS)
+
+
+@route("POST", "/api/v1/push/events", TRACK, auth=False)
+def report_push_event(state: State, req: Req) -> tuple[int, Any]:
+    return _report(state, req.body, "event", PUSH_EVENTS, required=False)
 
 
 ROUTES = collect(globals())

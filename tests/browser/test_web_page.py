@@ -249,3 +249,16 @@ def test_light_and_dark(browser, sent):
         )
     browser.execute_cdp_cmd("Emulation.setEmulatedMedia", {"features": []})
     assert colours["light"] != colours["dark"], colours
+
+
+def test_the_opened_button_records_an_open_the_api_reports(browser, sent):
+    delivery = next(m["id"] for m in sent.inspect.messages() if m["subject"] == "Welcome, Ada!")
+    open_page(browser, f"{sent.url}/messages/{delivery}")
+    browser.find_element(By.CSS_SELECTOR, "form.record button[value=opened]").click()
+    wait_for_text(browser, "#message-facts", "opened")
+    answer = requests.get(
+        f"{sent.url}/v1/messages/{delivery}",
+        headers={"Authorization": f"Bearer {DEMO_CREDENTIALS.app_key}"},
+        timeout=30,
+    )
+    assert "opened" in answer.json()["message"]["metrics"]

@@ -177,3 +177,28 @@ def test_stopping_ends_open_live_streams():
     emu.close()  # waits a few seconds at most for the server thread
     reader.join(30)
     assert not server.is_alive() and not reader.is_alive()
+
+
+def test_track_metric_reports_record_through_the_same_code(client):
+    delivery = send(client)
+    r = client.http.post(
+        client.url + "/api/v1/metrics", json={"delivery_id": delivery, "metric": "opened"}
+    )
+    assert r.status_code == 200  # no auth: a recipient's client reports it
+    metrics = client.app("GET", f"/v1/messages/{delivery}").json()["message"]["metrics"]
+    assert "opened" in metrics and "delivered" in metrics
+    push = client.http.post(
+        client.url + "/api/v1/push/events",
+        json={"delivery_id": delivery, "event": "converted", "timestamp": 1_700_000_000},
+    )
+    assert push.status_code == 200
+    metrics = client.app("GET", f"/v1/messages/{delivery}").json()["message"]["metrics"]
+    assert metrics["converted"] == 1_700_000_000
+    bad = client.http.post(
+        client.url + "/api/v1/metrics", json={"delivery_id": delivery, "metric": "teleported"}
+    )
+    assert bad.status_code == 400
+    unknown = client.http.post(
+        client.url + "/api/v1/metrics", json={"delivery_id": "nope", "metric": "opened"}
+    )
+    assert unknown.status_code == 200

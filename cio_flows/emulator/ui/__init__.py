@@ -42,6 +42,10 @@ async def static(request: Request) -> Response:
     return FileResponse(path, media_type=media, headers={"Cache-Control": "no-cache"})
 
 
+async def favicon(request: Request) -> Response:
+    return FileResponse(STATIC / "icon.svg", media_type="image/svg+xml")
+
+
 def routes(state: State) -> list[Route]:
     live = Live(state)
     pages = Pages(state, live.mark)
@@ -62,4 +66,5 @@ def routes(state: State) -> list[Route]:
         Route("/requests", pages.requests, methods=get),
         Route("/live", live.stream, methods=["GET"]),
         Route("/static/{name}", static, methods=get),
+        Route("/favicon.ico", favicon, methods=get),
     ]

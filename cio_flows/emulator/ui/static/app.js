@@ -22,12 +22,15 @@
       const answer = await fetch(window.location.href, { headers: { "X-Live": "1" }, cache: "no-store" });
       if (!answer.ok) return;
       const fresh = new DOMParser().parseFromString(await answer.text(), "text/html");
+      let held = false;
       for (const region of document.querySelectorAll("[data-live][id]")) {
         const next = fresh.getElementById(region.id);
-        if (next && next.innerHTML !== region.innerHTML && !holdsOpenDetails(region)) {
-          region.replaceWith(document.importNode(next, true));
-        }
+        if (!next || next.innerHTML === region.innerHTML) continue;
+        // An expanded body (<details open>) is someone reading: the region waits until closed.
+        if (region.querySelector("details[open]")) { held = true; continue; }
+        region.replaceWith(document.importNode(next, true));
       }
+      show("on", held ? "live (paused while a body is open)" : "live");
       document.dispatchEvent(new CustomEvent("cio:refreshed"));
     } catch (error) {
       show("error", "offline");
@@ -37,15 +40,10 @@
     }
   }
 
-  // Someone reading an expanded body or with focus inside a region keeps it until they leave.
-  function holdsOpenDetails(region) {
-    return region.contains(document.activeElement) && document.activeElement !== document.body
-      && region.querySelector("details[open]") !== null;
-  }
-
   const source = new EventSource("/live?since=" + encodeURIComponent(meta.content));
   source.addEventListener("open", () => show("on", "live"));
   source.addEventListener("error", () => show("off", "reconnecting"));
   source.addEventListener("change", refresh);
+  document.addEventListener("toggle", (event) => { if (!event.target.open) refresh(); }, true);
   window.addEventListener("pagehide", () => source.close());
 })();
