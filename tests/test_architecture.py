@@ -147,6 +147,7 @@ def test_each_layer_is_a_package(layer):
     assert (PACKAGE / layer / "__init__.py").is_file()
 
 
+@pytest.mark.slow
 def test_import_linter_contracts_hold():
     lint_imports = shutil.which("lint-imports") or str(Path(sys.executable).parent / "lint-imports")
     result = subprocess.run(

@@ -9,6 +9,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.slow  # each test starts a fresh interpreter
+
 ROOT = Path(__file__).resolve().parent.parent
 HEAVY = ("jsonschema", "rich", "starlette", "uvicorn", "pandas", "cio_flows.emulator.server")
 

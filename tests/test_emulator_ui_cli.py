@@ -10,8 +10,11 @@ import subprocess
 import sys
 import threading
 
+import pytest
 import requests
 from conftest import SECRETS
+
+pytestmark = pytest.mark.slow  # real processes stopped with Ctrl-C
 
 # A test runner started in the background has SIGINT ignored, and children inherit that; a
 # terminal's Ctrl-C reaches a process whose SIGINT is at Python's default, as here.

@@ -112,6 +112,7 @@ def emptied_package(tmp_path_factory) -> Path:
     return site
 
 
+@pytest.mark.slow
 def test_every_customerio_import_works_with_an_empty_package_root(emptied_package):
     statements = sorted(
         {ast.unparse(node) for _, source in _sources() for node in _customerio_imports(source)}

@@ -44,6 +44,7 @@ def write_flow(folder: Path, rows: int = ROWS) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_a_cli_run_killed_with_sigkill_is_finished_by_run_flow_every_row_once(tmp_path):
     flow, journal = write_flow(tmp_path), tmp_path / "journal.db"
     with Emulator(workspace={}, faults={"pipelines": {"latency": 0.02}}) as emulator:
@@ -173,6 +174,7 @@ def test_a_second_concurrent_run_flow_of_the_same_run_id_is_refused_naming_the_h
 @pytest.mark.parametrize(
     "data", ["missing.json", "missing.csv", "missing.jsonl", "a-file.csv/rows.csv"]
 )
+@pytest.mark.slow
 def test_a_missing_or_unreadable_data_file_exits_2_with_its_path(tmp_path, data):
     (tmp_path / "a-file.csv").write_text("id\n1\n")
     flow = FLOWS / "sync_users.yaml"

@@ -20,6 +20,8 @@ import pytest
 from conftest import default_answer, env_for
 from support import cli
 
+pytestmark = pytest.mark.slow  # real processes, killed mid-send
+
 FLOW = """\
 version: 1
 name: crash_sends

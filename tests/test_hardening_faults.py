@@ -253,6 +253,7 @@ RESTORE_SIGINT_THEN_CLI = (
 )
 
 
+@pytest.mark.slow
 def test_ctrl_c_during_a_long_backoff_stops_promptly(fault_server, write_flow):
     flow = write_flow(
         "version: 1\nname: slow\nsteps:\n  - identify: {userId: u1, traits: {a: 1}}\n"

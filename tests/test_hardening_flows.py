@@ -73,6 +73,7 @@ def test_corpus_is_refused_before_sending(command, name, where, fragments, recor
     assert recording_server.requests == []
 
 
+@pytest.mark.slow
 def test_alias_bomb_is_refused_by_a_real_process(recording_server):
     """The bomb once took 77 s and 3.6 GB; the timeout only keeps a regression from hanging CI."""
     path = CORPUS / "alias_bomb.yaml"

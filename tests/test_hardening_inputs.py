@@ -100,6 +100,7 @@ ENV_ALIASES = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", sorted(ENV_ALIASES))
 def test_env_cannot_be_held_or_its_secrets_transformed(case, write_flow, recording_server):
     template = ENV_ALIASES[case]
@@ -112,6 +113,7 @@ def test_env_cannot_be_held_or_its_secrets_transformed(case, write_flow, recordi
     assert recording_server.requests == []
 
 
+@pytest.mark.slow
 def test_expect_cannot_guess_a_secret_by_slicing(write_flow, recording_server):
     path = write_flow(
         HEAD + "  - list_segments:\n    expect: \"[env][0].PARTNER_TOKEN[:8] == 'partner-'\"\n"
@@ -122,6 +124,7 @@ def test_expect_cannot_guess_a_secret_by_slicing(write_flow, recording_server):
     assert recording_server.requests == []
 
 
+@pytest.mark.slow
 def test_a_secret_is_still_sent_as_it_is(write_flow, recording_server):
     path = write_flow(
         HEAD + "  - track: {userId: u1, event: e, properties: "
@@ -175,6 +178,7 @@ def test_a_secret_value_renders_as_it_is():
 # --- item 6: --env-file does not expand ${VAR} --------------------------------------------------
 
 
+@pytest.mark.slow
 def test_an_env_file_does_not_copy_a_key_into_a_public_name(write_flow, recording_server, tmp_path):
     path = write_flow(HEAD + '  - track: {userId: u1, event: "{{ env.PUBLIC_ID | reverse }}"}\n')
     env_file = tmp_path / "ci.env"
@@ -201,6 +205,7 @@ def project(tmp_path: Path) -> Path:
     return tmp_path / "proj"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("used", ["../token.txt", "{outside}/token.txt", "../../../etc/passwd"])
 @pytest.mark.parametrize("command", ["validate", "plan", "run"])
 def test_use_outside_the_project_is_refused(project, used, command, recording_server):
@@ -212,6 +217,7 @@ def test_use_outside_the_project_is_refused(project, used, command, recording_se
     assert recording_server.requests == []
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("used", ["conf.yaml", "link.yaml"])
 def test_a_used_file_that_is_not_a_flow_is_not_shown(project, used, recording_server):
     flow = project / "flow.yaml"
@@ -226,6 +232,7 @@ def test_a_used_file_that_is_not_a_flow_is_not_shown(project, used, recording_se
         assert "conf.yaml is not a flow file" in result.output and "password" not in result.output
 
 
+@pytest.mark.slow
 def test_root_widens_the_project(project, recording_server):
     shared = project.parent / "shared.yaml"
     shared.write_text(HEAD + "  - identify: {userId: u1}\n")

@@ -14,6 +14,8 @@ from cio_flows import RunOptions
 from cio_flows.api import options_for_emulator
 from cio_flows.emulator import Emulator
 
+pytestmark = pytest.mark.slow  # each test runs the CLI as a real process
+
 ROWS = 4
 FLOW_A = """\
 version: 1

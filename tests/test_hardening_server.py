@@ -19,6 +19,8 @@ import pytest
 from conftest import SECRETS, env_for
 from hostile_server import HostileServer, Reply, json_reply, serve
 
+pytestmark = pytest.mark.slow  # each test runs the CLI as a real process
+
 EXIT_FAILED, EXIT_UNAVAILABLE = 1, 4
 HANG_GUARD = 120  # seconds: only a run that hangs comes near it
 

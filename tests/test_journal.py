@@ -200,6 +200,7 @@ _CHILD = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_sigkill_leaves_a_readable_journal_shown_interrupted(tmp_path: Path) -> None:
     path, n, batch = tmp_path / "journal.db", 1234, 100
     child = subprocess.Popen(
@@ -356,6 +357,7 @@ _HOLDER = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_a_killed_process_releases_its_run_lock(tmp_path: Path) -> None:
     path = tmp_path / "journal.db"
     child = subprocess.Popen(

@@ -33,6 +33,8 @@ from papermill.parameterize import parameterize_notebook
 
 from cio_flows.emulator import DEMO_CREDENTIALS, Credentials, Emulator
 
+pytestmark = pytest.mark.slow  # real Jupyter kernels
+
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"
 NAMES = (

@@ -19,6 +19,8 @@ from test_record_replay import PARTNER, SCHEMA_LINE, closed_port_url, write_suit
 from cio_flows.cli import main
 from cio_flows.pytest_plugin import _loopback_only
 
+pytestmark = pytest.mark.slow  # each test runs pytest as a real process
+
 
 @pytest.fixture
 def project(tmp_path) -> Path:

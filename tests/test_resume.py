@@ -15,6 +15,8 @@ from cio_flows import RunOptions, run_flow
 from cio_flows.api import options_for_emulator
 from cio_flows.emulator import Emulator
 
+pytestmark = pytest.mark.slow  # every test kills or interrupts a real cio-flows process
+
 ROWS = 300
 
 FLOW = """\

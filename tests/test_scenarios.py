@@ -153,6 +153,7 @@ def test_wait_until_only_on_read_steps(write_flow):
         load_flow(flow)
 
 
+@pytest.mark.slow
 def test_pytest_plugin_collects_flow_files_as_items():
     result = subprocess.run(
         [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "flows/scenarios", "-rA"],

@@ -37,7 +37,11 @@ class SlowServer:
     headers: list[dict[str, str]] = field(default_factory=list)
     in_flight: int = 0
     most_in_flight: int = 0
-    lock: threading.Lock = field(default_factory=threading.Lock)
+    # Hold each request until another is in flight too (or `overlap_wait` passes): flows that
+    # run concurrently then overlap for certain, however slow the machine.
+    hold_for_overlap: bool = False
+    overlap_wait: float = 60.0
+    lock: threading.Condition = field(default_factory=threading.Condition)
 
 
 @pytest.fixture
@@ -56,23 +60,31 @@ def server() -> Iterator[SlowServer]:
             with state.lock:
                 state.in_flight += 1
                 state.most_in_flight = max(state.most_in_flight, state.in_flight)
+                state.lock.notify_all()
                 state.headers.append(dict(self.headers))
                 if "userId" in body:
                     state.users.append(body["userId"])
+                if state.hold_for_overlap:
+                    state.lock.wait_for(lambda: state.most_in_flight > 1, state.overlap_wait)
             try:
                 time.sleep(state.delay)
-                if state.hang_up(self.path):
-                    self.close_connection = True
-                    return
-                data = json.dumps(state.answer(dict(self.headers), body)).encode()
-                self.send_response(state.status(self.path, body))
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                hang_up = state.hang_up(self.path)
+                if not hang_up:
+                    data = json.dumps(state.answer(dict(self.headers), body)).encode()
+                    status = state.status(self.path, body)
             finally:
+                # Out of flight before the client can see an answer: its next request (the
+                # next flow's, with --jobs 1) must never count as overlapping this one.
                 with state.lock:
                     state.in_flight -= 1
+            if hang_up:
+                self.close_connection = True
+                return
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
 
         do_PUT = do_POST
 
@@ -172,11 +184,11 @@ def test_a_bad_shard_is_invalid_input(tmp_path, server, shard):
 def test_jobs_4_overlaps_flows_and_gives_the_results_of_jobs_1(tmp_path, server):
     names = [f"flow_{n}" for n in range(8)]
     suite = write_suite(tmp_path / "suite", {name: [] for name in names})
-    server.delay = 0.4
     server.status = lambda path, body: 400 if body.get("userId") == "flow_3" else 200
     outcomes = {}
     for jobs in (1, 4):
         server.most_in_flight = 0
+        server.hold_for_overlap = jobs > 1  # with 1 job a held request would wait in vain
         server.users.clear()
         report = tmp_path / f"report_{jobs}.json"
         result = cli(

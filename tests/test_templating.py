@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import time
 
 import pytest
 
@@ -83,11 +82,10 @@ def test_conditions_need_no_braces():
         "{% macro f(s, n) %}{{ f(s ~ s, n - 1) if n else s }}{% endmacro %}{{ f('x', 60) }}",
     ],
 )
-def test_values_over_the_limits_are_refused_quickly(template):
-    started = time.monotonic()
+def test_values_over_the_limits_are_refused(template):
+    # How quickly: benchmarks/quick_answers.py (no wall-clock assertions in tests).
     with pytest.raises(TemplateError, match="template result too large"):
         render(template)
-    assert time.monotonic() - started < 2
 
 
 def test_values_within_the_limits_render():

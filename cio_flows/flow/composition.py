@@ -35,7 +35,8 @@ class LoadUsed(Protocol):
     """Loads and checks a used flow file (given the files using it, outermost first); `use`
     names files under `root` only."""
 
-    root: Path
+    @property
+    def root(self) -> Path: ...
 
     def __call__(self, path: Path, using: tuple[Path, ...], /) -> Flow: ...
 

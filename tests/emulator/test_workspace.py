@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
@@ -10,7 +9,6 @@ import yaml
 
 from cio_flows.emulator import DEMO_PATH, Emulator, WorkspaceError
 from cio_flows.emulator import make_demo_workspace as make
-from cio_flows.emulator import workspace as ws
 
 from .conftest import Client, eq
 
@@ -48,15 +46,6 @@ def test_demo_cio_ids_are_stable(emu):
     first = emu.inspect.person("user_0001")["cio_id"]
     with Emulator() as other:
         assert other.inspect.person("user_0001")["cio_id"] == first
-
-
-def test_loading_the_demo_is_fast():
-    ws._cache.clear()
-    started = time.perf_counter()
-    emu = Emulator()
-    elapsed = time.perf_counter() - started
-    emu.close()
-    assert elapsed < 0.5
 
 
 def test_custom_workspace_from_dict_and_file(tmp_path):
