@@ -159,8 +159,18 @@ def _people(reader: Reader, pulled: Pulled, limit: int) -> None:
     if limit <= 0:
         pulled.note("people", "No people pulled (--people N pulls N of them).")
         return
-    found = reader.post("/v1/customers", {"filter": EVERYONE, "limit": limit})
-    idents = (found.get("identifiers") or [])[:limit]
+    idents: list[dict[str, Any]] = []
+    start = ""
+    while len(idents) < limit:  # search pages hold at most 1,000 people
+        params = (("limit", str(min(limit - len(idents), 1000))),)
+        if start:
+            params += (("start", start),)
+        found = reader.post("/v1/customers", {"filter": EVERYONE}, params)
+        idents += found.get("identifiers") or []
+        start = found.get("next") or ""
+        if not start or not found.get("identifiers"):
+            break
+    idents = idents[:limit]
     ids = [i["id"] for i in idents if i.get("id")]
     by_id: dict[str, dict[str, Any]] = {}
     for start in range(0, len(ids), 100):

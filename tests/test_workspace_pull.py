@@ -159,10 +159,13 @@ def test_a_second_emulator_from_the_pulled_file_holds_the_same_workspace(tmp_pat
 def test_the_demo_workspace_pulls_and_loads(tmp_path: Path) -> None:
     out = tmp_path / "demo.yaml"
     with Emulator() as first:
-        pull_file(first, out)
+        text = pull_file(first, out, "--people", "120")  # more than a search page's default 50
         expected = ids_and_names(first)
+    people = yaml.safe_load(text)["people"]
+    assert len(people) == 120 and people[0]["attributes"]["first_name"]
     with Emulator(workspace=out) as second:
         assert ids_and_names(second) == expected
+        assert len(second.inspect.people()) == 120
 
 
 class CustomerIo(Reader):
@@ -216,3 +219,10 @@ def test_what_customer_io_does_not_show_is_said_in_comments() -> None:
     assert "waits" in text and "March news" in text
     with Emulator(workspace=data):
         pass  # the file loads
+
+
+def test_without_an_app_key_nothing_is_read_and_the_exit_is_2() -> None:
+    env = {"CUSTOMERIO_APP_TOKEN": None, "CUSTOMERIO_APP_URL": "http://127.0.0.1:9"}
+    result = CliRunner().invoke(main, ["workspace", "pull"], env=env)
+    assert result.exit_code == 2
+    assert "CUSTOMERIO_APP_TOKEN" in result.output
