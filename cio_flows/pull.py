@@ -162,7 +162,7 @@ def _people(reader: Reader, pulled: Pulled, limit: int) -> None:
     idents: list[dict[str, Any]] = []
     start = ""
     while len(idents) < limit:  # search pages hold at most 1,000 people
-        params = (("limit", str(min(limit - len(idents), 1000))),)
+        params: tuple[tuple[str, str], ...] = (("limit", str(min(limit - len(idents), 1000))),)
         if start:
             params += (("start", start),)
         found = reader.post("/v1/customers", {"filter": EVERYONE}, params)
@@ -173,9 +173,9 @@ def _people(reader: Reader, pulled: Pulled, limit: int) -> None:
     idents = idents[:limit]
     ids = [i["id"] for i in idents if i.get("id")]
     by_id: dict[str, dict[str, Any]] = {}
-    for start in range(0, len(ids), 100):
+    for first in range(0, len(ids), 100):
         answer = reader.post(
-            "/v1/customers/attributes", {"ids": ids[start : start + 100]}, (("id_type", "id"),)
+            "/v1/customers/attributes", {"ids": ids[first : first + 100]}, (("id_type", "id"),)
         )
         for item in answer.get("customers", []):
             customer = item.get("customer", item)
