@@ -202,3 +202,33 @@ def test_track_metric_reports_record_through_the_same_code(client):
         client.url + "/api/v1/metrics", json={"delivery_id": "nope", "metric": "opened"}
     )
     assert unknown.status_code == 200
+
+
+def test_a_campaign_shows_its_trigger_actions_and_messages():
+    workspace = {
+        **TEMPLATES,
+        "campaigns": [
+            {
+                "id": 10,
+                "name": "Welcome series",
+                "trigger": {"event": "signed_up"},
+                "actions": [{"send": "welcome"}],
+            }
+        ],
+    }
+    with Emulator(workspace=workspace) as emu:
+        http = requests.Session()
+        r = http.post(
+            emu.url + "/api/v1/customers/ada/events",
+            json={"name": "signed_up", "data": {"first_name": "Ada"}},
+            auth=(DEMO_CREDENTIALS.site_id, DEMO_CREDENTIALS.track_key),
+        )
+        assert r.status_code == 200, r.text
+        http.post(emu.url + "/_emulator/clock", json={"advance": 5})
+        listing = http.get(emu.url + "/campaigns").text
+        assert "Welcome series" in listing and "<code>signed_up</code>" in listing
+        page = http.get(emu.url + "/campaigns/10").text
+        assert "send welcome" in page  # the action, by its template
+        assert 'class="msg"' in page  # the message the campaign sent
+        inbox = http.get(emu.url + "/").text
+        assert '<a href="/campaigns/10">Welcome series</a>' in inbox

@@ -72,9 +72,18 @@ def programs(state: State) -> list[dict[str, Any]]:
         "SELECT kind, id, name, channel, details FROM programs ORDER BY kind, id"
     ):
         extra = json.loads(details)
-        segment_id = extra.get("segment") if isinstance(extra, dict) else None
+        extra = extra if isinstance(extra, dict) else {}
         out.append(
-            {"kind": kind, "id": pid, "name": name, "channel": channel, "segment_id": segment_id}
+            {
+                "kind": kind,
+                "id": pid,
+                "name": name,
+                "channel": channel,
+                "segment_id": extra.get("segment"),
+                "event": extra.get("event_name"),  # a campaign triggered by an event
+                "steps": extra.get("steps"),  # a workspace campaign's waits and sends
+                "filter": extra.get("filter"),
+            }
         )
     for item in out:
         item["messages"] = counts.get((item["kind"], item["id"]), 0)

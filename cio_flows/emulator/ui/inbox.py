@@ -82,8 +82,10 @@ def status_rank(metric: str) -> int:
 
 
 def status_of(metrics: dict[str, int]) -> str:
-    """The furthest point of a message's lifecycle."""
-    return max(metrics, key=lambda m: (status_rank(m), metrics[m]), default="created")
+    """The furthest point of a message's lifecycle (metrics outside it, such as the demo's
+    `human_opened`, show in the timeline only)."""
+    known = [m for m in metrics if m in _STATUS_ORDER]
+    return max(known, key=lambda m: (status_rank(m), metrics[m]), default="created")
 
 
 def timeline(metrics: dict[str, int]) -> list[tuple[str, int]]:
