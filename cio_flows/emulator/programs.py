@@ -149,11 +149,23 @@ def _program(state: State, kind: str, program_id: int | None = None) -> list[dic
             item["tags"] = extra.get("tags", [])
             if extra.get("event_name"):  # an event-triggered workspace campaign (campaigns.py)
                 item["event_name"] = extra["event_name"]
+            item["filter_segment_ids"] = _segment_ids(extra.get("filter"))
         else:
             item.update(type=channel, content_ids=[extra.get("template")])  # never sent: no sent_at
             item["recipient_segment_ids"] = [5]
         out.append(item)
     return out
+
+
+def _segment_ids(flt: Any) -> list[int]:
+    """The segments a campaign filter names, as `filter_segment_ids` lists them."""
+    if isinstance(flt, dict):
+        found = [int(flt["segment"]["id"])] if isinstance(flt.get("segment"), dict) else []
+        for value in flt.values():
+            for part in value if isinstance(value, list) else [value]:
+                found += _segment_ids(part)
+        return sorted(set(found))
+    return []
 
 
 def _broadcasts(state: State, broadcast_id: int | None = None) -> list[dict[str, Any]]:

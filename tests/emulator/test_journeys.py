@@ -312,6 +312,8 @@ def test_a_campaign_filter_keeps_others_out() -> None:
             client.track("POST", f"/api/v1/customers/{person}/events", {"name": "signed_up"})
         kai = poll(lambda: messages_of(client, "kai"), lambda m: len(m) >= 1)
         assert [m["subject"] for m in kai] == ["Welcome, Kai!"]
+        campaign = client.app("GET", "/v1/campaigns/10").json()["campaign"]
+        assert (campaign["type"], campaign["event_name"]) == ("event", "signed_up")
         emu.advance_clock(60)  # a tick has run since lea's event too
         assert messages_of(client, "lea") == []
         client.http.close()
