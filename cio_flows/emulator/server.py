@@ -256,7 +256,7 @@ def banner(url: str, credentials: Credentials, environ=None) -> str:
         f"  App:       {url}/v1/customers, /v1/send/email, ...  (Bearer app_key)",
         *(f"  {name:14s} {value}" for name, value in shown.items()),
         f"  Inspect:   {url}/_emulator/requests | people | events | deliveries | messages | ...",
-        f"  Clock:     {url}/_emulator/clock  (POST {{\"advance\": \"1d\"}} runs campaign steps due)",
+        f'  Clock:     {url}/_emulator/clock  (POST {{"advance": "1d"}} runs campaign steps due)',
     ]
     return "\n".join(lines)
 
