@@ -38,13 +38,18 @@ def _missing() -> str | None:
     return None
 
 
-@pytest.fixture(scope="session")
-def browser() -> Iterator:
+def require_browser() -> None:
+    """Fail under CI=true when Chromium or its driver is missing (CI installs them), else skip."""
     missing = _missing()
     if missing:
         if os.environ.get("CI") == "true":
             pytest.fail(missing)
         pytest.skip(missing)
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator:
+    require_browser()
     os.environ.setdefault("SE_OFFLINE", "true")  # selenium-manager must not fetch anything
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
