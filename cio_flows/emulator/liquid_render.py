@@ -18,7 +18,17 @@ from liquid.exceptions import LiquidError
 
 from .store import Store
 
-_ENV = Environment()
+
+class _Bounded(Environment):
+    """Templates come from workspace files and from send requests: a loop or a string that
+    doubles itself fails the message instead of stalling the emulator."""
+
+    loop_iteration_limit = 100_000
+    local_namespace_limit = 1_000_000  # bytes held by {% assign %} / {% capture %}
+    output_stream_limit = 2_000_000  # characters rendered
+
+
+_ENV = _Bounded()
 
 
 class RenderError(ValueError):

@@ -213,6 +213,35 @@ def test_a_template_error_fails_the_message(client: Client) -> None:
     assert "missing expression" in message["failure_message"]
 
 
+@pytest.mark.parametrize(
+    "body",
+    [
+        "{% for i in (1..100000000) %}x{% endfor %}",
+        '{% assign s = "aaaaaaaaaa" %}{% for i in (1..30) %}{% assign s = s | append: s %}'
+        "{% endfor %}{{ s | size }}",
+    ],
+    ids=["endless loop", "doubling string"],
+)
+def test_a_runaway_template_fails_its_message_quickly(client: Client, body: str) -> None:
+    send = {
+        "to": "zed@example.com",
+        "identifiers": {"id": "zed"},
+        "from": "us@example.com",
+        "subject": "Hi",
+        "body": body,
+    }
+    r = client.app("POST", "/v1/send/email", send)
+    assert r.status_code == 200, r.text
+    delivery_id = r.json()["delivery_id"]
+
+    def fetch() -> dict[str, Any]:
+        return client.app("GET", f"/v1/messages/{delivery_id}").json()["message"]
+
+    message = poll(fetch, lambda m: "failed" in m["metrics"])
+    assert "Liquid error in the body" in message["failure_message"]
+    assert "limit" in message["failure_message"]
+
+
 def test_the_python_api_advances_the_clock(client: Client) -> None:
     sign_up(client, "fay", "Fay", "free")
     poll(lambda: messages_of(client, "fay"), lambda m: len(m) >= 1)
