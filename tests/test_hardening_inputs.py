@@ -247,3 +247,49 @@ def test_root_widens_the_project(project, recording_server):
     # Run from the project's top, a flow in a subfolder uses flows beside that folder.
     from_top = run_process(["validate", flow], env_for(recording_server.url), cwd=project.parent)
     assert from_top.code == 0, from_top.output
+
+
+# --- item 13: template bombs: a render budget and checks on size arguments -----------------------
+
+TEMPLATE_BOMBS = {
+    "tojson indent": ("{{ {'a': [1, 2]} | tojson(indent=10**9) }}", "tojson indent"),
+    "indent a big text": ("{{ ('x\\n' * 2500000) | indent(4) }}", "a string of 15,000,004"),
+    "nested ranges": (
+        "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}",
+        "loop steps and calls",
+    ),
+    "list loops": (
+        "{% for a in [1] * 3000 %}{% for b in [1] * 3000 %}{% endfor %}{% endfor %}",
+        "loop steps and calls",
+    ),
+    "recursive macro": (
+        "{% macro m(n) %}{% if n > 0 %}{{ m(n - 1) }}{{ m(n - 1) }}{% endif %}{% endmacro %}"
+        "{{ m(40) }}",
+        "loop steps and calls",
+    ),
+    "wordwrap": ("{{ ('x ' * 4000000) | wordwrap(1) }}", "wordwrap of 8,000,000 characters"),
+    "expandtabs": ("{{ '\\t'.expandtabs(10**7) }}", "a string of 10,000,001"),
+    "many tabs": ("{{ ('\\t' * 1000).expandtabs(10**6) }}", "a string of 1,000,001,000"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(TEMPLATE_BOMBS))
+@pytest.mark.parametrize("command", ["validate", "run"])
+def test_template_bombs_are_refused(case, command, write_flow, recording_server):
+    template, fragment = TEMPLATE_BOMBS[case]
+    path = write_flow(
+        HEAD + "  - list_segments:\n  - track: {userId: u1, event: " + json.dumps(template) + "}\n"
+    )
+    result = run_process([command, path], env_for(recording_server.url))
+    assert_invalid(result, f"{path}:5:", fragment)
+    assert recording_server.requests == []
+
+
+def test_a_loop_over_many_rows_worth_of_items_stays_within_the_budget(write_flow, recording_server):
+    path = write_flow(
+        HEAD + "  - track: {userId: u1, event: e, properties: {n: "
+        '"{% for i in range(100000) %}{% if loop.last %}{{ i }}{% endif %}{% endfor %}"}}\n'
+    )
+    result = run_process(["run", path, "--no-batch"], env_for(recording_server.url))
+    assert result.code == 0, result.output
+    assert recording_server.requests[0].body["properties"] == {"n": "99999"}

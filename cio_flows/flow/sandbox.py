@@ -15,11 +15,13 @@ from __future__ import annotations
 import math
 import re
 import string
-from collections.abc import Iterator, Mapping
+import threading
+from collections.abc import Callable, Iterator, Mapping
 from functools import wraps
 from typing import Any
 
-from jinja2.runtime import Undefined
+from jinja2 import nodes
+from jinja2.runtime import Macro, Undefined
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
 
 from ..errors import NotJsonError, TemplateLimitError
@@ -30,6 +32,45 @@ from ..redact import CREDENTIAL_VARS, is_secret_name
 MAX_SIZE = 10_000_000
 # Bits in an integer a template computes (2**1024 is past any JSON number an API reads).
 MAX_INT_BITS = 1024
+# Loop steps, calls and filters one render may take: nested `range(100000)` loops or a macro
+# calling itself twice per level stop here, in a second or two, not after hours.
+MAX_OPERATIONS = 2_000_000
+# What a macro call costs of that budget: it does the work of some ten plain calls.
+MACRO_COST = 10
+# Characters of text the slow text filters (wordwrap) may take.
+MAX_WRAPPED = 1_000_000
+# Indentation tojson may add per level.
+MAX_JSON_INDENT = 64
+
+
+# --- the render budget -------------------------------------------------------------------------
+
+_budget = threading.local()  # renders run on many threads (workers) at once
+
+
+def start_render_budget() -> None:
+    """A fresh budget of MAX_OPERATIONS for the render starting on this thread."""
+    _budget.left = MAX_OPERATIONS
+
+
+def _charge(count: int = 1) -> None:
+    left = getattr(_budget, "left", MAX_OPERATIONS) - count
+    _budget.left = left
+    if left < 0:
+        raise TemplateLimitError(
+            f"over {MAX_OPERATIONS:,} loop steps and calls in one template"
+            " (nested loops or recursion)"
+        )
+
+
+# The name every `{% for %}`'s iterable is passed through (see Sandbox._parse).
+COUNTED = "__counted__"
+
+
+def _counted(iterable: Any) -> Iterator[Any]:
+    for item in iterable:
+        _charge()
+        yield item
 
 
 # --- sizes ----------------------------------------------------------------------------------
@@ -185,6 +226,11 @@ def _check_method(method: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) ->
         _check_join(owner, args[0])
     elif name == "replace" and len(args) >= 2:
         _check_replace(owner, args[0], args[1])
+    elif name == "expandtabs" and isinstance(owner, str | bytes):
+        tabsize = kwargs.get("tabsize", args[0] if args else 8)
+        if _is_int(tabsize):
+            tab = "\t" if isinstance(owner, str) else b"\t"
+            _require(len(owner) + owner.count(tab) * max(tabsize, 0))  # type: ignore[arg-type]
     for value in (*args, *kwargs.values()):
         if _is_int(value):
             _require(value)  # center, ljust, rjust, zfill, expandtabs, ...
@@ -193,6 +239,63 @@ def _check_method(method: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) ->
 
 # Filters whose argument sizes their result, by the argument's position after the value.
 _SIZE_ARGUMENTS = {"center": "width", "indent": "width", "batch": "linecount", "slice": "slices"}
+
+
+def _check_tojson(value: Any, indent: Any = None, **_: Any) -> None:
+    """`tojson(indent=10**9)`: the indentation is repeated on every line, at every level."""
+    if indent is None:
+        return
+    width = len(indent) if isinstance(indent, str) else indent if _is_int(indent) else 0
+    if width > MAX_JSON_INDENT:
+        raise TemplateLimitError(f"tojson indent {width} (the limit is {MAX_JSON_INDENT})")
+    size, depth = _shape(value)
+    _require(size * (2 + width * depth), "JSON text of about {:,} characters")
+
+
+def _check_indent(text: Any, width: Any = 4, *_: Any, **kwargs: Any) -> None:
+    """`indent`: each line of the text gets the width again."""
+    width = kwargs.get("width", width)
+    if isinstance(text, str):
+        pad = len(width) if isinstance(width, str) else width if _is_int(width) else 0
+        _require(len(text) + pad * (text.count("\n") + 1))
+
+
+def _check_wordwrap(text: Any, width: Any = 79, *_: Any, **kwargs: Any) -> None:
+    """`wordwrap`: slow per character, and a narrow width adds a line break per character."""
+    width = kwargs.get("width", width)
+    if isinstance(text, str) and len(text) > MAX_WRAPPED:
+        raise TemplateLimitError(
+            f"wordwrap of {len(text):,} characters (the limit is {MAX_WRAPPED:,})"
+        )
+    if _is_int(width) and width < 1:
+        raise TemplateLimitError(f"wordwrap width {width}: it must be at least 1")
+
+
+_TEXT_CHECKS: dict[str, Callable[..., None]] = {
+    "tojson": _check_tojson,
+    "indent": _check_indent,
+    "wordwrap": _check_wordwrap,
+}
+
+
+def _shape(value: Any) -> tuple[int, int]:
+    """(characters and items, nesting depth) of a value, stopping past MAX_SIZE."""
+    size, depth = 0, 0
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack and size <= MAX_SIZE:
+        item, level = stack.pop()
+        depth = max(depth, level)
+        if isinstance(item, str):
+            size += len(item)
+        elif isinstance(item, Mapping):
+            size += len(item)
+            stack.extend((child, level + 1) for child in item.values())
+        elif isinstance(item, list | tuple):
+            size += len(item)
+            stack.extend((child, level + 1) for child in item)
+        else:
+            size += 1
+    return size, depth
 
 
 def _guard_filter(name: str, function: Any) -> Any:
@@ -216,6 +319,9 @@ def _guard_filter(name: str, function: Any) -> Any:
             _check_join(kwargs.get("d", rest[0] if rest else ""), items)
         elif name == "replace" and len(args) > offset + 2:
             _check_replace(args[offset], args[offset + 1], args[offset + 2])
+        if name in _TEXT_CHECKS and len(args) > offset:
+            _TEXT_CHECKS[name](args[offset], *rest, **kwargs)
+        _charge()
         return check_size(function(*args, **kwargs))
 
     return guarded
@@ -235,7 +341,17 @@ class Sandbox(ImmutableSandboxedEnvironment):
         # is a denial of service); namespace() would let a loop carry a doubling value.
         for name in ("lipsum", "cycler", "joiner", "namespace"):
             self.globals.pop(name, None)
+        self.globals[COUNTED] = _counted
         self.filters = {name: _guard_filter(name, f) for name, f in self.filters.items()}
+
+    def _parse(self, source: str, name: str | None, filename: str | None) -> nodes.Template:
+        """The template's tree, each `{% for %}` iterating through _counted (the budget)."""
+        tree = super()._parse(source, name, filename)
+        for loop in tree.find_all(nodes.For):
+            loop.iter = nodes.Call(
+                nodes.Name(COUNTED, "load"), [loop.iter], [], None, None, lineno=loop.lineno
+            )
+        return tree
 
     def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
         refuse_secrets(left, right)
@@ -249,6 +365,7 @@ class Sandbox(ImmutableSandboxedEnvironment):
 
     def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:
         refuse_secrets(__obj, *args, *kwargs.values())  # a secret passed to a macro or method
+        _charge(MACRO_COST if isinstance(__obj, Macro) else 1)
         for value in (*args, *kwargs.values()):
             check_size(value)  # a macro called with ever-doubling arguments
         args = _check_method(__obj, args, kwargs)
