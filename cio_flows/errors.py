@@ -21,7 +21,15 @@ FlowFailed (a flow that failed under pytest; the plugin prints its report).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
+
+
+class Outcome(StrEnum):
+    """What became of a request that did not succeed (kept in reports and the journal)."""
+
+    FAILED = "failed"  # the server provably did not act on it, or said no
+    UNKNOWN = "unknown"  # it may have: never resent blindly when not safe to repeat
 
 
 @dataclass(frozen=True)
@@ -156,7 +164,7 @@ class TransportError(CioFlowsError):
         self,
         message: str,
         *,
-        outcome: str = "failed",
+        outcome: Outcome = Outcome.FAILED,
         status: int | None = None,
         attempts: int = 1,
         retry_after: float | None = None,

@@ -39,7 +39,8 @@ def suite_report(
     counts = dict.fromkeys(("passed", "failed", "invalid", "not run"), 0)
     for result in results:
         counts[result.status] += 1
-    status = {EXIT_OK: "passed", EXIT_INVALID: "invalid"}.get(exit_code, "failed")
+    said: dict[int, str] = {EXIT_OK: "passed", EXIT_INVALID: "invalid"}
+    status = said.get(exit_code, "failed")
     return {
         "status": status,
         "exit_code": exit_code,

@@ -4,24 +4,59 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from enum import IntEnum, StrEnum
 from typing import Any
 
-from ..errors import Location
+from ..errors import Location, Outcome
 from ..flow.model import Step
 
-OK, FAILED, SKIPPED, UNKNOWN = "ok", "failed", "skipped", "unknown"
 
-# Failure kinds: what went wrong, for reports and callers that sort failures.
-EXPECTATION, WAIT_TIMEOUT = "expectation", "wait_timeout"  # the step ran; its answer was wrong
-HTTP, TRANSPORT = "http", "transport"  # an HTTP error status; no usable answer at all
-PAYLOAD, TEMPLATE, DATA = "payload", "template", "data"  # bad input found while running
-CREDENTIALS, INPUT = "credentials", "input"  # missing keys; any other bad input
-NOT_RESENT = "not_resent"  # outcome unknown in an earlier attempt of the run, not sent again
+class Status(StrEnum):
+    """What became of a step (or a row): the words reports, journals and callers rely on."""
 
-# Exit statuses (flow-format.md). When several apply: 3, then 4, then 1.
-EXIT_OK, EXIT_FAILED, EXIT_INVALID = 0, 1, 2
-EXIT_REFUSED = 3  # Customer.io refused the credentials (401 / 403)
-EXIT_UNAVAILABLE = 4  # no answer after retries, a send's outcome unknown, the journal failed
+    OK = "ok"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+    UNKNOWN = "unknown"  # may or may not have happened: the answer was lost
+
+
+OK, FAILED, SKIPPED, UNKNOWN = Status.OK, Status.FAILED, Status.SKIPPED, Status.UNKNOWN
+
+
+class FailureKind(StrEnum):
+    """What went wrong, for reports and callers that sort failures."""
+
+    EXPECTATION = "expectation"  # the step ran; its answer was wrong
+    WAIT_TIMEOUT = "wait_timeout"  # the step ran; wait_until never held
+    HTTP = "http"  # an HTTP error status
+    TRANSPORT = "transport"  # no usable answer at all
+    PAYLOAD = "payload"  # bad input found while running: a payload,
+    TEMPLATE = "template"  # a template,
+    DATA = "data"  # a data row
+    CREDENTIALS = "credentials"  # missing keys
+    INPUT = "input"  # any other bad input
+    NOT_RESENT = "not_resent"  # outcome unknown in an earlier attempt of the run, not sent again
+
+
+EXPECTATION, WAIT_TIMEOUT = FailureKind.EXPECTATION, FailureKind.WAIT_TIMEOUT
+HTTP, TRANSPORT = FailureKind.HTTP, FailureKind.TRANSPORT
+PAYLOAD, TEMPLATE, DATA = FailureKind.PAYLOAD, FailureKind.TEMPLATE, FailureKind.DATA
+CREDENTIALS, INPUT = FailureKind.CREDENTIALS, FailureKind.INPUT
+NOT_RESENT = FailureKind.NOT_RESENT
+
+
+class ExitCode(IntEnum):
+    """cio-flows' exit statuses (as pytest's ExitCode). When several apply: 3, then 4, then 1."""
+
+    OK = 0
+    FAILED = 1  # a step failed (or the run was interrupted)
+    INVALID = 2  # bad input: nothing was sent
+    REFUSED = 3  # Customer.io refused the credentials (401 / 403)
+    UNAVAILABLE = 4  # no answer after retries, a send's outcome unknown, the journal failed
+
+
+EXIT_OK, EXIT_FAILED, EXIT_INVALID = ExitCode.OK, ExitCode.FAILED, ExitCode.INVALID
+EXIT_REFUSED, EXIT_UNAVAILABLE = ExitCode.REFUSED, ExitCode.UNAVAILABLE
 REFUSED_STATUSES = frozenset({401, 403})
 
 
@@ -38,14 +73,14 @@ class RunStarted:
 class Failure:
     """Why a step, a row or a run failed, as data; `message` is the text every output shows."""
 
-    kind: str  # expectation | wait_timeout | http | transport | payload | template | data | ...
+    kind: FailureKind
     message: str
     location: Location | None = None  # file:line:col in the flow or data file
     step: str | None = None
     row: int | None = None
     expected: str | None = None
     found: str | None = None
-    outcome: str = FAILED  # failed, or unknown: the server may have acted on it
+    outcome: Outcome = Outcome.FAILED  # or UNKNOWN: the server may have acted on it
     status: int | None = None  # the HTTP status, for kind "http"
 
     def __str__(self) -> str:
@@ -57,7 +92,7 @@ class StepFinished:
     step: Step
     row_number: int | None
     row_key: str | None
-    status: str  # ok | failed | skipped | unknown (may or may not have happened)
+    status: Status
     elapsed: float
     attempts: int = 0
     error: str | None = None
@@ -71,7 +106,7 @@ class StepFinished:
 class RowFinished:
     row_number: int | None
     row_key: str | None
-    status: str  # ok | failed (some step failed or had an unknown outcome)
+    status: Status  # OK or FAILED (some step failed or had an unknown outcome)
 
 
 @dataclass(frozen=True)
@@ -133,7 +168,7 @@ class RunSummary:
             self.unavailable = f"{what}: {outcome.error}"
 
     @property
-    def exit_code(self) -> int:
+    def exit_code(self) -> ExitCode:
         if self.refused is not None:
             return EXIT_REFUSED
         if self.journal_error is not None or self.unavailable is not None:
@@ -155,7 +190,7 @@ class RunSummary:
         return None
 
 
-def exit_status_of(outcome: StepFinished) -> int:
+def exit_status_of(outcome: StepFinished) -> ExitCode:
     """The exit status one step's outcome calls for (0 when it did not fail).
 
     401/403 is a refused key; no answer after retries (a transport failure once something was
@@ -166,7 +201,7 @@ def exit_status_of(outcome: StepFinished) -> int:
         return EXIT_OK
     if failure.kind == HTTP and failure.status in REFUSED_STATUSES:
         return EXIT_REFUSED
-    if failure.outcome == UNKNOWN or outcome.status == UNKNOWN:
+    if failure.outcome == Outcome.UNKNOWN or outcome.status == UNKNOWN:
         return EXIT_UNAVAILABLE
     if failure.kind == TRANSPORT and outcome.attempts > 0:  # 0: stopped before sending (Ctrl-C)
         return EXIT_UNAVAILABLE

@@ -4,12 +4,24 @@ from __future__ import annotations
 
 import os
 import sqlite3
+from enum import StrEnum
 from pathlib import Path
 
 from ..errors import JournalError
 
-RUNNING, PASSED, FAILED_RUN, INTERRUPTED = "running", "passed", "failed", "interrupted"
-IN_FLIGHT = "in_flight"  # a send committed before it left, with no outcome yet
+
+class RunStatus(StrEnum):
+    """A run's status in the journal (`cio-flows runs` prints it)."""
+
+    RUNNING = "running"
+    PASSED = "passed"
+    FAILED = "failed"
+    INTERRUPTED = "interrupted"
+
+
+RUNNING, PASSED, FAILED_RUN = RunStatus.RUNNING, RunStatus.PASSED, RunStatus.FAILED
+INTERRUPTED = RunStatus.INTERRUPTED
+IN_FLIGHT = "in_flight"  # a step's journal status: a send committed before it left, no outcome yet
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (

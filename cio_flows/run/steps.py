@@ -18,6 +18,7 @@ from ..errors import (
     CredentialsError,
     DataFileError,
     FlowInputError,
+    Outcome,
     PayloadError,
     StepFailure,
     TemplateError,
@@ -45,6 +46,8 @@ from .events import (
     UNKNOWN,
     WAIT_TIMEOUT,
     Failure,
+    FailureKind,
+    Status,
     StepFinished,
 )
 from .once import OnceBook
@@ -131,12 +134,15 @@ def failure_of(exc: Exception, step: Step | None = None, row: int | None = None)
     name = step.name if step else None
     if isinstance(exc, StepFailure):
         location = exc.location or where
-        return Failure(exc.kind, str(exc), location, name, row, exc.expected, exc.found)
+        kind = FailureKind(exc.kind)  # expectation or wait_timeout
+        return Failure(kind, str(exc), location, name, row, exc.expected, exc.found)
     if isinstance(exc, TransportError):
         kind = HTTP if exc.status is not None else TRANSPORT
-        if exc.outcome == UNKNOWN:
+        if exc.outcome == Outcome.UNKNOWN:
             message = f"{exc} (outcome unknown: not resent)"
-            return Failure(kind, message, where, name, row, outcome=UNKNOWN, status=exc.status)
+            return Failure(
+                kind, message, where, name, row, outcome=Outcome.UNKNOWN, status=exc.status
+            )
         return Failure(kind, str(exc), where, name, row, status=exc.status)
     raise TypeError(f"not a step failure: {exc!r}")
 
@@ -167,7 +173,7 @@ class StepPipeline:
         self,
         step: Step,
         state: RowState,
-        status: str,
+        status: Status,
         elapsed: float = 0.0,
         attempts: int = 0,
         *,
@@ -202,14 +208,14 @@ class StepPipeline:
     ) -> StepFinished:
         """A failed (or, for a send that may have arrived, unknown) step, from its exception."""
         failure = failure_of(exc, step, state.number)
-        status = UNKNOWN if failure.outcome == UNKNOWN else FAILED
+        status = UNKNOWN if failure.outcome == Outcome.UNKNOWN else FAILED
         return self.result(step, state, status, elapsed, attempts, failure=failure)
 
     def failed_with(
         self,
         step: Step,
         state: RowState,
-        kind: str,
+        kind: FailureKind,
         message: str,
         elapsed: float = 0.0,
         attempts: int = 0,
@@ -242,7 +248,7 @@ class StepPipeline:
                 step.location,
                 step.name,
                 state.number,
-                outcome=UNKNOWN,
+                outcome=Outcome.UNKNOWN,
             )
             return self.result(step, state, UNKNOWN, failure=failure)
         try:

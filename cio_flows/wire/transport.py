@@ -18,7 +18,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import requests
 
-from ..errors import TransportError
+from ..errors import Outcome, TransportError
 from ..printable import printable
 from .bodies import AnswerTooLarge, AnswerTooSlow, read_body
 from .config import Credentials, Endpoints
@@ -284,13 +284,13 @@ class Transport:
             hook(exchange_of(self.url(request), request, attempt, started, raw, error))
 
 
-def _outcome(request: Request, reached: bool) -> str:
+def _outcome(request: Request, reached: bool) -> Outcome:
     """UNKNOWN only for a request that may have reached the server and is unsafe to resend.
 
     Repeatable requests (reads, and writes that carry a messageId / event id the server
     deduplicates) are "failed": resending them on resume cannot act twice.
     """
-    return "unknown" if reached and not request.repeatable else "failed"
+    return Outcome.UNKNOWN if reached and not request.repeatable else Outcome.FAILED
 
 
 def _stopped(request: Request, tries: _Tries) -> TransportError:
