@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from ..wire.kinds import Request, Response
+from ..wire.kinds.answers import cursor_pages
 from ..wire.kinds.app import Search, SegmentMembers
 from ..wire.types import path_id
 
@@ -78,20 +79,8 @@ def segment_count(segment_id: int | str) -> Request:
 
 def pages(send: Send, page: Callable[[str], Request], items: str) -> Iterator[dict[str, Any]]:
     """Every page's body, following `next`; `items` names the list that shows a page is empty.
-
-    Stops on an empty cursor, on an empty page that still has a cursor, and on a cursor seen
-    before, so a misbehaving server cannot keep us looping.
-    """
-    seen: set[str] = set()
-    start = ""
-    while True:
-        body = send(page(start)).body or {}
-        yield body
-        cursor = body.get("next") or ""
-        if not cursor or not body.get(items) or cursor in seen:
-            return
-        seen.add(cursor)
-        start = cursor
+    The step kinds' pager (wire/kinds/answers.cursor_pages), with its stop rules."""
+    return cursor_pages(send, page, lambda body: bool(body.get(items)))
 
 
 def lookup_key(identifiers: dict[str, Any]) -> tuple[str, str] | None:

@@ -7,7 +7,7 @@ poll on it; a paged read follows every page (or stops at `limit`) and adds `coun
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from ...errors import StepFailure
@@ -109,6 +109,35 @@ def message_view(message: Any) -> Any:
     }
 
 
+def cursor_pages(
+    send: Send,
+    page: Callable[[str], Request],
+    has_items: Callable[[dict[str, Any]], bool],
+    cap: int | None = None,
+) -> Iterator[dict[str, Any]]:
+    """Every page's answer (a JSON object), following `next` cursors: the one pager.
+
+    The walk ends at an empty, 0 or null cursor (broadcast trigger errors answer an integer, 0 on
+    the last page), a page without items, or a cursor seen before, so a misbehaving server
+    cannot keep it looping; with `cap`, a walk still going after `cap` pages fails
+    (too_many_pages). `has_items` is asked after the caller has read the page.
+    """
+    seen: set[str] = set()
+    start = ""
+    pages = 0
+    while True:
+        body = answer_object(send(page(start)).body)
+        yield body
+        pages += 1
+        cursor = body.get("next")
+        if cursor in (None, "", 0, "0") or not has_items(body) or str(cursor) in seen:
+            return
+        if cap is not None and pages >= cap:
+            raise too_many_pages(cap)
+        start = str(cursor)
+        seen.add(start)
+
+
 PageRequest = Callable[[dict[str, Any], str, int], Request]  # (payload, start, page size)
 
 
@@ -144,24 +173,18 @@ class PagedList:
     ) -> Any:
         items: list[Any] = []
         limit = payload.get("limit")
-        cap = max_pages(payload)
-        seen: set[str] = set()
-        start = ""
-        while True:
-            response = send(self.page_request(payload, start, self._page_size(payload, len(items))))
-            body = answer_object(response.body)
-            page = answer_list(body, self.key)
-            items.extend(self.item(entry) for entry in page)
+
+        def page(start: str) -> Request:
+            return self.page_request(payload, start, self._page_size(payload, len(items)))
+
+        def has_items(body: dict[str, Any]) -> bool:
+            return bool(answer_list(body, self.key))
+
+        for body in cursor_pages(send, page, has_items, max_pages(payload)):
+            items.extend(self.item(entry) for entry in answer_list(body, self.key))
             if limit is not None and len(items) >= limit:
                 items = items[:limit]
                 break
-            cursor = body.get("next")
-            if cursor in (None, "", 0, "0") or not page or str(cursor) in seen:
-                break
-            if len(seen) + 1 >= cap:
-                raise too_many_pages(cap)
-            start = str(cursor)
-            seen.add(start)
         return {self.key: items, "count": len(items)}
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..types import Request, Response, Send, SingleRequest, StepKeys, path_id
-from .answers import answer_list, answer_object, max_pages, too_many_pages
+from ..types import Request, Send, SingleRequest, StepKeys, path_id
+from .answers import answer_list, answer_object, cursor_pages, max_pages
 from .registry import StepKind, register
 
 
@@ -53,26 +53,16 @@ class PagedIdentifiers:
     ) -> Any:
         identifiers: list[Any] = []
         ids: list[Any] = []
-        seen_cursors: set[str] = set()
-        start = ""
         pages = 0
-        cap = max_pages(payload)
-        while True:
-            response: Response = send(self.page_request(payload, start))
-            body = answer_object(response.body)
-            page_identifiers = answer_list(body, "identifiers")
-            page_ids = answer_list(body, "ids")
-            identifiers.extend(page_identifiers)
-            ids.extend(page_ids)
+        for body in cursor_pages(
+            send,
+            lambda start: self.page_request(payload, start),
+            lambda body: bool(answer_list(body, "identifiers") or answer_list(body, "ids")),
+            max_pages(payload),
+        ):
+            identifiers.extend(answer_list(body, "identifiers"))
+            ids.extend(answer_list(body, "ids"))
             pages += 1
-            cursor = str(body.get("next") or "")
-            # Guard: an empty page that still has a cursor, or a cursor seen before, ends the walk.
-            if not cursor or not (page_identifiers or page_ids) or cursor in seen_cursors:
-                break
-            if pages >= cap:
-                raise too_many_pages(cap)
-            seen_cursors.add(cursor)
-            start = cursor
         return {
             "identifiers": identifiers,
             "ids": ids,
