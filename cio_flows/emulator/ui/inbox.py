@@ -51,7 +51,7 @@ def like(text: str) -> str:
     return f"%{escaped}%"
 
 
-def _candidates(state: State, f: InboxFilter) -> list[tuple]:
+def _candidates(state: State, f: InboxFilter) -> list[tuple[Any, ...]]:
     sql = (
         "SELECT d.seq, d.created_f, d.start_f, d.outcome, d.failure, d.metrics, d.queued_at"
         " FROM deliveries d LEFT JOIN people p ON p.pk=d.pk"
@@ -92,7 +92,9 @@ def timeline(metrics: dict[str, int]) -> list[tuple[str, int]]:
     return sorted(metrics.items(), key=lambda kv: (kv[1], status_rank(kv[0])))
 
 
-def messages(state: State, f: InboxFilter, limit: int = PAGE) -> tuple[list[dict], int | None]:
+def messages(
+    state: State, f: InboxFilter, limit: int = PAGE
+) -> tuple[list[dict[str, Any]], int | None]:
     """(rows newest first, the seq to continue before, or None on the last page)."""
     at = state.clock.now()
     picked: list[int] = []
@@ -147,7 +149,7 @@ def rows(state: State, seqs: list[int], at: float | None = None) -> list[dict[st
     return out
 
 
-def _program(d: dict[str, Any], programs: dict[tuple[str, int], str]) -> dict | None:
+def _program(d: dict[str, Any], programs: dict[tuple[str, int], str]) -> dict[str, Any] | None:
     for kind, key in (("broadcast", "broadcast_id"), ("campaign", "campaign_id")):
         if d.get(key) is not None:
             name = programs.get((kind, d[key])) or f"{kind} {d[key]}"
@@ -218,5 +220,6 @@ def creating_request(state: State, d: dict[str, Any]) -> dict[str, Any] | None:
             and entry.get("status") == 200
             and entry.get("body") == body
         ):
-            return entry
+            found_entry: dict[str, Any] = entry
+            return found_entry
     return None

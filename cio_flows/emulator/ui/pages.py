@@ -9,6 +9,7 @@ load, and is shown in a sandboxed iframe.
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
@@ -168,7 +169,7 @@ class Pages:
             "programs.html", section="campaigns", programs=catalog.programs(self.state)
         )
 
-    def program(self, kind: str):
+    def program(self, kind: str) -> Callable[[Request], Awaitable[Response]]:
         async def page(request: Request) -> Response:
             raw = request.path_params["program_id"]
             found = catalog.program(self.state, kind, int(raw)) if raw.isdigit() else None

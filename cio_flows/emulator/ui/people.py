@@ -15,7 +15,9 @@ PAGE = 100
 ACTIVITY_SHOWN = 200
 
 
-def search(state: State, q: str, before: int | None = None) -> tuple[list[dict], int | None]:
+def search(
+    state: State, q: str, before: int | None = None
+) -> tuple[list[dict[str, Any]], int | None]:
     """People newest first whose id, email, cio_id or an attribute value contains `q`
     (people: id, email, cio_id, created_at), and the pk to continue before."""
     sql = "SELECT p.pk, p.id, p.email, p.cio_id, p.created_at FROM people p WHERE 1"
