@@ -234,14 +234,24 @@ def options_for_emulator(emulator, options: RunOptions | None = None) -> RunOpti
 
 
 def _with_keys(environ: Mapping[str, str], creds) -> dict[str, str]:
-    """environ with the CUSTOMERIO_* keys of an emulator's credentials."""
-    return {
-        **environ,
+    """environ with the CUSTOMERIO_* keys of an emulator's credentials.
+
+    With no key in the environment every family gets the emulator's demo keys. With some, a
+    run gets only those, as against Customer.io: Track-only keys send people and events to the
+    Track API (its 150-byte ids and 1,000-byte values), a Pipelines key to Pipelines.
+    """
+    keys = {
         "CUSTOMERIO_SITE_ID": creds.site_id,
         "CUSTOMERIO_TRACK_TOKEN": creds.track_key,
         "CUSTOMERIO_PIPELINES_KEY": creds.pipelines_key,
         "CUSTOMERIO_APP_TOKEN": creds.app_key,
     }
+    held = {name for name in keys if name != "CUSTOMERIO_SITE_ID" and environ.get(name)}
+    if held:
+        if "CUSTOMERIO_TRACK_TOKEN" in held:
+            held.add("CUSTOMERIO_SITE_ID")
+        keys = {name: value for name, value in keys.items() if name in held}
+    return {**environ, **keys}
 
 
 def _environ(options: RunOptions) -> Mapping[str, str]:
