@@ -86,6 +86,8 @@ def test_the_email_body_is_served_sandboxed_with_no_remote_loads():
         delivery = r.json()["delivery_id"]
         inbox = http.get(emu.url + "/").text
         assert "Hi Ada" in inbox  # the rendered subject
+        assert "Hi Ada" in http.get(emu.url + "/?q=Hello+Ada").text  # the rendered body searched
+        assert "Hi Ada" not in http.get(emu.url + "/?q=Hello+Grace").text
         page = http.get(emu.url + f"/messages/{delivery}").text
         assert f'src="/messages/{delivery}/body" sandbox ' in page
         body = http.get(emu.url + f"/messages/{delivery}/body")

@@ -68,7 +68,16 @@ def _candidates(state: State, f: InboxFilter) -> list[tuple[Any, ...]]:
         args += [f.template] * 4
     if f.q:
         pattern = like(f.q)
-        columns = ("d.recipient", "d.subject", "d.body", "d.template", "p.id", "p.email", "t.name")
+        columns = (
+            "d.recipient",
+            "d.subject",
+            "d.content",
+            "d.body",
+            "d.template",
+            "p.id",
+            "p.email",
+            "t.name",
+        )
         sql += " AND (d.delivery_id=? OR " + " OR ".join(f"{c} LIKE ? ESCAPE '\\'" for c in columns)
         sql += ")"
         args += [f.q, *([pattern] * len(columns))]
