@@ -35,6 +35,7 @@ from .run.events import (
     FAILED,
     UNKNOWN,
     Event,
+    FlowStatus,
     Listener,
     RowFailed,
     RunError,
@@ -101,12 +102,12 @@ class ScenarioResult:
         return self.invalid is None and self.summary is not None and self.summary.ok
 
     @property
-    def status(self) -> str:
+    def status(self) -> FlowStatus:
         if self.invalid is not None:
-            return "invalid"
+            return FlowStatus.INVALID
         if self.summary is None:
-            return "not run"
-        return "passed" if self.summary.ok else "failed"
+            return FlowStatus.NOT_RUN
+        return FlowStatus.PASSED if self.summary.ok else FlowStatus.FAILED
 
     @property
     def exit_code(self) -> int:

@@ -31,6 +31,7 @@ from ..run.events import (
     RunStarted,
     StepFinished,
 )
+from ..run.journal_schema import RunStatus
 
 # step_key of failures that belong to no step (as the journal records them)
 ROW_ERROR, RUN_ERROR = "(row)", "(run)"
@@ -201,7 +202,13 @@ class JsonReport:
             "flow": s.flow_name,
             "flow_path": started.flow_path if started else None,
             "region": started.region if started else None,
-            "status": "interrupted" if s.interrupted else "passed" if s.ok else "failed",
+            "status": (
+                RunStatus.INTERRUPTED
+                if s.interrupted
+                else RunStatus.PASSED
+                if s.ok
+                else RunStatus.FAILED
+            ).value,
             "started_at": c.started_at.isoformat() if c.started_at else None,
             "finished_at": datetime.now(UTC).isoformat(),
             "elapsed": round(s.elapsed, 3),

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from ..errors import FlowInputError
-from ..run.events import EXIT_FAILED, EXIT_INVALID, EXIT_OK, RunSummary
+from ..run.events import EXIT_FAILED, EXIT_INVALID, EXIT_OK, FlowStatus, RunSummary
 from .json_report import write_json
 from .junit import JUnitSuite
 
@@ -26,7 +26,7 @@ class FlowOutcome(Protocol):
     report: dict[str, Any] | None
 
     @property
-    def status(self) -> str: ...
+    def status(self) -> FlowStatus: ...
 
     @property
     def exit_code(self) -> int: ...
@@ -36,11 +36,11 @@ def suite_report(
     results: Sequence[FlowOutcome], *, elapsed: float, exit_code: int, cause: str | None
 ) -> dict[str, Any]:
     """The JSON report of a suite: its outcome and one entry per selected flow."""
-    counts = dict.fromkeys(("passed", "failed", "invalid", "not run"), 0)
+    counts = {status.value: 0 for status in FlowStatus}
     for result in results:
         counts[result.status] += 1
-    said: dict[int, str] = {EXIT_OK: "passed", EXIT_INVALID: "invalid"}
-    status = said.get(exit_code, "failed")
+    said: dict[int, FlowStatus] = {EXIT_OK: FlowStatus.PASSED, EXIT_INVALID: FlowStatus.INVALID}
+    status = said.get(exit_code, FlowStatus.FAILED).value
     return {
         "status": status,
         "exit_code": exit_code,
@@ -122,18 +122,19 @@ class SuiteConsole:
         elif result.summary is None:
             write(redact(f"NOT RUN  {result.path}: {result.not_run or 'not run'}"))
         else:
-            mark = "passed" if result.status == "passed" else "FAILED"
+            mark = "passed" if result.status == FlowStatus.PASSED else "FAILED"
             write(redact(f"{mark:<8} {result.name} ({result.path}) in {result.elapsed:.2f} s"))
             for failure in result.failures:
                 write(redact(f"         {failure}"))
 
     def outcome(self, results: Sequence[FlowOutcome], exit_code: int, cause: str | None) -> None:
         """`N passed, M failed[, K not run]`, and for exit 2, 3 and 4 the cause."""
-        counts = dict.fromkeys(("passed", "failed", "not run", "invalid"), 0)
+        counts = dict.fromkeys(FlowStatus, 0)
         for result in results:
             counts[result.status] += 1
-        line = f"{counts['passed']} passed, {counts['failed']} failed"
-        line += "".join(f", {counts[k]} {k}" for k in ("not run", "invalid") if counts[k])
+        line = f"{counts[FlowStatus.PASSED]} passed, {counts[FlowStatus.FAILED]} failed"
+        also = (FlowStatus.NOT_RUN, FlowStatus.INVALID)
+        line += "".join(f", {counts[k]} {k}" for k in also if counts[k])
         if exit_code not in (EXIT_OK, EXIT_FAILED) and cause:
             line += f"; exit {exit_code}: {cause}"
         self._write(self._redact(line))

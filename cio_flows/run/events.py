@@ -23,6 +23,15 @@ class Status(StrEnum):
 OK, FAILED, SKIPPED, UNKNOWN = Status.OK, Status.FAILED, Status.SKIPPED, Status.UNKNOWN
 
 
+class FlowStatus(StrEnum):
+    """What became of a flow in a suite (`cio-flows test`, its JSON and JUnit reports)."""
+
+    PASSED = "passed"
+    FAILED = "failed"
+    INVALID = "invalid"  # bad input: it did not run
+    NOT_RUN = "not run"  # another flow was invalid, or --fail-fast stopped the suite
+
+
 class FailureKind(StrEnum):
     """What went wrong, for reports and callers that sort failures."""
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 from cio_flows.errors import Outcome
-from cio_flows.run.events import EXIT_INVALID, FAILED, ExitCode, FailureKind, Status
+from cio_flows.run.events import EXIT_INVALID, FAILED, ExitCode, FailureKind, FlowStatus, Status
 from cio_flows.run.journal_schema import RunStatus
 
 
@@ -25,6 +25,7 @@ def test_words_keep_their_spelling() -> None:
     assert [s.value for s in Status] == ["ok", "failed", "skipped", "unknown"]
     assert [o.value for o in Outcome] == ["failed", "unknown"]
     assert [r.value for r in RunStatus] == ["running", "passed", "failed", "interrupted"]
+    assert [f.value for f in FlowStatus] == ["passed", "failed", "invalid", "not run"]
     assert {k.value for k in FailureKind} == {
         "expectation",
         "wait_timeout",
