@@ -32,7 +32,7 @@ def plan_table(flow_path: str | Path, options: RunOptions) -> pd.DataFrame:
     nothing. The same walker as the run (`when`, batching, `finally`), keys and env secrets
     masked as the CLI masks them."""
     run = api.validate_flow(flow_path, options)
-    redact = Redactor(run.secrets())
+    redact = run.redactor()
     rows = [
         _planned_row(run, item, redact)
         for item in Planner(run)

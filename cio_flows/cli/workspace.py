@@ -11,8 +11,8 @@ import click
 
 from .. import api, pull
 from ..errors import FlowInputError, TransportError
-from ..redact import Redactor, environ_secrets
 from ..run.events import EXIT_INVALID, EXIT_UNAVAILABLE
+from ..run.prepare import RunOptions
 from .options import env_file_option, region_option
 
 
@@ -42,7 +42,7 @@ def pull_command(out: Path | None, people: int, region: str | None, env_file) ->
     App key (CUSTOMERIO_APP_TOKEN; CUSTOMERIO_APP_URL for an emulator) and write a workspace
     file; what the App API does not show is said in comments."""
     environ = api.environ_with_files(env_file) if env_file else dict(os.environ)
-    redact = Redactor(environ_secrets(environ))
+    redact = api.redactor(RunOptions(environ=environ))
     try:
         pulled = pull.pull(environ, people=people, region=region)
     except FlowInputError as exc:

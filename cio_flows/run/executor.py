@@ -16,7 +16,6 @@ from typing import Any
 
 from ..errors import FlowInputError, JournalError, StepFailure
 from ..flow.model import Step
-from ..redact import Redactor
 from ..wire.kinds import FAMILIES
 from ..wire.protocol import Transport
 from .batching import BatchedStep, CpuTurns, batchable
@@ -88,7 +87,7 @@ class Executor:
         self.turns = CpuTurns(1)
         self.batched = BatchedStep(self.pipeline, self.turns)
         self.dispatcher = Dispatcher(
-            listeners, on_stop=self._listener_stopped, redact=Redactor(run.secrets())
+            listeners, on_stop=self._listener_stopped, redact=run.redactor()
         )
         self._lock = threading.Lock()
         self._stop = threading.Event()

@@ -30,7 +30,7 @@ from ..flow.templating import (
     render_string,
     render_value,
 )
-from ..redact import environ_secrets
+from ..redact import Redactor, environ_secrets
 from ..wire import kinds
 from ..wire.config import Credentials, Endpoints, resolve_region
 from ..wire.kinds import NeedsPipelines, Request, StepKeys
@@ -185,6 +185,10 @@ class PreparedRun:
     def secrets(self) -> list[str]:
         """What every output of this run masks (its keys, and secret-named variables)."""
         return secrets_in(self.environ)
+
+    def redactor(self) -> Redactor:
+        """The redactor of this run's outputs (api.redactor for options not yet prepared)."""
+        return Redactor(self.secrets())
 
     def required_credentials(self) -> list[str]:
         missing: list[str] = []
