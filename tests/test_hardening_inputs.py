@@ -293,3 +293,76 @@ def test_a_loop_over_many_rows_worth_of_items_stays_within_the_budget(write_flow
     result = run_process(["run", path, "--no-batch"], env_for(recording_server.url))
     assert result.code == 0, result.output
     assert recording_server.requests[0].body["properties"] == {"n": "99999"}
+
+
+# --- item 15: alias bombs in cassettes and emulator workspaces -----------------------------------
+
+
+def alias_bomb(first_key: str = "a") -> str:
+    """A few hundred bytes that expand to 10**9 values."""
+    lines = [f"{first_key}: &l0 [x, x, x, x, x, x, x, x, x, x]"]
+    for level in range(1, 9):
+        aliases = ", ".join([f"*l{level - 1}"] * 10)
+        lines.append(f"l{level}: &l{level} [{aliases}]")
+    return "\n".join(lines) + "\n"
+
+
+def test_an_alias_bomb_cassette_is_refused(tmp_path, recording_server):
+    suite = tmp_path / "suite"
+    suite.mkdir()
+    (suite / "signup.yaml").write_text(HEAD + "  - identify: {userId: u1}\n")
+    cassettes = tmp_path / "cassettes" / "suite"
+    cassettes.mkdir(parents=True)
+    (cassettes / "signup.yaml").write_text("version: 1\n" + alias_bomb("bomb"))
+    result = run_process(["test", "suite", "--replay", "cassettes"], {}, cwd=tmp_path)
+    assert_invalid(result, "signup.yaml", "this alias makes the aliases")
+    assert recording_server.requests == []
+
+
+def test_an_alias_bomb_workspace_is_refused(tmp_path, write_flow):
+    workspace = tmp_path / "workspace.yaml"
+    workspace.write_text(alias_bomb("people"))
+    path = write_flow(HEAD + "  - identify: {userId: u1}\n")
+    result = run_process(["run", path, "--emulator-workspace", workspace], {})
+    assert_invalid(result, "emulator workspace", "the workspace file repeat more than")
+    # The emulator's own command refuses it the same way.
+    served = run_process(["emulator", "--port", "0", "--workspace", workspace], {})
+    assert served.code != 0 and "Traceback" not in served.output, served.output
+    assert "the workspace file repeat more than" in served.output
+    assert served.rss_mb < MAX_RSS_MB
+
+
+def test_cassettes_and_workspaces_within_the_limits_still_load(tmp_path):
+    from cio_flows.yaml_limits import safe_load
+
+    text = "base: &b {plan: pro}\npeople:\n" + "".join(
+        f"  - {{<<: *b, id: p{i}}}\n" for i in range(3000)
+    )
+    data = safe_load(text)
+    assert len(data["people"]) == 3000 and data["people"][-1] == {"plan": "pro", "id": "p2999"}
+
+
+# --- item 24 (end): a YAML merge key overridden ---------------------------------------------------
+
+MERGE_FLOW = """\
+version: 1
+name: merge
+vars:
+  base: &b {userId: u1, event: signed_up}
+steps:
+  - track: {<<: *b, event: other}
+"""
+
+
+def test_a_key_overriding_a_merge_is_no_duplicate(write_flow, recording_server):
+    path = write_flow(MERGE_FLOW)
+    result = run_process(["run", path, "--no-batch"], env_for(recording_server.url))
+    assert result.code == 0, result.output
+    body = recording_server.requests[0].body
+    assert body["event"] == "other" and body["userId"] == "u1"
+
+
+def test_a_key_written_twice_is_still_a_duplicate(write_flow):
+    path = write_flow(MERGE_FLOW.replace("event: other}", "event: other, event: again}"))
+    result = run_process(["validate", path], {})
+    assert_invalid(result, f"{path}:6:", "duplicate key 'event'")

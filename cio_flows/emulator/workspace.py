@@ -28,11 +28,13 @@ faults: {app: {latency: 0.05, error_rate: 0.1, seed: 7}}
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from ..yaml_limits import DATA, YamlLimitError, safe_load
 from . import campaigns, demo_people
 from .clock import ClockError, parse_clock
 from .config import parse_delivery, parse_faults, parse_limits
@@ -57,6 +59,7 @@ _KEYS = {
     "clock",
 }
 _cache: dict[tuple[str, float], dict[str, Any]] = {}
+workspace_limits = replace(DATA, what="the workspace file")
 
 
 class WorkspaceError(ValueError):
@@ -77,10 +80,9 @@ def load(source: str | Path | dict | None) -> dict[str, Any]:
             raise WorkspaceError(f"cannot read workspace file {path}: {exc.strerror}") from None
         if key not in _cache:
             text = path.read_text(encoding="utf-8")
-            loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-            try:
-                _cache[key] = yaml.load(text, Loader=loader) or {}
-            except yaml.YAMLError as exc:
+            try:  # within the flow loader's limits: an alias bomb is refused, not expanded
+                _cache[key] = safe_load(text, workspace_limits) or {}
+            except (yaml.YAMLError, YamlLimitError) as exc:
                 raise WorkspaceError(f"{path}: invalid YAML: {exc}") from None
         data = _cache[key]
     if not isinstance(data, dict):

@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 
 from ..errors import FlowInputError
+from ..yaml_limits import YamlLimitError, safe_load
 
 CASSETTE_VERSION = 1  # vcrpy's cassette format
 
@@ -126,7 +127,7 @@ class Cassette:
                 found="no such file",
             )
         try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8"))
+            data = safe_load(path.read_text(encoding="utf-8"))  # alias bombs refused
             if data.get("version") != CASSETTE_VERSION:
                 raise ValueError(f"version {data.get('version')!r}, expected {CASSETTE_VERSION}")
             meta = data["metadata"]["cio_flows"]
@@ -137,7 +138,7 @@ class Cassette:
                 helpers={str(k): dict(v) for k, v in (meta.get("helpers") or {}).items()},
                 interactions=[Interaction.from_vcr(item) for item in data["interactions"] or ()],
             )
-        except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        except (OSError, UnicodeDecodeError, yaml.YAMLError, YamlLimitError) as exc:
             raise FlowInputError(f"cassette {path}: cannot read it ({exc})") from None
         except (AttributeError, KeyError, TypeError, ValueError) as exc:
             raise FlowInputError(
