@@ -147,13 +147,3 @@ def optional_object(body: dict[str, Any], key: str) -> dict[str, Any]:
 
 def byte_len(value: Any) -> int:
     return len(str(value).encode("utf-8"))
-
-
-def identifier_value(value: Any, what: str) -> str:
-    """Ids may arrive as numbers; Customer.io stores them as strings."""
-    if isinstance(value, bool) or not isinstance(value, str | int):
-        raise ApiError(400, f"{what} must be a string or a number", field=what)
-    text = str(value)
-    if not text:
-        raise ApiError(400, f"{what} must not be empty", field=what)
-    return text

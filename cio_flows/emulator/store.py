@@ -202,13 +202,6 @@ class Store(Records):
             pk = self.find(ID, value)  # a workspace may use emails as ids
         return pk
 
-    def find_any(self, identifiers: dict[str, Any]) -> int | None:
-        for kind in (CIO_ID, ID, EMAIL):
-            value = identifiers.get(kind)
-            if value not in (None, ""):
-                return self.find(kind, str(value))
-        return None
-
     def is_suppressed(self, *identifiers: str | None) -> bool:
         values = [v for v in identifiers if v]
         if not values:

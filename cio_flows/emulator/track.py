@@ -18,7 +18,6 @@ VALUE_LIMIT = 1000
 ATTRIBUTE_COUNT = 300
 EVENT_NAME_LIMIT = 100
 EVENT_DATA_LIMIT = 100 * 1024
-RESERVED = ("_update", "cio_relationships", "email", "id", "cio_id")
 PLATFORMS = ("ios", "android")
 
 

@@ -1,4 +1,4 @@
-"""How App API answers become a step's `response` (flow-format.md, "More step kinds").
+"""How App API answers become a step's `response` (README, "Step kinds").
 
 A single key wrapping one object is removed (`{"message": {...}}` -> the message); lists stay
 under the API's own key; a field the API has not filled yet reads as null, so `wait_until` can
