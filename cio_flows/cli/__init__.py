@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import click
 
-from . import emulator, plan, run, suite, workspace
+from . import emulator, plan, run, serve, suite, workspace
 from .emulator import emulator_behaviour, family_settings
 
 
@@ -22,5 +22,6 @@ main.add_command(run.runs)
 main.add_command(suite.test_command)
 main.add_command(emulator.emulator)
 main.add_command(workspace.workspace)
+main.add_command(serve.serve)
 
 __all__ = ["emulator_behaviour", "family_settings", "main"]

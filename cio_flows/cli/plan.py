@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import click
@@ -33,7 +34,8 @@ SHOWN_FAILURES = 5  # failing rows `validate` names before it stops looking
 @root_option
 def validate(flow: Path, var, data, env_file, root) -> None:
     """Check FLOW without sending anything."""
-    options = run_options(None, var, data, env_file, root)
+    # An HTTP source (for_each.http) is not read: validate checks the flow offline.
+    options = replace(run_options(None, var, data, env_file, root), read_sources=False)
     redact = api.redactor(options)
     try:
         run = api.validate_flow(flow, options)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from ..errors import FlowSchemaError
 from ..wire import kinds as step_kinds
 from .composition import LoadUsed, expand
 from .model import Condition, ExpectStatus, Flow, ForEach, Path_, SourceMap, Step, Wait
@@ -21,7 +22,15 @@ def build_flow(
     for_each = None
     if "for_each" in data:
         spec = data["for_each"]
-        for_each = ForEach(spec.get("file"), spec.get("key"), source.locate(("for_each",)))
+        location = source.locate(("for_each",))
+        if spec.get("file") and spec.get("http"):
+            raise FlowSchemaError(
+                "for_each takes rows from a file or from http, not both",
+                location=location,
+                expected="one of for_each.file, for_each.http",
+                found="both",
+            )
+        for_each = ForEach(spec.get("file"), spec.get("key"), location, spec.get("http"))
     known = frozenset(step_kinds.names())
 
     def build_step(raw: dict[str, Any], section: str, index: int) -> Step:

@@ -142,6 +142,7 @@ class ForEach:
     file: str | None
     key: str | None
     location: Location
+    http: dict[str, Any] | None = None  # rows from a paginated HTTP API (run/http_source.py)
 
 
 @dataclass(frozen=True)

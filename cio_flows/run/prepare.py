@@ -7,6 +7,9 @@ output is the listeners'.
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
+import weakref
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -35,6 +38,7 @@ from ..wire import kinds
 from ..wire.config import Credentials, Endpoints, resolve_region
 from ..wire.kinds import NeedsPipelines, Request, StepKeys
 from ..wire.transport import TransportSettings
+from .http_source import HttpSource, PageRead
 from .keys import new_run_id, step_keys
 from .rows import DataSource, Row
 
@@ -65,6 +69,10 @@ class RunOptions:
     ignore_once: bool = False  # run steps whose `once` key the journal holds, all the same
     report: str | Path | None = None  # JSON report written here when the run finishes
     junit: str | Path | None = None  # JUnit XML written here when the run finishes
+    # for_each.http: read the source's pages (plan and run); validate checks the flow alone
+    read_sources: bool = True
+    # Names added to every template's context (`cio-flows serve`: `request`, its headers).
+    context: Mapping[str, Any] = field(default_factory=dict)
     emulator: bool = False  # run against an in-process emulator started for this run
     emulator_workspace: str | Path | None = None  # that emulator loads this workspace file
     # now()/unix_now()/uuid() of each row ("-" without rows), by row: a recording keeps the
@@ -93,6 +101,7 @@ class PreparedRun:
         self.endpoints = endpoints or Endpoints.for_region(self.region, self.environ)
         self.run_id = self.options.run_id or new_run_id()
         self.people_family = self.credentials.people_family
+        self.source_pages: list[PageRead] = []  # an HTTP source's page reads, for plan
         self.data = self._data_source()
         self._check_vars()
         self._check_data_columns()
@@ -117,7 +126,23 @@ class PreparedRun:
             return DataSource(Path(self.options.data))
         if self.flow.for_each and self.flow.for_each.file:
             return DataSource(self.flow.path.parent / self.flow.for_each.file)
+        if self.flow.for_each and self.flow.for_each.http and self.options.read_sources:
+            return self._read_http_source(self.flow.for_each.http)
         return None
+
+    def _read_http_source(self, spec: dict[str, Any]) -> DataSource:
+        """Every page of the HTTP source read now, into a spool file the rows stream from."""
+        location = self.flow.locate(("for_each", "http"))
+        source = HttpSource(
+            spec, lambda value, context: render_value(value, context, lambda _p: location), location
+        )
+        folder = tempfile.mkdtemp(prefix="cio-flows-http-")
+        weakref.finalize(self, shutil.rmtree, folder, True)  # the spool lives as long as the run
+        spool = Path(folder) / "rows.jsonl"
+        context = {"run": {"id": self.run_id, "flow": self.flow.name}, "env": self.template_env}
+        source.fetch(spool, context)
+        self.source_pages = source.pages
+        return DataSource(spool, fetched=True)
 
     def _var_renderer(self, name: str, value: Any) -> Renderer:
         if name in self.options.vars:
@@ -225,7 +250,9 @@ class PreparedRun:
                 allow_templates=True,
                 step=step.name,
             )
-        if self.data is None:  # one run: render every step that needs no earlier response
+        # One run without rows: render every step that needs no earlier response. A flow whose
+        # rows come from elsewhere (an HTTP source not read here, `serve`'s deliveries) has none.
+        if self.data is None and self.flow.for_each is None:
             self.base_context(None)  # vars that do not render fail here, as in the run
             from .plan import Planner  # the plan walks with the executor, which needs this module
 
@@ -250,6 +277,7 @@ class PreparedRun:
         }
         if row is not None:
             context["row"] = row.data
+        context.update(self.options.context)
         if self.options.template_helpers is not None:
             context[HELPERS] = self.options.template_helpers(str(row.number) if row else "-")
         for name, render in self._var_renderers:

@@ -44,6 +44,8 @@ KeyOf = Callable[[Row], "str | None"]  # a row's for_each key; None when it cann
 @dataclass(frozen=True)
 class DataSource:
     path: Path
+    # Rows an HTTP source fetched into a spool file: read again on resume, not fingerprinted.
+    fetched: bool = False
 
     @property
     def format(self) -> str:

@@ -214,7 +214,7 @@ class RunSession:
 
 
 def _data_path(run: PreparedRun) -> Path | None:
-    return None if run.data is None else run.data.path
+    return None if run.data is None or run.data.fetched else run.data.path
 
 
 def _settle(run: PreparedRun, sends: list[InFlightSend]) -> list[Settlement]:
