@@ -52,14 +52,28 @@ NOT_RUN_FAIL_FAST = "not run: --fail-fast after a failing flow"
 
 
 def find_flows(paths: Iterable[str | Path]) -> list[Path]:
-    """Flow files under each path (a file is taken as it is), sorted, no duplicates."""
+    """Flow files under each path (a file is taken as it is), sorted, no duplicates.
+
+    In a folder, a flow whose rows come from outside it (`for_each` with an HTTP source, or a key
+    and no file: a webhook flow for `cio-flows serve`) is a deployment, not a scenario: it needs
+    its source or deliveries, so it is left out unless named as a file."""
     found: list[Path] = []
     for path in map(Path, paths):
         if path.is_dir():
-            found += (p for p in path.rglob("*") if p.suffix in FLOW_SUFFIXES)
+            found += (
+                p for p in path.rglob("*") if p.suffix in FLOW_SUFFIXES and not _fed_from_outside(p)
+            )
         else:
             found.append(path)
     return sorted(set(found))
+
+
+def _fed_from_outside(path: Path) -> bool:
+    try:
+        flow = load_flow(path)
+    except FlowInputError:
+        return False  # collected, so the suite reports why it is invalid
+    return flow.for_each is not None and flow.for_each.file is None
 
 
 @dataclass(frozen=True)

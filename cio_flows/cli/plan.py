@@ -81,6 +81,7 @@ def plan(flow: Path, region, var, data, env_file, root, fmt, show_all) -> None:
         terminal = fmt == "text" and out.isatty() and not show_all
         planner = Planner(run)
         output = PlanOutput(run, out, redact, fmt, TERMINAL_LIMIT if terminal else None)
+        output.sources()
         for item in planner:
             output.write(item)
     except FlowInputError as exc:

@@ -100,6 +100,17 @@ class PlanOutput:
         text = self._json(item) if self.fmt != "text" else self._text(item)
         self.out.write(self.redact(text) + "\n")
 
+    def sources(self) -> None:
+        """The pages an HTTP source (for_each.http) was read from: reads the run makes too,
+        before its first send. Listed first; headers (keys) are never shown."""
+        for page in self.run.source_pages:
+            if self.fmt == "text":
+                text = f"for_each.http: {page.method} {page.url}  ({page.status})\n"
+            else:
+                record = {"source": "for_each.http", "method": page.method, "url": page.url}
+                text = json.dumps({**record, "status": page.status}, ensure_ascii=False)
+            self.out.write(self.redact(text) + "\n")
+
     def finish(self, rows: int) -> None:
         if self.fmt != "text":
             return
