@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -269,3 +270,20 @@ def test_run_with_svix_id_key_order_is_stable() -> None:
 
     first = DeliveryRunner(WEBHOOK, RunOptions(journal=Path(sys.prefix) / "unused.db"))
     assert first.run_id("msg_1") == first.run_id("msg_1") != first.run_id("msg_2")
+
+
+def test_resume_reads_the_source_again_and_sends_only_what_did_not_succeed(
+    tmp_path: Path,
+) -> None:
+    from cio_flows import RunOptions, run_flow
+
+    with clerk_api(120) as clerk, Emulator(workspace={}) as emulator:
+        environ = {**_emulator_env(emulator), "CLERK_API_URL": clerk.url}
+        environ["CLERK_SECRET_KEY"] = SECRET_KEY
+        options = RunOptions(environ=environ, journal=tmp_path / "j.db")
+        first = run_flow(SYNC, options)
+        sent = len(emulator.inspect.requests())
+        again = run_flow(SYNC, replace(options, resume=first.run_id))
+        assert first.exit_code == again.exit_code == 0
+        assert len(emulator.inspect.requests()) == sent  # every row was done: nothing sent
+        assert len(clerk.page_reads) == 4  # 2 pages a run, read again by the resume

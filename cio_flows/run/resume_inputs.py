@@ -89,7 +89,9 @@ def flow_hash(flow: Flow) -> str:
     formatting do not count)."""
     described = {
         "vars": [list(pair) for pair in flow.vars],
-        "for_each": None if flow.for_each is None else [flow.for_each.file, flow.for_each.key],
+        "for_each": None
+        if flow.for_each is None
+        else [flow.for_each.file, flow.for_each.key, flow.for_each.http],
         "steps": [[step.section, step_hash(step)] for step in flow.all_steps],
     }
     return _digest(json.dumps(described, sort_keys=True, default=str))
