@@ -88,6 +88,7 @@ class DeliveryRunner:
         except JournalError as exc:  # another process holds this run: the sender retries
             return Outcome(503, {"status": "busy"}, self.redact(f"{shown}: 503 {exc}"))
         counts = ", ".join(f"{n} {s}" for s, n in summary.counts.items() if n) or "nothing ran"
+        body: dict[str, Any]
         if summary.exit_code == 0:
             row_file.unlink(missing_ok=True)
             body = {"status": "ok", "run_id": summary.run_id, "counts": summary.counts}
