@@ -66,7 +66,7 @@ class DeliveryRunner:
         with Journal(self.journal) as journal:
             earlier = journal.run(run_id)
         if earlier is not None and earlier.status == "passed":
-            body = {"status": "duplicate", "run_id": run_id}
+            body: dict[str, Any] = {"status": "duplicate", "run_id": run_id}
             return Outcome(200, body, f"{shown}: 200 already done (run {run_id}), nothing sent")
         self.bodies.mkdir(parents=True, exist_ok=True)
         row_file = self.bodies / f"{run_id}.jsonl"
@@ -88,7 +88,6 @@ class DeliveryRunner:
         except JournalError as exc:  # another process holds this run: the sender retries
             return Outcome(503, {"status": "busy"}, self.redact(f"{shown}: 503 {exc}"))
         counts = ", ".join(f"{n} {s}" for s, n in summary.counts.items() if n) or "nothing ran"
-        body: dict[str, Any]
         if summary.exit_code == 0:
             row_file.unlink(missing_ok=True)
             body = {"status": "ok", "run_id": summary.run_id, "counts": summary.counts}
