@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import base64
+import re
 import sqlite3
 from collections import deque
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import quote
 
 from . import campaigns
 from . import workspace as ws
@@ -27,6 +30,32 @@ from .store import Store
 REQUEST_LOG_SIZE = 50_000  # entries kept, oldest dropped first ...
 REQUEST_LOG_BYTES = 64 * 1024 * 1024  # ... and at most this much request body in total
 _KEY_FIELDS = frozenset({"writeKey", "write_key", "api_key", "apiKey"})
+_KEY_PARAM = re.compile(
+    r"((?:^|&)(?:api_?key|apikey|write_?key|writekey|token|access_token|key)=)[^&]*", re.I
+)
+
+
+def secret_forms(credentials: Credentials) -> tuple[str, ...]:
+    """Every form a key may take in a request: as is, base64 of `key`, `key:` and
+    `site_id:track_key` (basic auth), with and without padding, URL-safe, and percent-encoded.
+    Longest first, so a longer form is replaced before a shorter one inside it."""
+    plain = list(credentials.secrets())
+    if credentials.track_key:
+        plain.append(f"{credentials.site_id}:{credentials.track_key}")
+    plain += [f"{key}:" for key in credentials.secrets()]
+    forms: set[str] = set()
+    for value in plain:
+        forms.add(value)
+        for encode in (base64.b64encode, base64.urlsafe_b64encode):
+            encoded = encode(value.encode()).decode()
+            forms.update({encoded, encoded.rstrip("=")})
+    forms |= {quote(f, safe="") for f in forms}
+    return tuple(sorted((f for f in forms if len(f) >= 6), key=len, reverse=True))
+
+
+def _scrub_key_params(query: str) -> str:
+    """Values of key-named query parameters (`api_key=...`), whatever they hold."""
+    return _KEY_PARAM.sub(r"\1[REDACTED]", query)
 
 
 class State:
@@ -40,7 +69,7 @@ class State:
         delivery: Any = None,
     ) -> None:
         self.credentials = credentials
-        self.secrets = credentials.secrets()
+        self.secrets = secret_forms(credentials)
         self.workspace = ws.load(workspace)
         # The emulator's clock (clock.py): everything stored is stamped with it.
         self.clock = Clock(parse_clock(self.workspace.get("clock")))
@@ -145,7 +174,13 @@ class State:
     # -- request log -------------------------------------------------------------------------
 
     def record(self, entry: dict[str, Any], raw: bytes | None, parsed: Any = None) -> None:
-        """Append to the request log; bodies are scrubbed of every key the emulator knows."""
+        """Append to the request log; path, query, note and body are scrubbed of every key the
+        emulator knows, in every form a client may send it (issue 18, item 8)."""
+        for name in ("path", "query", "note"):
+            if isinstance(entry.get(name), str):
+                entry[name] = self._scrub_text(entry[name])
+        if entry.get("query"):
+            entry["query"] = _scrub_key_params(entry["query"])
         self.seq += 1
         entry["seq"] = self.seq
         entry["body"] = self._scrub(raw, parsed) if raw else None
@@ -155,6 +190,12 @@ class State:
         while len(self.log) > REQUEST_LOG_SIZE or self.log_bytes > REQUEST_LOG_BYTES:
             self.log_bytes -= self.log.popleft()["_bytes"]
         self.changed()
+
+    def _scrub_text(self, text: str) -> str:
+        for secret in self.secrets:
+            if secret in text:
+                text = text.replace(secret, "[REDACTED]")
+        return text
 
     def _scrub(self, raw: bytes, parsed: Any) -> Any:
         if any(s.encode() in raw for s in self.secrets):
