@@ -8,16 +8,24 @@ and checks the exit status, the output (no traceback, no key) and what the serve
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import sqlite3
 import subprocess
 import sys
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from conftest import SECRETS, env_for
-from hostile_server import HostileServer, Reply, json_reply, serve
+from hostile_server import HostileServer, Reply, Seen, json_reply, serve
+
+from cio_flows.errors import StepFailure
+from cio_flows.wire import kinds
+from cio_flows.wire.kinds.answers import DEFAULT_MAX_PAGES
+from cio_flows.wire.retry import LONGEST_RETRY_AFTER, parse_retry_after
+from cio_flows.wire.types import Request, Response, StepKeys
 
 pytestmark = pytest.mark.slow  # each test runs the CLI as a real process
 
@@ -174,3 +182,274 @@ def test_a_207_naming_one_item_fails_that_row_only(flow_dir, server):
     code, _ = run(flow_dir, ROWS, server)
     assert code == EXIT_FAILED
     assert [status for status, _ in outcomes()] == ["ok", "failed", "ok"]
+
+
+# --- 9: Retry-After ------------------------------------------------------------------------
+
+IDENTIFY_THEN_FINALLY = """\
+version: 1
+name: hostile
+steps:
+  - identify: {userId: u1, traits: {plan: pro}}
+finally:
+  - track: {userId: u1, event: cleaned_up}
+"""
+
+
+@pytest.mark.parametrize("retry_after", ["inf", "1e400", "Fri, 31 Dec 9999 23:59:59 GMT", "100000"])
+def test_a_retry_after_too_long_fails_the_step_and_finally_still_runs(
+    flow_dir, server, retry_after
+):
+    def answer(seen: Seen) -> Reply:
+        if seen.path == "/v1/identify":
+            return json_reply(
+                {"errors": [{"message": "slow down"}]}, 429, **{"Retry-After": retry_after}
+            )
+        return json_reply({})
+
+    server.answer = answer
+    code, output = run(flow_dir, IDENTIFY_THEN_FINALLY, server)
+    assert code == EXIT_UNAVAILABLE
+    assert "Retry-After" in output
+    assert server.paths() == ["/v1/identify", "/v1/track"]  # finally ran, nothing paused
+
+
+def test_retry_after_is_read_as_a_finite_number_of_seconds():
+    assert parse_retry_after("inf") == parse_retry_after("1e400") == LONGEST_RETRY_AFTER
+    assert parse_retry_after("Fri, 31 Dec 9999 23:59:59 GMT") == LONGEST_RETRY_AFTER
+    assert parse_retry_after("-inf") == 0.0
+    assert parse_retry_after("nan") is None  # unreadable: as if absent
+    assert parse_retry_after("Fri, 31 Dec 99999 23:59:59 GMT") is None
+
+
+# --- 10: a deadline for the whole answer --------------------------------------------------
+
+
+@pytest.mark.parametrize("flow", [IDENTIFY, SEND_EMAIL], ids=["identify", "send_email"])
+def test_an_answer_that_drips_fails_at_the_deadline(flow_dir, server, flow):
+    # One byte every half second: each read is quick, so no read timeout ever trips.
+    server.answer = lambda seen: Reply(200, b'{"delivery_id": "d"}' + b" " * 10_000, drip_every=0.5)
+    code, output = run(flow_dir, flow, server, "--timeout", "2")
+    assert code == EXIT_UNAVAILABLE
+    assert "did not arrive whole within 2 s (--timeout)" in output
+    assert len(server.seen) == 1  # not retried: a dripping server will not mend
+
+
+def test_timeout_must_be_a_positive_number(flow_dir, server):
+    for bad in ("0", "-1", "nan", "inf", "soon"):
+        code, output = run(flow_dir, IDENTIFY, server, "--timeout", bad)
+        assert code == 2, output
+        assert "--timeout" in output
+    assert server.seen == []
+
+
+# --- 11: answers of unbounded size ---------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def gzip_bomb() -> bytes:
+    """256 MB of zeros in about 250 KB."""
+    zeros = bytes(1024 * 1024)
+    compressor = zlib.compressobj(9, zlib.DEFLATED, 31)
+    parts = [compressor.compress(zeros) for _ in range(256)]
+    return b"".join(parts) + compressor.flush()
+
+
+def run_measured(flow_dir: Path, flow: str, server: HostileServer) -> tuple[int, str, int]:
+    """Exit status, output and peak memory (bytes) of a real `cio-flows run`."""
+    path = flow_dir / "flow.yaml"
+    path.write_text(flow)
+    out = flow_dir / "out.txt"
+    with out.open("w") as sink:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "cio_flows.cli", "run", str(path)],
+            env={**os.environ, **env_for(server.url)},
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            _, status, usage = os.wait4(process.pid, 0)
+        finally:
+            process.returncode = 0  # reaped by wait4
+    output = out.read_text()
+    assert "Traceback" not in output and "MemoryError" not in output, output
+    return os.waitstatus_to_exitcode(status), output, usage.ru_maxrss * 1024
+
+
+def test_a_gzip_bomb_fails_the_step_in_little_memory(flow_dir, server, gzip_bomb):
+    headers = {"Content-Type": "application/json", "Content-Encoding": "gzip"}
+    server.answer = lambda seen: Reply(200, gzip_bomb, headers)
+    code, output, peak = run_measured(flow_dir, IDENTIFY, server)
+    assert code == EXIT_UNAVAILABLE
+    assert "the answer is larger than 16 MB" in output
+    assert peak < 200 * 1024 * 1024, f"peak memory {peak / 2**20:.0f} MB"
+
+
+def test_an_endless_chunked_answer_fails_the_step_in_little_memory(flow_dir, server):
+    server.answer = lambda seen: Reply(200, b"[" * 65536, endless=True)
+    code, output, peak = run_measured(flow_dir, IDENTIFY, server)
+    assert code == EXIT_UNAVAILABLE
+    assert "the answer is larger than 16 MB" in output
+    assert peak < 200 * 1024 * 1024, f"peak memory {peak / 2**20:.0f} MB"
+
+
+# --- 12: pagination that never ends --------------------------------------------------------
+
+SEARCH = """\
+version: 1
+name: hostile
+steps:
+  - search:
+      filter: {attribute: {field: plan, operator: eq, value: pro}}
+      {extra}
+"""
+
+
+def endless_pages(seen: Seen) -> Reply:
+    """Every page has an item and a cursor the client has not seen yet."""
+    cursor = f"c{next(_CURSORS)}"
+    return json_reply({"identifiers": [{"id": "x"}], "ids": ["x"], "next": cursor})
+
+
+_CURSORS = itertools.count()
+
+
+def test_pagination_that_never_ends_stops_at_max_pages(flow_dir, server):
+    server.answer = endless_pages
+    code, output = run(flow_dir, SEARCH.replace("{extra}", "max_pages: 5"), server)
+    assert code == EXIT_FAILED
+    assert "the list did not end after 5 pages" in output
+    assert len(server.seen) == 5
+
+
+@pytest.mark.parametrize("kind", ["search", "segment_members", "list_messages"])
+def test_pagination_stops_at_1000_pages_by_default(kind):
+    # In memory: 1000 real requests would take 100 s at the App API's 10 requests/s.
+    sent: list[Request] = []
+
+    def send(request: Request) -> Response:
+        sent.append(request)
+        page = {"identifiers": [{"id": "x"}], "ids": ["x"], "messages": [{"id": 1}]}
+        return Response(200, {**page, "next": f"c{len(sent)}"})
+
+    payload = {"filter": {}, "segment_id": 1}
+    with pytest.raises(StepFailure, match="did not end after 1000 pages"):
+        kinds.get(kind).execute(payload, StepKeys(str, str), "pipelines", send)
+    assert len(sent) == DEFAULT_MAX_PAGES == 1000
+
+
+# --- 16: answers of unexpected shape -------------------------------------------------------
+
+GET_PERSON = """\
+version: 1
+name: hostile
+steps:
+  - get_person: {id: u1}
+"""
+
+
+@pytest.mark.parametrize("answer", [5, "str", [1, 2], True])
+def test_a_read_answered_with_an_odd_shape_fails_cleanly(flow_dir, server, answer):
+    server.answer = lambda seen: json_reply(answer)
+    code, output = run(flow_dir, GET_PERSON, server)
+    assert code == EXIT_FAILED
+    assert "is not a JSON object" in output
+
+
+@pytest.mark.parametrize("field", ["identifiers", "ids"])
+def test_a_search_answered_with_an_odd_list_fails_cleanly(flow_dir, server, field):
+    server.answer = lambda seen: json_reply({field: 7, "next": ""})
+    code, output = run(flow_dir, SEARCH.replace("{extra}", ""), server)
+    assert code == EXIT_FAILED
+    assert f"field '{field}' is not a list" in output
+
+
+@pytest.mark.parametrize(
+    "answer", [{"errors": 5}, {"errors": "bad"}, {"meta": {"errors": 5}}, {"meta": 5}, 5, "str"]
+)
+def test_a_refused_send_with_an_odd_body_is_failed_not_in_flight(flow_dir, server, answer):
+    server.answer = lambda seen: json_reply(answer, status=400)
+    code, output = run(flow_dir, SEND_EMAIL, server)
+    assert code == EXIT_FAILED
+    assert "HTTP 400" in output
+    assert [status for status, _ in outcomes()] == ["failed"]  # refused: never in flight
+
+
+# --- 19: identifiers that are dot segments -------------------------------------------------
+
+
+@pytest.mark.parametrize("ident, sent", [("..", "%2E%2E"), (".", "%2E")])
+def test_a_dot_segment_id_stays_in_its_segment(flow_dir, server, ident, sent):
+    flow = GET_PERSON.replace("id: u1", f'id: "{ident}"')
+    path = flow_dir / "flow.yaml"
+    path.write_text(flow)
+    plan = subprocess.run(
+        [sys.executable, "-m", "cio_flows.cli", "plan", str(path)],
+        env={**os.environ, **env_for(server.url)},
+        capture_output=True,
+        text=True,
+        timeout=HANG_GUARD,
+    )
+    expected = f"/v1/customers/{sent}/attributes"
+    assert expected in plan.stdout, plan.stdout + plan.stderr
+
+    code, _ = run(flow_dir, flow, server)
+
+    assert code == 0
+    assert server.paths() == [f"{expected}?id_type=id"]
+
+
+REQUEST = """\
+version: 1
+name: hostile
+steps:
+  - request: {api: app, method: GET, path: "{path}"}
+"""
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "//evil.example/x",
+        "@evil.example/x",
+        "/v1/../admin",
+        "/v1/.",
+        "/v1/a\\r\\nX-Evil: 1",
+        "/v1/a\\0",
+    ],
+)
+def test_a_request_path_that_could_retarget_is_refused(flow_dir, server, path):
+    code, output = run(flow_dir, REQUEST.replace("{path}", path), server)
+    assert code in (1, 2), output
+    assert "path" in output
+    assert server.seen == []
+
+
+def test_an_at_sign_in_a_request_path_is_encoded(flow_dir, server):
+    code, _ = run(flow_dir, REQUEST.replace("{path}", "/v1/customers/a@b.c/attributes"), server)
+    assert code == 0
+    assert server.paths() == ["/v1/customers/a%40b.c/attributes"]
+
+
+# --- 23: terminal injection ----------------------------------------------------------------
+
+INJECTION = "\x1b]52;c;ZXZpbA==\x07\x1b[2J\x1b[32m\rFAKE: all ok\nok  all good\u202e"
+
+
+def test_server_text_cannot_drive_the_terminal(flow_dir, server):
+    server.answer = lambda seen: json_reply({"errors": [{"detail": INJECTION}]}, status=400)
+    code, output = run(flow_dir, SEND_EMAIL, server, "-v")
+    assert code == EXIT_FAILED
+    for char in ("\x1b", "\x07", "\r", "\u202e"):
+        assert char not in output
+    assert "\\x1b]52;c;" in output
+    assert not any(line.startswith(("FAKE", "ok  all good")) for line in output.splitlines())
+
+
+def test_data_cannot_drive_the_terminal(flow_dir, server):
+    (flow_dir / "users.csv").write_text('id\n"r1\x1b[2J\rFAKE"\n')
+    server.answer = lambda seen: json_reply({"errors": [{"batch_index": 0, "reason": "no"}]}, 207)
+    code, output = run(flow_dir, ROWS, server)
+    assert code == EXIT_FAILED
+    assert "\x1b" not in output and "\r" not in output
+    assert "r1\\x1b[2J\\rFAKE" in output

@@ -14,6 +14,7 @@ import click
 
 from .. import api
 from ..errors import FlowInputError
+from ..printable import printable
 from ..redact import Redactor
 from ..reporting import TraceFile, VerboseExchanges
 from ..reporting.trace import all_of
@@ -57,7 +58,7 @@ def run_options(
 
 def fail_invalid(exc: FlowInputError, redact: Redactor) -> None:
     """Print the input error (keys hidden) and exit 2."""
-    click.echo(redact(f"error: {exc.describe()}"), err=True)
+    click.echo(printable(redact(f"error: {exc.describe()}"), lines=True), err=True)
     sys.exit(EXIT_INVALID)
 
 

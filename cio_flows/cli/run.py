@@ -13,6 +13,7 @@ import click
 
 from .. import api
 from ..errors import FlowInputError, JournalError
+from ..printable import printable
 from ..reporting import ConsoleReporter
 from ..run.events import EXIT_FAILED, EXIT_INVALID, EXIT_OK, Event, Listener, RunStarted
 from .options import (
@@ -135,7 +136,11 @@ def run(
         emulator=emulator or emulator_ui,
         emulator_workspace=emulator_workspace,
     )
-    redact = api.redactor(options)
+    masked = api.redactor(options)
+
+    def redact(text: str) -> str:
+        """Keys masked, control characters escaped (the text quotes servers and data)."""
+        return printable(masked(text), lines=True)
 
     def write(line: str) -> None:
         click.echo(redact(line))
@@ -153,7 +158,7 @@ def run(
                 flow, shown, listeners, after_run=keep_emulator(write) if emulator_ui else None
             )
     except FlowInputError as exc:
-        fail_invalid(exc, redact)
+        fail_invalid(exc, masked)
     except JournalError as exc:  # unusable, no such run, or another process runs it
         click.echo(redact(f"error: {exc}"), err=True)
         sys.exit(EXIT_INVALID)

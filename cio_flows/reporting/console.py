@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from ..printable import printable
 from ..run.events import (
     FAILED,
     OK,
@@ -27,9 +28,15 @@ SETTLE_WORDS = {
 
 
 class ConsoleReporter:
+    """Every line with its control characters escaped: errors quote the server and the data,
+    whose escape sequences could otherwise rewrite the terminal (a forged "all ok")."""
+
     def __init__(self, write: Callable[[str], None], *, verbose_rows: bool = True) -> None:
-        self._write = write
+        self._out = write
         self._verbose_rows = verbose_rows
+
+    def _write(self, line: str) -> None:
+        self._out(printable(line, lines=True))
 
     def __call__(self, event: Event) -> None:
         if isinstance(event, RunStarted):
@@ -48,7 +55,8 @@ class ConsoleReporter:
     def _step(self, event: StepFinished) -> None:
         if event.status == OK and not self._verbose_rows and event.row_number:
             return
-        row = f"row {event.row_number}" + (f" [{event.row_key}]" if event.row_key else "") + ": "
+        key = f" [{printable(event.row_key)}]" if event.row_key else ""  # data: one line
+        row = f"row {event.row_number}{key}: "
         prefix = row if event.row_number else ""
         line = (
             f"  {_MARKS[event.status]:<7} {prefix}{event.step.name} ({event.step.kind})"
@@ -57,7 +65,7 @@ class ConsoleReporter:
         if event.attempts > 1:
             line += f", {event.attempts} requests"
         if event.detail:
-            line += f"  {event.detail}"
+            line += f"  {printable(str(event.detail))}"
         self._write(line)
         if event.error:
             self._write(f"          {event.error}")

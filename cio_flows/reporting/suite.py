@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from ..errors import FlowInputError
+from ..printable import printable
 from ..run.events import EXIT_FAILED, EXIT_INVALID, EXIT_OK, FlowStatus, RunSummary
 from .json_report import write_json
 from .junit import JUnitSuite
@@ -113,7 +114,8 @@ class SuiteConsole:
 
     def __init__(self, write: Callable[[str], None], redact: Callable[[str], str]) -> None:
         self._write = write
-        self._redact = redact
+        # Masked, then its control characters escaped: the lines hold the server's words.
+        self._redact: Callable[[str], str] = lambda text: printable(redact(text), lines=True)
 
     def flow(self, result: FlowOutcome) -> None:
         write, redact = self._write, self._redact

@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
+from ..printable import printable
 from ..redact import Redactor
 from ..wire.exchange import Exchange, ExchangeHook
 
@@ -59,7 +60,7 @@ class VerboseExchanges:
             lines.append(f"{who}< {exchange.status} in {took}")
             if exchange.response_body:
                 lines.append("    " + self._body(exchange.response_body))
-        text = self._redact("\n".join(lines))
+        text = printable(self._redact("\n".join(lines)), lines=True)  # the server's own bytes
         with self._lock:
             self._write(text)
 
