@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -363,3 +364,17 @@ def test_broadcast_subjects_render_trigger_data(client: Client) -> None:
         found = poll(lambda: messages_of(other, "mia"), lambda m: len(m) >= 1)
         assert [m["subject"] for m in found] == ["20% off"]
         other.http.close()
+
+
+def test_the_trial_journey_scenario_runs_its_journey_on_the_demo() -> None:
+    """flows/scenarios/trial_journey.yaml skips its journey where campaign 30 is missing: on the
+    demo workspace it must not skip, and its person gets the welcome and the nudge."""
+    from cio_flows import RunOptions, run_flow
+    from cio_flows.api import options_for_emulator
+
+    flow = Path(__file__).parents[2] / "flows" / "scenarios" / "trial_journey.yaml"
+    with Emulator() as emu:
+        summary = run_flow(flow, options_for_emulator(emu, RunOptions(environ={}, journal=False)))
+        assert summary.ok, summary
+        sent = [m for m in emu.inspect.messages() if m["campaign_id"] == 30]
+        assert [m["action_id"] for m in sent] == [30002, 30004]
