@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from cio_flows.cli import main
 from cio_flows.emulator import DEMO_CREDENTIALS, Emulator
-from cio_flows.pull import Pulled, Reader, _read
+from cio_flows.pull import Pulled, Reader, read_workspace
 
 APP_AUTH = {"Authorization": f"Bearer {DEMO_CREDENTIALS.app_key}"}
 FREE = {"attribute": {"field": "plan", "operator": "eq", "value": "free"}}
@@ -201,7 +201,7 @@ def test_what_customer_io_does_not_show_is_said_in_comments() -> None:
             "actions": [{"id": 501, "type": "email", "name": "Hi", "subject": "Hello"}]
         },
     }
-    pulled: Pulled = _read(CustomerIo(answers), "https://api.customer.io", 0)
+    pulled: Pulled = read_workspace(CustomerIo(answers), "https://api.customer.io", 0)
     text = pulled.to_yaml()
     data = yaml.safe_load(text)
     assert data["campaigns"] == [

@@ -1,29 +1,13 @@
-"""`cio-flows workspace pull`: read a workspace (Customer.io or an emulator) with the App key and
-write a workspace file the emulator starts from.
-
-What the App API shows becomes entries: transactional messages (id, name, channel, subject, body,
-from), segments (id, name, description), campaigns (id, name, trigger event or segment, message
-actions), broadcasts (id, name, channel, segment), optionally N people with their attributes.
-What it does not show is said in comments: segment conditions (a dynamic segment becomes a
-manual one holding the pulled people who are in it), transactional trigger names, the waits,
-conditions and branches between a campaign's actions, campaigns of other trigger types, and
-newsletters (the emulator has no model for them). An emulator also answers
-`/_emulator/definitions`, so a file pulled from one keeps all of that.
-"""
+"""The App API reads behind `cio-flows workspace pull`, section by section."""
 
 from __future__ import annotations
 
-import io
-from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
-import yaml
-
-from .errors import CredentialsError, TransportError
-from .wire.config import Credentials, Endpoints, resolve_region
-from .wire.transport import Transport
-from .wire.types import Request
+from ..errors import TransportError
+from ..wire.transport import Transport
+from ..wire.types import Request
+from .file import Pulled
 
 # Search needs a filter; "has an id or an email" matches every person.
 EVERYONE: dict[str, Any] = {
@@ -36,47 +20,6 @@ CHANNEL_OF_TYPE = {"twilio": "sms", "inbox": "inbox_message"}
 CHANNELS = ("email", "push", "sms", "whatsapp", "in_app", "inbox_message")
 # Attributes the App API adds to every person; the file's people carry them elsewhere.
 BUILT_IN = {"_created_in_customerio_at", "cio_id", "id", "email"}
-
-
-@dataclass
-class Pulled:
-    """The workspace file's sections, and the comments that go above each."""
-
-    source: str
-    templates: list[dict[str, Any]] = field(default_factory=list)
-    segments: list[dict[str, Any]] = field(default_factory=list)
-    campaigns: list[dict[str, Any]] = field(default_factory=list)
-    broadcasts: list[dict[str, Any]] = field(default_factory=list)
-    people: list[dict[str, Any]] = field(default_factory=list)
-    notes: dict[str, list[str]] = field(default_factory=dict)
-
-    def note(self, section: str, text: str) -> None:
-        self.notes.setdefault(section, []).append(text)
-
-    def to_yaml(self) -> str:
-        out = io.StringIO()
-        out.write(f"# Workspace file pulled by `cio-flows workspace pull` from {self.source}.\n")
-        out.write("# Start an emulator from it: cio-flows emulator --workspace FILE\n")
-        for line in self.notes.get("", ()):
-            out.write(f"# {line}\n")
-        out.write("version: 1\nname: pulled\n")
-        for section in ("templates", "segments", "people", "broadcasts", "campaigns"):
-            items = getattr(self, section)
-            out.write("\n")
-            for line in self.notes.get(section, ()):
-                out.write(f"# {line}\n")
-            if items:
-                out.write(_dump({section: items}))
-        for line in self.notes.get("newsletters", ()):
-            out.write(f"\n# {line}" if line.startswith("Newsletters") else f"\n#   {line}")
-        out.write("\n")
-        return out.getvalue()
-
-
-def _dump(value: Any) -> str:
-    return yaml.safe_dump(
-        value, sort_keys=False, allow_unicode=True, default_flow_style=None, width=100
-    )
 
 
 class Reader:
@@ -103,23 +46,7 @@ class Reader:
         return body if isinstance(body, dict) and "campaigns" in body else None
 
 
-def pull(environ: Mapping[str, str], *, people: int = 0, region: str | None = None) -> Pulled:
-    """Read the workspace the environment's App key (and CUSTOMERIO_APP_URL) points at."""
-    credentials = Credentials.from_env(environ)
-    missing = credentials.missing_for("app")
-    if missing:
-        raise CredentialsError(
-            "missing credentials: set " + ", ".join(missing),
-            expected="environment variables " + ", ".join(missing),
-            found="unset",
-        )
-    region = resolve_region(region, None, environ)
-    endpoints = Endpoints.for_region(region, environ)
-    with Transport(endpoints, credentials) as transport:
-        return _read(Reader(transport), endpoints.app, people)
-
-
-def _read(reader: Reader, root: str, people: int) -> Pulled:
+def read_workspace(reader: Reader, root: str, people: int) -> Pulled:
     known = reader.emulator_definitions()
     source = f"the emulator at {root}" if known else f"Customer.io ({root})"
     pulled = Pulled(source)
