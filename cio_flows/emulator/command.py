@@ -12,6 +12,7 @@ import sys
 from collections.abc import Callable
 from functools import partial
 from typing import Any, NoReturn
+from urllib.parse import urlsplit
 
 import click
 
@@ -80,6 +81,15 @@ def _checked(build: Callable[[], object], option: str) -> None:
         raise click.BadParameter(str(exc), param_hint=option) from None
 
 
+def _webhook_url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise click.BadParameter(
+            f"expected an http(s) URL, found {value!r}", param_hint="--webhook"
+        )
+    return value
+
+
 def _fail(message: str) -> NoReturn:
     click.echo(f"error: {message}", err=True)
     sys.exit(EXIT_INVALID)
@@ -101,13 +111,23 @@ def _fail(message: str) -> NoReturn:
     "--limits",
     "limits_preset",
     type=click.Choice(["customerio"]),
-    help="Customer.io's documented rate limits (Track 100/s, Pipelines 1000/s, App 10/s).",
+    help="Customer.io's documented rate limits (Track 100/s, Pipelines 3,000 per 3 s,"
+    " transactional sends 100/s, broadcast triggers 1 per 10 s, the rest of the App API 10/s).",
 )
 @click.option("--limit", multiple=True, metavar="FAMILY=PER_SECOND", help="A rate limit (429s).")
 @click.option("--latency", multiple=True, metavar="FAMILY=SECONDS", help="Added to each answer.")
 @click.option("--error-rate", multiple=True, metavar="FAMILY=SHARE", help="Share answered 500/503.")
 @click.option(
     "--drop-rate", multiple=True, metavar="FAMILY=SHARE", help="Share of dropped connections."
+)
+@click.option(
+    "--webhook",
+    "webhooks",
+    multiple=True,
+    metavar="URL",
+    callback=lambda ctx, param, values: tuple(_webhook_url(v) for v in values),
+    help="Forward every reporting webhook event (message metrics, subscribes) to a local handler,"
+    " signed as Customer.io signs them (a reporting webhook created at start).",
 )
 def emulator(
     port: int,
@@ -121,6 +141,7 @@ def emulator(
     latency: tuple[str, ...],
     error_rate: tuple[str, ...],
     drop_rate: tuple[str, ...],
+    webhooks: tuple[str, ...],
 ) -> None:
     """Run the local Customer.io emulator in the foreground (Ctrl-C to stop).
 
@@ -135,7 +156,15 @@ def emulator(
             _fail("--demo-people cannot be combined with --workspace or --empty")
         chosen = {"demo": {"people": demo_people}}
     try:
-        serve(port=port, db_path=db, workspace=chosen, limits=limits, faults=faults, host=host)
+        serve(
+            port=port,
+            db_path=db,
+            workspace=chosen,
+            limits=limits,
+            faults=faults,
+            host=host,
+            webhooks=webhooks,
+        )
     except sqlite3.Error as exc:  # the --db file: not a database, or not ours to open
         if db is None:
             raise

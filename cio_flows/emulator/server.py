@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from . import inspection, journeys, webhooks
+from . import inspection, journeys
+from . import webhooks as webhook_events
 from .app import build_app
 from .config import DEMO_CREDENTIALS, Credentials, parse_delivery, parse_faults, parse_limits
 from .state import State
@@ -115,7 +117,7 @@ class Emulator:
             # Campaign journeys run between requests, on the clock (journeys.py).
             ticker = loop.create_task(journeys.ticker(self._state))
             # Reporting webhooks post the events messages reach (webhooks.py).
-            reporting = loop.create_task(webhooks.ticker(self._state))
+            reporting = loop.create_task(webhook_events.ticker(self._state))
             try:
                 loop.run_until_complete(server.serve(sockets=[sock]))
             except BaseException as exc:  # reported to start() below
@@ -176,6 +178,19 @@ class Emulator:
         """Move the emulator's clock forward (seconds or a duration like "1d") and run the
         campaign steps that became due; answers the clock as `GET /_emulator/clock` does."""
         return self.call(lambda: journeys.advance_now(self._state, by))
+
+    def add_reporting_webhook(
+        self, endpoint: str, events: Sequence[str] | None = None, name: str = "emulator --webhook"
+    ) -> dict[str, Any]:
+        """Create a reporting webhook (as `POST /v1/reporting_webhooks` does); every event by
+        default. Answers the webhook as the App API does."""
+        body = {"name": name, "endpoint": endpoint, "events": list(events or webhook_events.EVENTS)}
+
+        def add() -> dict[str, Any]:
+            with self._state.store.tx():
+                return webhook_events.add_webhook(self._state, body)
+
+        return self.call(add)
 
     def clock(self) -> dict[str, Any]:
         """The emulator's clock: {now (unix seconds), iso, offset (seconds ahead of wall time)}."""
@@ -270,13 +285,25 @@ def serve(
     credentials: Credentials | None = None,
     host: str = "127.0.0.1",
     out=None,
+    webhooks: Sequence[str] = (),
 ) -> None:
     """Run in the foreground until Ctrl-C. Prints the URL and the credentials in use; keys taken
-    from the environment are never printed, only where they came from."""
+    from the environment are never printed, only where they came from. Each of `webhooks` gets
+    every reporting webhook event (`--webhook URL`)."""
     out = out or sys.stdout
     creds = credentials or Credentials.from_env()
     emulator = Emulator(creds, db_path, workspace, limits, faults, host, port).start()
     print(banner(emulator.url, creds), file=out)
+    for url in webhooks:
+        hook = emulator.add_reporting_webhook(url)
+        print(f"reporting webhook {hook['id']}: every event to {url}", file=out)
+    if webhooks:
+        where = (
+            f"from {webhook_events.SIGNING_KEY_ENV}"
+            if os.environ.get(webhook_events.SIGNING_KEY_ENV)
+            else webhook_events.DEMO_SIGNING_KEY
+        )
+        print(f"webhook signing key: {where}", file=out)
     print("Press Ctrl-C to stop.", file=out, flush=True)
     try:
         while emulator._thread is not None and emulator._thread.is_alive():

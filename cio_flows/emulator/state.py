@@ -93,6 +93,7 @@ class State:
         # open streams to end so the server can stop.
         self.version = 0
         self.watchers: list[Callable[[], None]] = []
+        self.reset_hooks: list[Callable[[], None]] = []  # run after each reset (webhooks.py)
         self.stopping = False
         self._snapshot: sqlite3.Connection | None = None
         self.set_behaviour(self.base_limits, self.base_faults)
@@ -148,6 +149,8 @@ class State:
         self.log_bytes = 0
         self.seq = 0
         self.set_behaviour(self.base_limits, self.base_faults, self.base_timing)
+        for hook in self.reset_hooks:
+            hook()
         self.changed()
 
     def changed(self) -> None:

@@ -341,7 +341,17 @@ def reporter(state: State) -> Reporter:
     found = _REPORTERS.get(state)
     if found is None:
         found = _REPORTERS[state] = Reporter()
+        state.reset_hooks.append(lambda: start_here(state))
     return found
+
+
+def start_here(state: State) -> None:
+    """Report only what happens from now on (at start, and after each reset)."""
+    rep = reporter(state)
+    db = state.store.db
+    rep.last_seq = db.execute("SELECT COALESCE(MAX(seq), 0) FROM deliveries").fetchone()[0]
+    rep.last_change = db.execute("SELECT COALESCE(MAX(cid), 0) FROM changes").fetchone()[0]
+    rep.watched.clear()
 
 
 def scan(state: State) -> list[tuple[dict[str, Any], dict[str, Any]]]:
@@ -351,9 +361,7 @@ def scan(state: State) -> list[tuple[dict[str, Any], dict[str, Any]]]:
     max_seq = db.execute("SELECT COALESCE(MAX(seq), 0) FROM deliveries").fetchone()[0]
     max_change = db.execute("SELECT COALESCE(MAX(cid), 0) FROM changes").fetchone()[0]
     if rep.last_seq is None or max_seq < rep.last_seq or max_change < (rep.last_change or 0):
-        # First look, or a reset went back: start from here, never replay history.
-        rep.last_seq, rep.last_change = max_seq, max_change
-        rep.watched.clear()
+        start_here(state)  # never replay history (a database restored from a file, say)
         return []
     hooks = [h for h in _hooks(state) if not h["disabled"]]
     if not hooks:  # nobody listens: nothing to watch
@@ -470,6 +478,7 @@ def dispatch(state: State) -> None:
 async def ticker(state: State) -> None:
     """Runs on the emulator's event loop until cancelled."""
     rep = reporter(state)
+    start_here(state)
     try:
         while True:
             await asyncio.sleep(TICK)
