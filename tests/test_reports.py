@@ -90,6 +90,7 @@ def test_json_report_contents(tmp_path: Path) -> None:
         },
     ]
     identify, welcome = report["steps"]
+    assert 200.0 <= identify.pop("elapsed_ms") <= 1500.0  # a wall span within the run
     assert identify == {
         "name": "create person",
         "kind": "identify",
@@ -99,7 +100,7 @@ def test_json_report_contents(tmp_path: Path) -> None:
         "failed": 1,
         "unknown": 1,
         "skipped": 0,
-        "total_ms": 600.0,
+        "latency_ms": 600.0,
         "avg_ms": 150.0,
     }
     assert (welcome["count"], welcome["ok"], welcome["skipped"], welcome["avg_ms"]) == (
@@ -161,7 +162,7 @@ def test_junit_steps_mode(tmp_path: Path) -> None:
         "row 3 [u3]: unknown: HTTP 400 on row 3",
     ]
     assert welcome.find("failure") is None and welcome.find("skipped") is None
-    assert float(identify.get("time")) == pytest.approx(0.6)
+    assert 0.2 <= float(identify.get("time")) <= 1.5  # the wall span, not the 0.6 s summed
 
 
 def test_junit_steps_mode_truncates_to_50_rows(tmp_path: Path) -> None:

@@ -149,8 +149,9 @@ def run(
 
     listeners: list[Listener] = [
         RunHeader(write, emulator=api.wants_emulator(options)),
-        ConsoleReporter(write, verbose_rows=False),  # a data row's ok steps: the progress bar
-        ProgressReporter(),
+        # A data row's ok steps: the progress bar; its skips: a count per step (rows with -v).
+        ConsoleReporter(write, verbose_rows=False, verbose_skips=verbose),
+        ProgressReporter(status=write),
     ]
     try:
         with exchange_output(options, verbose, trace) as shown:

@@ -1,7 +1,13 @@
-"""One line per step, then a summary. Every line goes through the redactor."""
+"""One line per step, then a summary. Every line goes through the redactor.
+
+A data row's skipped steps are counted, not printed (unless `verbose_skips`): the summary names
+each skipped step once with its reason and count, so thousands of `when` skips do not bury the
+failures, which are always printed.
+"""
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
 
 from ..printable import printable
@@ -31,9 +37,17 @@ class ConsoleReporter:
     """Every line with its control characters escaped: errors quote the server and the data,
     whose escape sequences could otherwise rewrite the terminal (a forged "all ok")."""
 
-    def __init__(self, write: Callable[[str], None], *, verbose_rows: bool = True) -> None:
+    def __init__(
+        self,
+        write: Callable[[str], None],
+        *,
+        verbose_rows: bool = True,
+        verbose_skips: bool | None = None,
+    ) -> None:
         self._out = write
         self._verbose_rows = verbose_rows
+        self._verbose_skips = verbose_rows if verbose_skips is None else verbose_skips
+        self._skips: Counter[tuple[str, str, str]] = Counter()  # (step, kind, reason) -> rows
 
     def _write(self, line: str) -> None:
         self._out(printable(line, lines=True))
@@ -54,6 +68,9 @@ class ConsoleReporter:
 
     def _step(self, event: StepFinished) -> None:
         if event.status == OK and not self._verbose_rows and event.row_number:
+            return
+        if event.status == SKIPPED and not self._verbose_skips and event.row_number:
+            self._skips[(event.step.name, event.step.kind, str(event.detail or ""))] += 1
             return
         key = f" [{printable(event.row_key)}]" if event.row_key else ""  # data: one line
         row = f"row {event.row_number}{key}: "
@@ -80,8 +97,15 @@ class ConsoleReporter:
         if len(settled) > 20:
             self._write(f"  and {len(settled) - 20} more (see the JSON report)")
 
+    def _skipped(self) -> None:
+        """One line per skipped step and reason, with its row count (the rows: -v)."""
+        for (name, kind, reason), rows in sorted(self._skips.items()):
+            why = f": {reason}" if reason else ""
+            self._write(f"  {_MARKS[SKIPPED]:<7} {name} ({kind}) in {rows:,} row(s){why}")
+
     def _summary(self, event: RunFinished) -> None:
         s = event.summary
+        self._skipped()
         counts = ", ".join(
             f"{s.counts[k]} {k}" for k in (OK, FAILED, UNKNOWN, SKIPPED) if s.counts[k]
         )

@@ -223,7 +223,7 @@ class JUnitReport:
                 _Case(
                     stats.name,
                     flow,
-                    stats.total_ms / 1000,
+                    stats.span(summary.elapsed),  # wall time, never the sum over rows
                     location.file,
                     location.line,
                     listed,

@@ -76,6 +76,7 @@ class RunStarted:
     flow_path: str
     region: str
     targets: dict[str, str]  # family -> root URL
+    rows: int | None = None  # the data rows to run, when counted before sending (progress total)
 
 
 @dataclass(frozen=True)

@@ -111,7 +111,11 @@ class Executor:
     def execute(self) -> RunSummary:
         run = self.run
         targets = {f: run.endpoints.root(f) for f in FAMILIES}
-        self.emit(RunStarted(run.run_id, run.flow.name, str(run.flow.path), run.region, targets))
+        self.emit(
+            RunStarted(
+                run.run_id, run.flow.name, str(run.flow.path), run.region, targets, run.row_count
+            )
+        )
         started = time.monotonic()
         try:
             self._run_rows()

@@ -102,6 +102,7 @@ class PreparedRun:
         self.run_id = self.options.run_id or new_run_id()
         self.people_family = self.credentials.people_family
         self.source_pages: list[PageRead] = []  # an HTTP source's page reads, for plan
+        self.row_count: int | None = None  # rows in the data, once checked: the progress total
         self.data = self._data_source()
         self._check_vars()
         self._check_data_columns()
@@ -193,7 +194,7 @@ class PreparedRun:
         """The whole data file read once (encoding, structure, unique keys) before any send."""
         if self.data is not None:
             keyed = bool(self.flow.for_each and self.flow.for_each.key)
-            self.data.check(self._data_row_key if keyed else None)
+            self.row_count = self.data.check(self._data_row_key if keyed else None)
 
     def _data_row_key(self, row: Row) -> str | None:
         try:
