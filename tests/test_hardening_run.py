@@ -5,13 +5,20 @@ Each case runs the real command line against a real local server and checks what
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import signal
 import sqlite3
+import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 from conftest import env_for
+from hostile_server import HostileServer, Reply, serve, wait_for
+from support import cli
 
 from cio_flows.cli import main
 
@@ -60,3 +67,56 @@ def test_a_damaged_journal_stops_before_anything_is_sent(tmp_path, recording_ser
     assert "damaged" in resumed.output
     assert "Traceback" not in resumed.output
     assert len(recording_server.requests) == sent  # nothing sent
+
+
+SENDS_FLOW = """\
+version: 1
+name: sends
+for_each: {file: users.csv, key: "{{ row.id }}"}
+steps:
+  - send_email: {transactional_message_id: 7, to: "{{ row.email }}", identifiers: {id: "{{ row.id }}"}}
+"""
+
+
+@pytest.fixture
+def hanging_server() -> Iterator[HostileServer]:
+    """A server that reads each request and never answers."""
+    state = HostileServer()
+    state.answer = lambda seen: Reply(hang=True)
+    yield from serve(state)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_a_second_signal_ends_a_run_waiting_on_answers(tmp_path, hanging_server, signum):
+    flow = write_rows_flow(tmp_path, 20)
+    flow.write_text(SENDS_FLOW)
+    env = {**os.environ, **env_for(hanging_server.url)}
+    process = subprocess.Popen(
+        cli("run", str(flow), "--workers", "2", "--timeout", "600"),
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_for(lambda: len(hanging_server.seen) >= 2)  # both workers wait on an answer
+        process.send_signal(signum)  # the first: no new rows, wait for those in flight...
+        with pytest.raises(subprocess.TimeoutExpired):
+            process.wait(timeout=1)
+        process.send_signal(signum)  # ...the second: stop waiting
+        stdout, stderr = process.communicate(timeout=60)
+    finally:
+        process.kill()
+        process.wait()
+    assert process.returncode == 1, stdout + stderr
+    assert "Traceback" not in stdout + stderr
+    assert "second signal" in stdout
+    assert len(hanging_server.seen) == 2  # nothing sent after the first signal
+    run_id = re.search(r"run id: (\S+)", stdout).group(1)
+    journal = os.environ["CIO_FLOWS_JOURNAL"]
+    with contextlib.closing(sqlite3.connect(journal)) as db:
+        assert db.execute("PRAGMA quick_check").fetchall() == [("ok",)]
+        (status,) = db.execute("SELECT status FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+        in_flight = db.execute("SELECT count(*) FROM outcomes WHERE status = 'in_flight'")
+        assert in_flight.fetchone() == (2,)  # may have been sent: unknown on resume, not resent
+    assert status == "interrupted"

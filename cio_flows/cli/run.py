@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shlex
 import sys
 import time
@@ -176,6 +177,13 @@ def run(
         write(f"to go on where it stopped: {again}")
     if summary.exit_code not in (EXIT_OK, EXIT_FAILED):
         write(f"exit {summary.exit_code}: {summary.exit_cause}")
+    if summary.abandoned:
+        # A second signal: the journal is closed, but rows still wait on answers; a normal exit
+        # would wait for their threads. Their sends not safe to repeat stay in flight (unknown).
+        write("stopped without waiting for the requests in flight (second signal)")
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(summary.exit_code)
     sys.exit(summary.exit_code)
 
 

@@ -156,6 +156,9 @@ class RunSummary:
     retries: int = 0
     throttled: int = 0
     interrupted: bool = False
+    # A second signal: the rows in flight were not waited for. Their sends not safe to repeat
+    # are in flight in the journal (unknown on resume); a front door exits at once (os._exit).
+    abandoned: bool = False
     journal_error: str | None = None  # the journal could not be written: sending stopped
     refused: str | None = None  # the first failure where Customer.io refused the credentials
     unavailable: str | None = None  # the first with no answer, or whose outcome is unknown

@@ -91,6 +91,7 @@ class Executor:
         )
         self._lock = threading.Lock()
         self._stop = threading.Event()
+        self._signals = 0  # Ctrl-C / SIGTERM received
         self._journal_error: JournalError | None = None
         self.summary = RunSummary(run.run_id, run.flow.name)
 
@@ -120,8 +121,7 @@ class Executor:
         try:
             self._run_rows()
         except KeyboardInterrupt:
-            self.stop()
-            self.summary.interrupted = True
+            self._interrupted()
         except JournalError as exc:
             self._journal_failed(exc)
         except FlowInputError as exc:  # the data file breaks deep inside: stop, report
@@ -170,7 +170,8 @@ class Executor:
             return
         # Bounded in flight: rows stream from the file, memory stays flat.
         in_flight: set[Future[None]] = set()
-        with ThreadPoolExecutor(self.workers, thread_name_prefix="cio-row") as pool:
+        pool = ThreadPoolExecutor(self.workers, thread_name_prefix="cio-row")
+        try:
             try:
                 for work, unit in self.units():
                     if self._stop.is_set():
@@ -180,9 +181,20 @@ class Executor:
                         _raise_first(done)
                     in_flight.add(pool.submit(self._guarded, work, unit))
             except KeyboardInterrupt:
-                self.stop()
-                self.summary.interrupted = True
+                self._interrupted()
             _raise_first(self._wait_all(in_flight))
+        finally:
+            # After a second signal the rows in flight are left to the process's exit.
+            pool.shutdown(wait=not self.summary.abandoned, cancel_futures=True)
+
+    def _interrupted(self) -> None:
+        """Ctrl-C or SIGTERM: the first stops new work and waits for the rows in flight (each
+        answer within --timeout); a second stops waiting for them (summary.abandoned)."""
+        if self._signals:
+            self.summary.abandoned = True
+        self._signals += 1
+        self.stop()
+        self.summary.interrupted = True
 
     def _wait_all(self, in_flight: set[Future[None]]) -> set[Future[None]]:
         """The rows in flight, once done. Ctrl-C here too stops them (a backoff ends at once):
@@ -191,8 +203,9 @@ class Executor:
             try:
                 return wait(in_flight).done
             except KeyboardInterrupt:
-                self.stop()
-                self.summary.interrupted = True
+                self._interrupted()
+                if self.summary.abandoned:
+                    return {future for future in in_flight if future.done()}
 
     def _guarded(self, work: Callable[[Any], None], unit: Any) -> None:
         """Run a work item in a worker; a journal that cannot be written stops every worker."""
