@@ -78,6 +78,8 @@ def plan(flow: Path, region, var, data, env_file, root, fmt, show_all) -> None:
     out = sys.stdout
     try:
         run = api.validate_flow(flow, options)
+        for note in run.dropped_rows.values():  # duplicate-key rows left out, before any row
+            click.echo(redact(f"note: {note}"), err=True)
         terminal = fmt == "text" and out.isatty() and not show_all
         planner = Planner(run)
         output = PlanOutput(run, out, redact, fmt, TERMINAL_LIMIT if terminal else None)

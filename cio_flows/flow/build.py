@@ -30,7 +30,13 @@ def build_flow(
                 expected="one of for_each.file, for_each.http",
                 found="both",
             )
-        for_each = ForEach(spec.get("file"), spec.get("key"), location, spec.get("http"))
+        for_each = ForEach(
+            spec.get("file"),
+            spec.get("key"),
+            location,
+            spec.get("http"),
+            spec.get("on_duplicate_key", "fail"),
+        )
     known = frozenset(step_kinds.names())
 
     def build_step(raw: dict[str, Any], section: str, index: int) -> Step:

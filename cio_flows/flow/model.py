@@ -143,6 +143,7 @@ class ForEach:
     key: str | None
     location: Location
     http: dict[str, Any] | None = None  # rows from a paginated HTTP API (run/http_source.py)
+    on_duplicate_key: str = "fail"  # or "first" / "last": which row of a repeated key runs
 
 
 @dataclass(frozen=True)

@@ -55,6 +55,8 @@ class ConsoleReporter:
     def __call__(self, event: Event) -> None:
         if isinstance(event, RunStarted):
             self._write(f"flow {event.flow_name} ({event.flow_path}), region {event.region}")
+            for note in event.notes:
+                self._write(f"  note: {note}")
         elif isinstance(event, StepFinished):
             self._step(event)
         elif isinstance(event, RowFailed):

@@ -77,6 +77,7 @@ class RunStarted:
     region: str
     targets: dict[str, str]  # family -> root URL
     rows: int | None = None  # the data rows to run, when counted before sending (progress total)
+    notes: tuple[str, ...] = ()  # what the checks before sending left out (duplicate-key rows)
 
 
 @dataclass(frozen=True)

@@ -114,7 +114,13 @@ class Executor:
         targets = {f: run.endpoints.root(f) for f in FAMILIES}
         self.emit(
             RunStarted(
-                run.run_id, run.flow.name, str(run.flow.path), run.region, targets, run.row_count
+                run.run_id,
+                run.flow.name,
+                str(run.flow.path),
+                run.region,
+                targets,
+                run.row_count,
+                notes=tuple(run.dropped_rows.values()),
             )
         )
         started = time.monotonic()

@@ -103,6 +103,7 @@ class PreparedRun:
         self.people_family = self.credentials.people_family
         self.source_pages: list[PageRead] = []  # an HTTP source's page reads, for plan
         self.row_count: int | None = None  # rows in the data, once checked: the progress total
+        self.dropped_rows: dict[int, str] = {}  # duplicate-key rows left out: number -> why
         self.data = self._data_source()
         self._check_vars()
         self._check_data_columns()
@@ -194,7 +195,9 @@ class PreparedRun:
         """The whole data file read once (encoding, structure, unique keys) before any send."""
         if self.data is not None:
             keyed = bool(self.flow.for_each and self.flow.for_each.key)
-            self.row_count = self.data.check(self._data_row_key if keyed else None)
+            on_duplicate = self.flow.for_each.on_duplicate_key if self.flow.for_each else "fail"
+            checked = self.data.check_keys(self._data_row_key if keyed else None, on_duplicate)
+            self.row_count, self.dropped_rows = checked.count, checked.dropped
 
     def _data_row_key(self, row: Row) -> str | None:
         try:
@@ -268,7 +271,10 @@ class PreparedRun:
         if self.data is None:
             yield None
             return
-        yield from self.data.rows()
+        dropped = self.dropped_rows
+        for row in self.data.rows():
+            if row.number not in dropped:
+                yield row
 
     def base_context(self, row: Row | None) -> dict[str, Any]:
         context: dict[str, Any] = {

@@ -12,7 +12,7 @@ import json
 from array import array
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, TextIO, TypeVar
 
@@ -36,6 +36,15 @@ class Row:
     number: int  # 1-based data row number (a CSV's header is not a row)
     line: int  # line in the file where the row starts, for error messages
     data: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Checked:
+    """What the pre-pass found: the rows to run, and the duplicate rows left out (number ->
+    why), which a run skips."""
+
+    count: int
+    dropped: dict[int, str] = field(default_factory=dict)
 
 
 KeyOf = Callable[[Row], "str | None"]  # a row's for_each key; None when it cannot be rendered
@@ -78,11 +87,16 @@ class DataSource:
     def check(self, key_of: KeyOf | None = None) -> int:
         """Read every row once, keeping 8 bytes a row; raise DataFileError on the first fault.
 
-        With key_of, two rows with the same key are refused naming both lines: they would get
+        With key_of, rows with the same key are refused naming every duplicate: they would get
         the same messageId and Customer.io would silently drop the second. Returns the row count.
         """
+        return self.check_keys(key_of, "fail").count
+
+    def check_keys(self, key_of: KeyOf | None, on_duplicate: str = "fail") -> Checked:
+        """As check(); duplicate keys are refused ("fail") or all but the first or the last row
+        of each key are left out ("first", "last"), each of them named in `Checked.dropped`."""
         if key_of is None:
-            return sum(1 for _ in self.rows())
+            return Checked(sum(1 for _ in self.rows()))
         hashes = _KeyHashes()
         count = 0
         for row in self.rows():
@@ -91,27 +105,54 @@ class DataSource:
             if key is not None:
                 hashes.add(key)
         suspects = hashes.colliding()
-        if suspects:
-            self._refuse_duplicate(key_of, suspects)
-        return count
+        if not suspects:
+            return Checked(count)
+        duplicates = self._duplicates(key_of, suspects)
+        if not duplicates:  # only the 8-byte hashes collided
+            return Checked(count)
+        if on_duplicate == "fail":
+            raise self._duplicate_error(duplicates)
+        dropped: dict[int, str] = {}
+        for key, rows in duplicates.items():
+            kept = rows[0] if on_duplicate == "first" else rows[-1]
+            for row in rows:
+                if row is not kept:
+                    dropped[row.number] = (
+                        f"row {row.number} (line {row.line}) left out: key {key!r} is also on"
+                        f" line {kept.line}, kept (on_duplicate_key: {on_duplicate})"
+                    )
+        return Checked(count - len(dropped), dropped)
 
-    def _refuse_duplicate(self, key_of: KeyOf, suspects: set[int]) -> None:
-        """Second pass over the rows whose key hash collided: compare the real keys."""
-        first_seen: dict[str, Row] = {}
+    def _duplicates(self, key_of: KeyOf, suspects: set[int]) -> dict[str, list[Row]]:
+        """Second pass over the rows whose key hash collided: every key on two rows or more,
+        with its rows in file order."""
+        seen: dict[str, list[Row]] = {}
         rows = self._json_located() if self.format == "json" else self.rows()
         for row in rows:
             key = key_of(row)
             if key is None or _key_hash(key) not in suspects:
                 continue
-            first = first_seen.setdefault(key, row)
-            if first is not row:
-                raise DataFileError(
-                    f"duplicate for_each key: line {row.line} has the same key as line {first.line}",
-                    location=Location(str(self.path), row.line, 1),
-                    row=row.number,
-                    expected="a different key on every row (each row's messageIds come from it)",
-                    found=f"key {key!r} on lines {first.line} and {row.line}",
-                )
+            seen.setdefault(key, []).append(Row(row.number, row.line, {}))  # no data kept
+        return {key: rows for key, rows in seen.items() if len(rows) > 1}
+
+    def _duplicate_error(self, duplicates: dict[str, list[Row]]) -> DataFileError:
+        first_rows = min(duplicates.values(), key=lambda rows: rows[1].line)
+        second, first = first_rows[1], first_rows[0]
+        others = sum(len(rows) - 1 for rows in duplicates.values()) - 1
+        more = f" (and {others} more duplicate row(s))" if others else ""
+        every = "; ".join(
+            f"key {key!r} on lines " + _and_list([str(row.line) for row in rows])
+            for key, rows in sorted(duplicates.items(), key=lambda item: item[1][0].line)
+        )
+        return DataFileError(
+            f"duplicate for_each key: line {second.line} has the same key as line {first.line}"
+            + more,
+            location=Location(str(self.path), second.line, 1),
+            row=second.number,
+            expected="a different key on every row (each row's messageIds come from it), or"
+            " for_each.on_duplicate_key: first | last",
+            found=every,
+        )
 
     # --- opening ---------------------------------------------------------------------------
 
@@ -359,6 +400,11 @@ class _ItemBuilder:
 # --- duplicate keys in bounded memory ------------------------------------------------------
 
 _key_hash = hash  # 64 bits, and only compared within this process; collisions are rechecked
+
+
+def _and_list(items: list[str]) -> str:
+    """'2 and 4', '2, 4 and 7'."""
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
 
 
 class _KeyHashes:
