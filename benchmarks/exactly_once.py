@@ -1,7 +1,7 @@
 """Exactly-once welcome emails through crashes and reruns (issue 19), with real processes.
 
     .venv/bin/python benchmarks/exactly_once.py [--trials 5] [--rows 240] [--latency 0.05]
-                                                [--seed 19] [--skip-once]
+                                                [--seed 19] [--skip-once] [--no-batch]
 
 Kill trials: per trial a fresh `cio-flows emulator --latency app=LATENCY` process, a flow of
 ROWS rows of identify + welcome email, `cio-flows run FLOW` killed with SIGKILL at a random
@@ -12,6 +12,9 @@ unknown ones (found in Customer.io / absent and sent again / left unknown).
 
 `once` runs (unless --skip-once): the welcome step with `once: "welcome:{{ row.user_id }}"`
 run twice with one journal (target: ROWS emails, then 0), then with one new row (target: 1).
+
+--no-batch runs the killed run row by row, so a send per worker (8) is in flight at the kill,
+not one (batched, the sends of a chunk go one after another).
 
 Exit 1 when a target is missed.
 """
@@ -152,7 +155,7 @@ def kill_trial(trial: int, args: argparse.Namespace, chooser: random.Random) -> 
             env = environ(emulator.url, Path(folder) / "journal.db")
             started = time.monotonic()
             first = subprocess.Popen(
-                [*CLI, "run", str(flow)],
+                [*CLI, "run", str(flow), *(["--no-batch"] if args.no_batch else [])],
                 env=env,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
@@ -217,6 +220,7 @@ def main() -> int:
     parser.add_argument("--latency", type=float, default=0.05)
     parser.add_argument("--seed", type=int, default=19)
     parser.add_argument("--skip-once", action="store_true")
+    parser.add_argument("--no-batch", action="store_true")
     args = parser.parse_args()
     chooser = random.Random(args.seed)
     ok = True
