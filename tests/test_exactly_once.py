@@ -181,6 +181,7 @@ def test_a_resume_after_sigkill_settles_unknown_sends_from_customer_io(recording
     for item in found:
         assert item["step"] == "welcome" and "not sent again" in item["reason"]
     assert f"unknown sends settled: {len(found)} found in Customer.io" in resumed.stdout
+    assert f"settling {in_flight} unknown send(s) of run {run_id}" in resumed.stderr
     assert f"row {found[0]['row_key']}, welcome: found in Customer.io (dlv-" in resumed.stdout
 
 

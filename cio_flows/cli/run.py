@@ -146,6 +146,16 @@ def run(
     def write(line: str) -> None:
         click.echo(redact(line))
 
+    def settling(sends: int, grace: float) -> None:
+        # On stderr: stdout's first line stays the run id. The wait may be a minute.
+        click.echo(
+            f"settling {sends} unknown send(s) of run {resume_id} by reading Customer.io"
+            f" (up to {grace:g} s)",
+            err=True,
+        )
+
+    options = replace(options, on_settling=settling)
+
     from ..reporting.progress import ProgressReporter  # rich: loaded only when a run starts
 
     listeners: list[Listener] = [

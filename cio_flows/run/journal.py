@@ -199,19 +199,24 @@ class Journal:
         self._raise_if_failed()
         error = None if error is None else self._redact(error)
         result_json = None if result is None else self._redact(json.dumps(result, default=str))
-        step_id = (run_id, row_key, step_key)
         with self._buf_lock:
-            ticket = self._append((*step_id, status, attempts, error, result_json))
+            ticket = self._append((run_id, row_key, step_key, status, attempts, error, result_json))
             live = self._live.get(run_id)
             if live is not None:
                 live.counts[status] = live.counts.get(status, 0) + 1
             full = len(self._buffer) >= self._batch_size
-            answered = step_id in self._awaiting
-            self._awaiting.discard(step_id)
+            answered = bool(self._awaiting) and self._answered((run_id, row_key, step_key))
         if answered:  # the outcome of a send not safe to repeat: not left to the next batch
             self._commit_through(ticket)
         elif full:
             self.flush()
+
+    def _answered(self, step_id: StepId) -> bool:
+        """Whether `step_id` was marked in flight here, its outcome awaited (under _buf_lock)."""
+        if step_id not in self._awaiting:
+            return False
+        self._awaiting.discard(step_id)
+        return True
 
     def mark_in_flight(
         self, run_id: str, row_key: str, step_key: str, facts: dict[str, Any] | None = None

@@ -78,6 +78,9 @@ class RunOptions:
     # now()/unix_now()/uuid() of each row ("-" without rows), by row: a recording keeps the
     # values, a replay feeds them back (run/replay.py). None: the clock and random uuids.
     template_helpers: Callable[[str], Helpers] | None = field(default=None, compare=False)
+    # On resume, told (how many unknown sends, the grace period in seconds) before settling them
+    # by reading Customer.io, which may take that long: the CLI says so.
+    on_settling: Callable[[int, float], None] | None = field(default=None, compare=False)
 
 
 class PreparedRun:

@@ -233,6 +233,8 @@ def _settle(run: PreparedRun, sends: list[InFlightSend]) -> list[Settlement]:
     grace = run.options.settle_grace
     grace = default_grace(app_root) if grace is None else grace
     skew = 0.0 if is_local(app_root) else REMOTE_SKEW
+    if readable and run.options.on_settling is not None:
+        run.options.on_settling(len(readable), grace)
     with Transport(run.endpoints, run.credentials, run.options.transport) as transport:
         settler = Settler(transport.send, grace=grace, skew=skew)
         return settled + settler.settle(readable)

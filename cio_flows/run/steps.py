@@ -186,7 +186,7 @@ class StepPipeline:
         A step that claimed a `once` key carries it when it succeeded (the journal records
         it), and gives the claim back otherwise."""
         error = failure.message if failure is not None else None
-        once_key = state.once_keys.pop(step.key, None)
+        once_key = state.once_keys.pop(step.key, None) if state.once_keys else None
         if once_key is not None and status != OK and self.once is not None:
             self.once.release(once_key)
         return StepFinished(
