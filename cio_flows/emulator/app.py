@@ -42,6 +42,7 @@ from . import (
     programs,
     sends,
     track,
+    track_reports,
     track_v2,
     ui,
     webhooks,
@@ -304,6 +305,7 @@ def build_app(state: State) -> Starlette:
         *content_api.ROUTES,
         *esp.ROUTES,
         *webhooks.ROUTES,
+        *track_reports.ROUTES,
     ]
     specs += documented.routes(specs)
     routes: list[Route] = [Route(s.path, dispatcher.endpoint(s), methods=[s.method]) for s in specs]

@@ -146,6 +146,8 @@ def _audience(state: State, b: dict, body: dict, selector: str | None):
     return unique, errors
 
 
+# The older path customerio-node 4 and earlier clients post to: the same endpoint.
+@route("POST", "/v1/api/campaigns/{broadcast_id}/triggers", APP, bucket=TRIGGERS)
 @route("POST", "/v1/campaigns/{broadcast_id}/triggers", APP, bucket=TRIGGERS)
 def trigger(state: State, req: Req) -> tuple[int, Any]:
     b = broadcast_row(state, _int_path(req, "broadcast_id", "broadcast"))
