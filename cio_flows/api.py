@@ -20,7 +20,14 @@ from .run.events import Listener, RunSummary
 from .run.executor import Executor, InFlightMarker, PreviousLookup
 from .run.journal import Journal, RunRecord
 from .run.once import OnceBook
-from .run.plan import Planned, PlannedFailure, PlannedRequest, Planner
+from .run.plan import (
+    Planned,
+    PlannedFailure,
+    PlannedRequest,
+    Planner,
+    preflight,
+    preflight_static,
+)
 from .run.prepare import PreparedRun, RunOptions, secrets_in, with_endpoint_root
 from .run.session import RunSession, journal_path, sigterm_as_ctrl_c
 from .wire.transport import Transport
@@ -34,7 +41,7 @@ def prepare(flow_path: str | Path, options: RunOptions | None = None) -> Prepare
 def validate_flow(flow_path: str | Path, options: RunOptions | None = None) -> PreparedRun:
     """Every check that needs no credentials and sends nothing."""
     run = prepare(flow_path, options)
-    run.preflight_static()
+    preflight_static(run)
     return run
 
 
@@ -102,7 +109,7 @@ def run_flow(
         changed = session.reconcile(run, flow)  # on resume: the same flow and data, or re-keyed
         if changed is not None:
             run = PreparedRun(changed, options)
-        run.preflight()
+        preflight(run)
         session.start(run, flow)  # locks the run id; nothing was sent before
         settled = session.settle_unknown(run)  # a resume: reads Customer.io for unknown sends
         summary = execute(

@@ -43,6 +43,7 @@ from .run.events import (
     RunSummary,
     StepFinished,
 )
+from .run.plan import preflight_static
 from .run.prepare import PreparedRun, RunOptions
 from .run.replay import CassettePlayer, CassetteRecorder
 
@@ -178,7 +179,7 @@ def check_all(
             own = {k: v for k, v in options.vars.items() if k in declared}
             flow_options = options_for(path, options) if options_for else options
             run = PreparedRun(flow, replace(flow_options, vars=own))
-            run.preflight_static()
+            preflight_static(run)
             results.append(ScenarioResult(path, flow.name, tags=flow_tags(flow), vars=own))
         except FlowInputError as exc:
             results.append(ScenarioResult(path, path.stem, invalid=exc))

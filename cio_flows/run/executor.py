@@ -167,6 +167,13 @@ class Executor:
         if chunk:
             yield self._run_chunk, chunk
 
+    def run_unit(self, unit: Any) -> None:
+        """One work item of `units()` (a row, or a chunk of rows when batching), in this thread."""
+        if self.batch:
+            self._run_chunk(unit)
+        else:
+            self._run_row(unit)
+
     def _run_rows(self) -> None:
         if self.workers == 1:
             for work, unit in self.units():

@@ -20,7 +20,7 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import FlowInputError
+from ..errors import FlowInputError, PayloadError
 from ..flow.jinja_env import as_expression
 from ..flow.model import Step
 from ..flow.templating import compile_template
@@ -238,6 +238,27 @@ class Planner:
         return found
 
 
+def preflight_static(run: PreparedRun) -> None:
+    """Every check that needs no credentials: payload schemas (templates as wildcards) and, for
+    one run without rows, a plan of it (every step that needs no earlier answer rendered and
+    checked, as the run would); raises the first FlowInputError (exit 2 material)."""
+    run.check_schemas()
+    # A flow whose rows come from elsewhere (an HTTP source not read here, `serve`'s
+    # deliveries) has none to render here.
+    if run.data is None and run.flow.for_each is None:
+        run.base_context(None)  # vars that do not render fail here, as in the run
+        for failure in Planner(run).first_failures(1):
+            if isinstance(failure.error, FlowInputError):
+                raise failure.error
+            raise PayloadError(failure.failure.message)
+
+
+def preflight(run: PreparedRun) -> None:
+    """Everything that can be checked before sending, credentials included: exit 2 material."""
+    run.check_credentials()
+    preflight_static(run)
+
+
 # A data file past this size is planned by two processes (below it, starting them costs more).
 PARALLEL_BYTES = 1 << 20
 _ADOPTED: list[Planner] = []  # in a worker process: the planner it was forked with
@@ -249,7 +270,7 @@ def _adopt(planner: Planner) -> None:
 
 def _plan_chunk(rows: Iterable[Any]) -> list[Planned]:
     planner = _ADOPTED[0]
-    planner.executor._run_chunk(list(rows))
+    planner.executor.run_unit(list(rows))
     return planner.sink.take()
 
 

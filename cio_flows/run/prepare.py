@@ -240,13 +240,8 @@ class PreparedRun:
                 found="unset",
             )
 
-    def preflight(self) -> None:
-        """Everything that can be checked before sending, credentials included: exit 2 material."""
-        self.check_credentials()
-        self.preflight_static()
-
-    def preflight_static(self) -> None:
-        """Payload schemas (templates as wildcards), and a render of every step that can be."""
+    def check_schemas(self) -> None:
+        """Payload schemas, templates as wildcards (run/plan.preflight renders them too)."""
         for step in self.flow.all_steps:
             if not step.validate:
                 continue
@@ -257,16 +252,6 @@ class PreparedRun:
                 allow_templates=True,
                 step=step.name,
             )
-        # One run without rows: render every step that needs no earlier response. A flow whose
-        # rows come from elsewhere (an HTTP source not read here, `serve`'s deliveries) has none.
-        if self.data is None and self.flow.for_each is None:
-            self.base_context(None)  # vars that do not render fail here, as in the run
-            from .plan import Planner  # the plan walks with the executor, which needs this module
-
-            for failure in Planner(self).first_failures(1):
-                if isinstance(failure.error, FlowInputError):
-                    raise failure.error
-                raise PayloadError(failure.failure.message)
 
     # --- rendering --------------------------------------------------------------------------
 
