@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -79,3 +80,66 @@ def test_on_duplicate_key_is_checked_by_the_schema(tmp_path):
     result = invoke("validate", str(flow))
     assert result.exit_code == 2
     assert "on_duplicate_key" in result.output
+
+
+# --- --rows A:B ----------------------------------------------------------------------------------
+
+SLICE_FLOW = """version: 1
+name: canary
+for_each:
+  file: rows.csv
+  key: "{{ row.id }}"
+steps:
+  - name: upsert
+    identify:
+      userId: "{{ row.id }}"
+      traits: {n: "{{ row.n }}"}
+"""
+
+
+def write_numbered(tmp_path: Path, rows: int = 250) -> Path:
+    lines = ["id,n"] + [f"u{n},{n}" for n in range(1, rows + 1)]
+    (tmp_path / "rows.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    flow = tmp_path / "canary.yaml"
+    flow.write_text(SLICE_FLOW, encoding="utf-8")
+    return flow
+
+
+def sent_users(server) -> list[str]:
+    return sorted((user for user, _ in sent(server)), key=lambda user: int(user[1:]))
+
+
+def test_rows_sends_exactly_the_slice(tmp_path, recording_server):
+    flow = write_numbered(tmp_path)
+    result = invoke("run", str(flow), "--rows", "1:100", env=env_for(recording_server.url))
+    assert result.exit_code == 0, result.output
+    assert sent_users(recording_server) == [f"u{n}" for n in range(1, 101)]
+    assert "over 100 row(s)" in result.output
+
+
+@pytest.mark.parametrize(
+    ("given", "first", "last"), [("240:", 240, 250), (":3", 1, 3), ("7:7", 7, 7)]
+)
+def test_open_ended_slices(tmp_path, recording_server, given, first, last):
+    flow = write_numbered(tmp_path)
+    result = invoke("run", str(flow), "--rows", given, env=env_for(recording_server.url))
+    assert result.exit_code == 0, result.output
+    assert sent_users(recording_server) == [f"u{n}" for n in range(first, last + 1)]
+
+
+def test_plan_shows_only_the_slice(tmp_path):
+    flow = write_numbered(tmp_path)
+    result = invoke("plan", str(flow), "--rows", "11:20", "--format", "jsonl")
+    assert result.exit_code == 0, result.output
+    planned = [json.loads(line) for line in result.output.splitlines() if line.startswith("{")]
+    (batch,) = planned  # one batch call: rows 11 to 20, ten items
+    assert (batch["rows"], batch["items"]) == ([11, 20], 10)
+
+
+@pytest.mark.parametrize("given", ["0:5", "5:2", "x", "3", "a:b"])
+def test_bad_slices_are_refused(tmp_path, recording_server, given):
+    flow = write_numbered(tmp_path)
+    result = invoke("run", str(flow), "--rows", given, env=env_for(recording_server.url))
+    assert result.exit_code == 2
+    assert "--rows" in result.output
+    assert recording_server.requests == []

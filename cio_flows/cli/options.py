@@ -72,6 +72,35 @@ data_option = click.option(
     type=click.Path(dir_okay=False),
     help="CSV, JSON Lines or JSON rows; replaces for_each.",
 )
+
+
+def parse_rows(
+    ctx: click.Context, param: click.Parameter, value: str | None
+) -> tuple[int | None, int | None] | None:
+    """`--rows A:B`, `A:` or `:B`: data rows A to B, 1-based and inclusive."""
+    if value is None:
+        return None
+    first, sep, last = value.partition(":")
+    try:
+        if not sep:
+            raise ValueError
+        bounds = (int(first) if first.strip() else None, int(last) if last.strip() else None)
+    except ValueError:
+        raise click.BadParameter(f"expected A:B, A: or :B (row numbers), found {value!r}") from None
+    low, high = bounds
+    if (low is not None and low < 1) or (high is not None and high < 1):
+        raise click.BadParameter(f"rows are numbered from 1, found {value!r}")
+    if low is not None and high is not None and high < low:
+        raise click.BadParameter(f"the last row comes before the first: {value!r}")
+    return bounds
+
+
+rows_option = click.option(
+    "--rows",
+    metavar="A:B",
+    callback=parse_rows,
+    help="Only data rows A to B (1-based, inclusive; A: or :B): a canary slice.",
+)
 root_option = click.option(
     "--root",
     type=click.Path(file_okay=False, exists=True),

@@ -19,6 +19,7 @@ from .options import (
     flow_argument,
     region_option,
     root_option,
+    rows_option,
     run_options,
     var_option,
 )
@@ -59,6 +60,7 @@ def validate(flow: Path, var, data, env_file, root) -> None:
 @region_option
 @var_option
 @data_option
+@rows_option
 @env_file_option
 @root_option
 @click.option(
@@ -69,11 +71,11 @@ def validate(flow: Path, var, data, env_file, root) -> None:
     help="jsonl (or json): one JSON object per request, batches as the run sends them.",
 )
 @click.option("--all", "show_all", is_flag=True, help="On a terminal, list every request.")
-def plan(flow: Path, region, var, data, env_file, root, fmt, show_all) -> None:
+def plan(flow: Path, region, var, data, rows, env_file, root, fmt, show_all) -> None:
     """Render and validate every step; print the requests a run would send. Sends nothing."""
     from ..reporting.plan_output import TERMINAL_LIMIT, PlanOutput
 
-    options = run_options(region, var, data, env_file, root)
+    options = replace(run_options(region, var, data, env_file, root), rows=rows)
     redact = api.redactor(options)
     out = sys.stdout
     try:

@@ -29,6 +29,7 @@ from .options import (
     region_option,
     report_option,
     root_option,
+    rows_option,
     run_options,
     timeout_option,
     trace_option,
@@ -42,6 +43,7 @@ from .options import (
 @region_option
 @var_option
 @data_option
+@rows_option
 @env_file_option
 @root_option
 @emulator_option
@@ -103,6 +105,7 @@ def run(
     region,
     var,
     data,
+    rows,
     env_file,
     root,
     emulator: bool,
@@ -125,6 +128,7 @@ def run(
     3 when Customer.io refused the keys, 4 when it or the network stayed unavailable."""
     options = replace(
         run_options(region, var, data, env_file, root, timeout),
+        rows=rows,
         workers=workers,
         batch=batch,
         resume=resume_id,
@@ -183,7 +187,7 @@ def run(
             err=True,
         )
     if summary.interrupted and summary.journal_error is None:
-        again = resume_command(flow, summary.run_id, data, var, env_file, region)
+        again = resume_command(flow, summary.run_id, data, var, env_file, region, rows)
         write(f"to go on where it stopped: {again}")
     if summary.exit_code not in (EXIT_OK, EXIT_FAILED):
         write(f"exit {summary.exit_code}: {summary.exit_cause}")
@@ -218,6 +222,7 @@ def resume_command(
     var: tuple[str, ...],
     env_file: tuple[str, ...] = (),
     region: str | None = None,
+    rows: tuple[int | None, int | None] | None = None,
 ) -> str:
     """The exact command that resumes a run, with the options it was given (shell-quoted)."""
     words = ["cio-flows", "run", str(flow), "--resume", run_id]
@@ -229,6 +234,8 @@ def resume_command(
         words += ["--env-file", str(item)]
     if region:
         words += ["--region", region]
+    if rows is not None:
+        words += ["--rows", ":".join("" if bound is None else str(bound) for bound in rows)]
     return shlex.join(words)
 
 

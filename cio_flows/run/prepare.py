@@ -50,6 +50,8 @@ class RunOptions:
     region: str | None = None
     vars: Mapping[str, str] = field(default_factory=dict)  # --var NAME=VALUE, replaces the flow's
     data: Path | None = None  # --data FILE, replaces for_each.file
+    # --rows A:B: only data rows A to B (1-based, inclusive; None: from the first / to the last)
+    rows: tuple[int | None, int | None] | None = None
     run_id: str | None = None
     workers: int = 8  # rows in parallel; steps within a row stay in order
     batch: bool = True  # coalesce identify/track over rows into batch calls
@@ -108,6 +110,13 @@ class PreparedRun:
         self.row_count: int | None = None  # rows in the data, once checked: the progress total
         self.dropped_rows: dict[int, str] = {}  # duplicate-key rows left out: number -> why
         self.data = self._data_source()
+        if self.options.rows is not None and self.flow.for_each is None and self.data is None:
+            raise FlowInputError(
+                "--rows picks data rows, and this flow has none",
+                location=self.flow.locate(()),
+                expected="for_each in the flow, or --data FILE",
+                found="a flow that runs once",
+            )
         self._check_vars()
         self._check_data_columns()
         self._depends = {
@@ -201,6 +210,20 @@ class PreparedRun:
             on_duplicate = self.flow.for_each.on_duplicate_key if self.flow.for_each else "fail"
             checked = self.data.check_keys(self._data_row_key if keyed else None, on_duplicate)
             self.row_count, self.dropped_rows = checked.count, checked.dropped
+            if self.options.rows is not None:
+                self.row_count = self._count_in_slice(checked.count + len(checked.dropped))
+
+    def _in_slice(self, number: int) -> bool:
+        if self.options.rows is None:
+            return True
+        first, last = self.options.rows
+        return (first is None or number >= first) and (last is None or number <= last)
+
+    def _count_in_slice(self, rows_in_file: int) -> int:
+        first, last = self.options.rows or (None, None)
+        low, high = first or 1, min(last or rows_in_file, rows_in_file)
+        dropped = sum(low <= number <= high for number in self.dropped_rows)
+        return max(high - low + 1, 0) - dropped
 
     def _data_row_key(self, row: Row) -> str | None:
         try:
@@ -259,9 +282,11 @@ class PreparedRun:
         if self.data is None:
             yield None
             return
-        dropped = self.dropped_rows
+        dropped, last = self.dropped_rows, (self.options.rows or (None, None))[1]
         for row in self.data.rows():
-            if row.number not in dropped:
+            if last is not None and row.number > last:
+                return  # --rows: the slice is over, the rest of the file is not read
+            if row.number not in dropped and self._in_slice(row.number):
                 yield row
 
     def base_context(self, row: Row | None) -> dict[str, Any]:

@@ -63,6 +63,7 @@ def stored_options(options: RunOptions) -> dict[str, Any]:
     return {
         "vars": dict(options.vars),
         "data": str(options.data or "") or None,
+        "rows": list(options.rows) if options.rows is not None else None,
         "workers": options.workers,
         "batch": options.batch,
     }
@@ -122,8 +123,15 @@ class RunSession:
             **journal.row_outcomes(run_id, row_key),
             **self._settled_rows.get(row_key, {}),
         }
+        rows = options.rows
+        if rows is None and stored.get("rows"):
+            rows = (stored["rows"][0], stored["rows"][1])  # the slice the run was given
         return replace(
-            options, run_id=run_id, vars=options.vars or stored.get("vars") or {}, data=data
+            options,
+            run_id=run_id,
+            vars=options.vars or stored.get("vars") or {},
+            data=data,
+            rows=rows,
         )
 
     def reconcile(self, run: PreparedRun, flow_path: str | Path) -> Flow | None:
