@@ -16,6 +16,7 @@ from .errors import FlowInputError
 from .flow.loader import load_flow
 from .redact import Redactor
 from .reporting import JsonReport, JUnitReport
+from .reporting.files import check_writable
 from .run.events import Listener, RunSummary
 from .run.executor import Executor, InFlightMarker, PreviousLookup
 from .run.journal import Journal, RunRecord
@@ -106,6 +107,7 @@ def run_flow(
             emulator_root = _environ(options)["CUSTOMERIO_APP_URL"]  # every family's root
         redact = redactor(options)
         run = prepare(flow, options)
+        check_report_paths(options)  # as --trace: an unwritable report stops the run unsent
         changed = session.reconcile(run, flow)  # on resume: the same flow and data, or re-keyed
         if changed is not None:
             run = PreparedRun(changed, options)
@@ -125,6 +127,20 @@ def run_flow(
         if after_run is not None and emulator_root is not None:
             after_run(emulator_root)
         return summary
+
+
+def check_report_paths(options: RunOptions) -> None:
+    """FlowInputError (exit 2) when the JSON report or JUnit file could not be written."""
+    for flag, path in (("--report", options.report), ("--junit", options.junit)):
+        if path:
+            try:
+                check_writable(path)
+            except OSError as exc:
+                raise FlowInputError(
+                    f"{flag}: cannot write {path}: {exc.strerror or exc}",
+                    expected="a file that can be written",
+                    found=str(path),
+                ) from None
 
 
 def reports(options: RunOptions, redactor: Redactor) -> list[Listener]:

@@ -6,11 +6,14 @@ Each case runs the real command line against a real local server and checks what
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import signal
 import sqlite3
+import stat
 import subprocess
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -120,3 +123,61 @@ def test_a_second_signal_ends_a_run_waiting_on_answers(tmp_path, hanging_server,
         in_flight = db.execute("SELECT count(*) FROM outcomes WHERE status = 'in_flight'")
         assert in_flight.fetchone() == (2,)  # may have been sent: unknown on resume, not resent
     assert status == "interrupted"
+
+
+def unwritable_paths(tmp_path: Path) -> list[Path]:
+    """Paths no report can be written to, even as root."""
+    a_file = tmp_path / "a_file"
+    a_file.write_text("")
+    a_dir = tmp_path / "a_dir"
+    a_dir.mkdir()
+    return [a_file / "report.out", a_dir, Path("/proc/version/report.out")]
+
+
+@pytest.mark.parametrize("flag", ["--report", "--junit"])
+def test_an_unwritable_report_path_stops_the_run_before_sending(tmp_path, recording_server, flag):
+    flow = write_rows_flow(tmp_path, 3)
+    for path in unwritable_paths(tmp_path):
+        result = invoke("run", str(flow), flag, str(path), env=env_for(recording_server.url))
+        assert result.exit_code == 2, result.output
+        assert flag in result.output and str(path) in result.output
+        assert recording_server.requests == []
+
+
+@pytest.mark.parametrize("flag", ["--report", "--junit"])
+def test_an_unwritable_report_path_stops_a_suite_before_sending(tmp_path, recording_server, flag):
+    flow = write_rows_flow(tmp_path, 3)
+    path = unwritable_paths(tmp_path)[0]
+    result = invoke("test", str(flow), flag, str(path), env=env_for(recording_server.url))
+    assert result.exit_code == 2, result.output
+    assert f"{flag}: cannot write {path}" in result.output
+    assert recording_server.requests == []
+
+
+@pytest.mark.parametrize("flag", ["--report", "--junit"])
+def test_a_report_is_written_through_a_symlink(tmp_path, recording_server, flag):
+    flow = write_rows_flow(tmp_path, 3)
+    target = tmp_path / "reports" / "latest.out"
+    target.parent.mkdir()
+    target.write_text("old")
+    link = tmp_path / "report-link"
+    link.symlink_to(target)
+    result = invoke("run", str(flow), flag, str(link), env=env_for(recording_server.url))
+    assert result.exit_code == 0, result.output
+    assert link.is_symlink()  # still the link...
+    assert "rows" in target.read_text()  # ...and the report in its target
+
+
+def test_a_report_is_written_into_a_device_not_over_it(tmp_path, recording_server):
+    # A pipe stands for /dev/stdout: os.replace would put a regular file in its place.
+    flow = write_rows_flow(tmp_path, 3)
+    fifo = tmp_path / "report.pipe"
+    os.mkfifo(fifo)
+    received: list[bytes] = []
+    reader = threading.Thread(target=lambda: received.append(fifo.read_bytes()), daemon=True)
+    reader.start()
+    result = invoke("run", str(flow), "--report", str(fifo), env=env_for(recording_server.url))
+    reader.join(timeout=60)
+    assert result.exit_code == 0, result.output
+    assert stat.S_ISFIFO(fifo.stat().st_mode)
+    assert json.loads(b"".join(received))["flow"] == "rows"

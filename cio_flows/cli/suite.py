@@ -113,6 +113,10 @@ def test_command(
         emulator_workspace=emulator_workspace,
     )
     redact = api.redactor(options)
+    try:  # as --trace: an unwritable report stops the suite before any flow sends
+        api.check_report_paths(replace(options, report=report, junit=junit))
+    except FlowInputError as exc:
+        fail_invalid(exc, redact)
     console = SuiteConsole(click.echo, redact)
     started = time.monotonic()
     results = []

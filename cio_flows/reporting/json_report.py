@@ -7,7 +7,6 @@ million-row run costs what its failures cost (and at most `max_failures` of thos
 from __future__ import annotations
 
 import json
-import os
 import threading
 import time
 from collections.abc import Callable
@@ -33,6 +32,7 @@ from ..run.events import (
     StepFinished,
 )
 from ..run.journal_schema import RunStatus
+from .files import write_file
 
 # step_key of failures that belong to no step (as the journal records them)
 ROW_ERROR, RUN_ERROR = "(row)", "(run)"
@@ -245,8 +245,5 @@ class JsonReport:
 
 
 def write_json(path: Path, data: Any) -> None:
-    """Write via a temporary file, so a reader never sees half a report."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=str) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    """Write whole or not at all (files.write_file: through links, into devices)."""
+    write_file(path, (json.dumps(data, indent=2, default=str) + "\n").encode("utf-8"))

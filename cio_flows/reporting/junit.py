@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 import socket
 import threading
@@ -15,6 +14,7 @@ from typing import Any, Literal
 
 from ..redact import Redactor
 from ..run.events import FAILED, UNKNOWN, Event, RunFinished, RunSummary
+from .files import write_file
 from .json_report import ROW_ERROR, RUN_ERROR, RunCollector
 
 MAX_LISTED = 50  # failures listed in one <failure>; the rest are counted
@@ -80,11 +80,7 @@ def write_xml(path: str | Path, suite: ET.Element) -> None:
         root.set(attr, suite.get(attr, "0"))
     root.append(suite)
     ET.indent(root)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    ET.ElementTree(root).write(tmp, encoding="utf-8", xml_declaration=True)
-    os.replace(tmp, path)
+    write_file(path, ET.tostring(root, encoding="utf-8", xml_declaration=True))
 
 
 def _row_label(row: int | None, row_key: str | None) -> str:
