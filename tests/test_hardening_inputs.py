@@ -366,3 +366,116 @@ def test_a_key_written_twice_is_still_a_duplicate(write_flow):
     path = write_flow(MERGE_FLOW.replace("event: other}", "event: other, event: again}"))
     result = run_process(["validate", path], {})
     assert_invalid(result, f"{path}:6:", "duplicate key 'event'")
+
+
+# --- item 17: non-finite numbers in payloads ----------------------------------------------------
+
+
+@pytest.mark.parametrize("value", [".nan", ".inf", "-.inf", ".NaN", "+.Inf"])
+@pytest.mark.parametrize("command", ["validate", "run"])
+def test_a_non_finite_number_in_a_payload_is_refused(value, command, write_flow, recording_server):
+    path = write_flow(
+        HEAD + f"  - track: {{userId: u1, event: e, properties: {{ratio: {value}}}}}\n"
+    )
+    result = run_process([command, path], env_for(recording_server.url))
+    assert_invalid(result, f"{path}:4:", f"{value} is not a finite number")
+    assert recording_server.requests == []
+
+
+@pytest.mark.parametrize("value", ["NaN", "Infinity", "-Infinity"])
+def test_a_non_finite_number_in_a_data_row_is_refused(
+    value, write_flow, recording_server, tmp_path
+):
+    rows = tmp_path / "rows.jsonl"
+    rows.write_text('{"id": "a", "n": 1}\n{"id": "b", "n": ' + value + "}\n")
+    path = write_flow(
+        "version: 1\nname: d\nfor_each: {file: rows.jsonl}\nsteps:\n"
+        "  - track: {userId: '{{ row.id }}', event: e, properties: {n: '{{ row.n }}'}}\n"
+    )
+    result = run_process(["run", path, "--no-batch"], env_for(recording_server.url))
+    assert_invalid(result, f"{rows}:2:", f"{value} is not a JSON number")
+    assert recording_server.requests == []
+
+
+# --- item 18: deeply nested data rows ------------------------------------------------------------
+
+DEPTHS = {"just past the limit": 101, "1,500 levels": 1_500, "100k levels": 100_000}
+NESTED_FLOW = (
+    "version: 1\nname: d\nfor_each: {file: rows.jsonl}\nsteps:\n"
+    "  - track: {userId: '{{ row.id }}', event: e, properties: {x: '{{ row.x }}'}}\n"
+)
+
+
+@pytest.mark.parametrize("depth", sorted(DEPTHS))
+@pytest.mark.parametrize("suffix", [".jsonl", ".json"])
+@pytest.mark.parametrize("command", ["validate", "plan", "run"])
+def test_deeply_nested_rows_are_refused_with_their_line(
+    depth, suffix, command, write_flow, recording_server, tmp_path
+):
+    levels = DEPTHS[depth] - 1  # the row object is a level
+    deep = '{"id": "b", "x": ' + "[" * levels + "]" * levels + "}"
+    rows = tmp_path / f"rows{suffix}"
+    if suffix == ".jsonl":
+        rows.write_text('{"id": "a", "x": [[1]]}\n' + deep + "\n")
+    else:
+        rows.write_text('[\n  {"id": "a", "x": "[[[[[["},\n  ' + deep + "\n]\n")
+    path = write_flow(NESTED_FLOW)
+    result = run_process([command, path, "--data", rows], env_for(recording_server.url))
+    assert_invalid(result, f"{rows}:", "a row nests deeper than 100 levels")
+    assert f"{rows}:{2 if suffix == '.jsonl' else 3}:" in result.output
+    assert recording_server.requests == []
+
+
+def test_rows_at_the_depth_limit_still_run(write_flow, recording_server, tmp_path):
+    levels = 99  # the row object makes 100
+    rows = tmp_path / "rows.jsonl"
+    rows.write_text('{"id": "a", "x": ' + "[" * levels + "]" * levels + "}\n")
+    path = write_flow(NESTED_FLOW)
+    result = run_process(["run", path, "--no-batch"], env_for(recording_server.url))
+    assert result.code == 0, result.output
+
+
+def test_the_nesting_scan_agrees_with_json_across_any_block_boundary():
+    from cio_flows.errors import DataFileError
+    from cio_flows.run.row_nesting import NestingScan
+
+    first = {"a": "x\\", "b": ']]]"[[[', "c": [[{"d": '\\"{{'}]], "e": "\n["}
+    second = {"f": [[[[1]]]], "g": "[" * 50}
+    text = ("[" + json.dumps(first) + ",\n " + json.dumps(second) + "]\n").encode()
+    assert json.loads(text)  # valid JSON
+    for size in range(1, 40):
+        scan = NestingScan("f", 6)
+        for start in range(0, len(text), size):
+            scan.feed(text[start : start + size])
+        assert scan.depth == 0 and scan.line == 3, size
+        scan = NestingScan("f", 5)  # the array, an object, f's four lists: six levels
+        with pytest.raises(DataFileError, match="deeper than 5") as error:
+            for start in range(0, len(text), size):
+                scan.feed(text[start : start + size])
+        assert error.value.location.line == 2, size
+
+
+# --- item 21: wait_until's numbers ---------------------------------------------------------------
+
+WAIT_VALUES = {
+    "interval: .nan": ".nan is not a finite number",
+    "interval: .inf": ".inf is not a finite number",
+    "timeout: .nan": ".nan is not a finite number",
+    "timeout: 1e3": "YAML reads an exponent without a dot as text",
+    "timeout: -1": "wait_until timeout must be a number of seconds above 0",
+    "interval: 0": "wait_until interval must be a number of seconds above 0",
+    "timeout: 1.0e300": "at most 86,400",
+    "interval: soon": "found the text 'soon'",
+}
+
+
+@pytest.mark.parametrize("setting", sorted(WAIT_VALUES))
+def test_wait_until_takes_finite_positive_seconds(setting, write_flow, recording_server):
+    path = write_flow(
+        HEAD + "  - list_segments:\n    wait_until:\n      condition: response.segments\n"
+        f"      {setting}\n"
+    )
+    for command in ("validate", "run"):
+        result = run_process([command, path], env_for(recording_server.url))
+        assert_invalid(result, f"{path}:7:", WAIT_VALUES[setting])
+    assert recording_server.requests == []

@@ -15,7 +15,7 @@ from typing import Any
 from ..errors import FlowSchemaError, Location
 from ..wire import kinds as step_kinds
 from .build import build_flow
-from .model import Flow, Path_, Step
+from .model import Flow, Path_, SourceMap, Step
 from .payloads import check_payload
 from .saved_names import check_saved_names
 from .schema_errors import check_structure
@@ -56,6 +56,7 @@ def _load(path: Path, using: tuple[Path, ...], files: FlowFiles) -> Flow:
     data, source = parse_yaml(read_text(path, display), display)
     if using:
         check_looks_like_a_flow(data, display)
+    check_wait_numbers(data, source)
     check_structure(data, source)
     flow = build_flow(path, data, source, files, using)
     own = tuple(step for step in flow.all_steps if step.scope is None)
@@ -76,6 +77,52 @@ def check_looks_like_a_flow(data: Any, display: str) -> None:
             expected="a flow (a mapping with version and steps)",
             found="other content (not shown)",
         )
+
+
+MAX_WAIT_SECONDS = 86_400.0  # a day: past any eventual consistency, before any sleep overflows
+
+
+def check_wait_numbers(data: Any, source: SourceMap) -> None:
+    """`wait_until`'s timeout and interval: finite positive seconds, said plainly (the schema's
+    own message for them is a dump of the whole mapping)."""
+    if not isinstance(data, dict):
+        return
+    for section in ("steps", "finally"):
+        steps = data.get(section)
+        for index, raw in enumerate(steps if isinstance(steps, list) else []):
+            wait = raw.get("wait_until") if isinstance(raw, dict) else None
+            if not isinstance(wait, dict):
+                continue
+            for name in ("timeout", "interval"):
+                if name in wait:
+                    _check_seconds(
+                        wait[name],
+                        source.locate((section, index, "wait_until", name)),
+                        f"wait_until {name}",
+                    )
+
+
+def _check_seconds(value: Any, location: Location, what: str) -> None:
+    number = not isinstance(value, bool) and isinstance(value, int | float)
+    if number and 0 < value <= MAX_WAIT_SECONDS:
+        return
+    if isinstance(value, str):
+        found = f"the text '{value}'"
+        try:
+            float(value)
+            found += " (YAML reads an exponent without a dot as text: write 1000, or 1.0e3)"
+        except ValueError:
+            pass
+    elif number:
+        found = str(value)
+    else:
+        found = type(value).__name__
+    raise FlowSchemaError(
+        f"{what} must be a number of seconds above 0 and at most {MAX_WAIT_SECONDS:,.0f}",
+        location=location,
+        expected=f"a number of seconds, 0 < seconds <= {MAX_WAIT_SECONDS:,.0f}",
+        found=found,
+    )
 
 
 def check_step_options(steps: tuple[Step, ...]) -> None:

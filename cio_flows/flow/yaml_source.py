@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -133,6 +134,14 @@ def _to_python(
             for i, item in enumerate(node.value)
         ]
     value = loader.construct_object(node, deep=True)
+    if isinstance(value, float) and not math.isfinite(value):
+        # `.nan`, `.inf`: JSON has no form for them, and as a timeout or interval they hang.
+        raise FlowSyntaxError(
+            f"{node.value} is not a finite number",
+            location=_mark(file, node),
+            expected="a finite number (JSON has no NaN or infinity)",
+            found=node.value,
+        )
     # Dates and times stay text: payloads want the string the author wrote.
     if not isinstance(value, str | int | float | bool | type(None)):
         return node.value

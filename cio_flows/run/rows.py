@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO, TextIO, TypeVar
 import ijson
 
 from ..errors import DataFileError, Location
+from .row_nesting import MAX_ROW_DEPTH, NestingGuard, NestingScan, check_line_nesting
 
 if TYPE_CHECKING:
     from _csv import Reader as CsvReader
@@ -271,8 +272,17 @@ class DataSource:
                 yield Row(number, line_no, self._json_object(line, line_no, number))
 
     def _json_object(self, text: str, line_no: int, number: int) -> dict[str, Any]:
+        check_line_nesting(text, str(self.path), line_no, number, MAX_ROW_DEPTH)
         try:
-            value = json.loads(text)
+            value = json.loads(text, parse_constant=_not_a_json_number)
+        except _NotJsonNumber as exc:
+            raise DataFileError(
+                f"{exc.args[0]} is not a JSON number (JSON has no NaN or Infinity)",
+                location=Location(str(self.path), line_no, text.find(exc.args[0]) + 1),
+                row=number,
+                expected="a finite number, or null",
+                found=exc.args[0],
+            ) from None
         except json.JSONDecodeError as exc:
             raise DataFileError(
                 f"invalid JSON: {exc.msg}",
@@ -301,10 +311,11 @@ class DataSource:
         again in line-sized pieces (`_json_located`) to name the line.
         """
         with self._open() as handle:
-            self._json_start(handle)
+            line = self._json_start(handle)
             number = 0
+            guarded = self._nesting_guard(handle, line)
             try:
-                for number, item in enumerate(ijson.items(handle, "item", use_float=True), 1):
+                for number, item in enumerate(ijson.items(guarded, "item", use_float=True), 1):
                     if not isinstance(item, dict):
                         break
                     yield Row(number, 0, item)
@@ -316,8 +327,13 @@ class DataSource:
             pass
         raise self._unreadable(f"invalid JSON after row {number}")  # only if the file changed
 
-    def _json_start(self, handle: BinaryIO) -> None:
-        """Skip a BOM; refuse a file that is not an array before parsing it."""
+    def _nesting_guard(self, handle: BinaryIO, line: int) -> NestingGuard:
+        """Reads of the array scanned for nesting first: the array is level 1, its rows 2."""
+        return NestingGuard(handle, NestingScan(str(self.path), MAX_ROW_DEPTH, line, outer=1))
+
+    def _json_start(self, handle: BinaryIO) -> int:
+        """Skip a BOM; refuse a file that is not an array before parsing it. Returns the line
+        the reads go on from (1: the whitespace before the array is read again)."""
         if handle.read(3) != _BOM:
             handle.seek(0)
         start = handle.tell()
@@ -337,6 +353,7 @@ class DataSource:
                 expected="'['",
                 found=f"'{first.decode('utf-8', 'replace')}'" if first else "an empty file",
             )
+        return 1
 
     def _json_located(self) -> Iterator[Row]:
         """Rows of a JSON array with the line each starts on: slower, for faults and duplicates."""
@@ -345,8 +362,8 @@ class DataSource:
         items = _ItemBuilder(self)
         line = last = 1
         with self._open() as handle:
-            self._json_start(handle)
-            for piece in iter(lambda: handle.readline(_PIECE), b""):
+            guarded = self._nesting_guard(handle, self._json_start(handle))
+            for piece in iter(lambda: guarded.readline(_PIECE), b""):
                 last = line
                 self._json_feed(parser, piece, line)
                 yield from items.rows(events, line)
@@ -428,6 +445,14 @@ class _KeyHashes:
                         found.add(value)
                     seen.add(value)
         return found
+
+
+class _NotJsonNumber(ValueError):
+    """NaN, Infinity or -Infinity in a JSON row: Python reads them, no API does."""
+
+
+def _not_a_json_number(name: str) -> Any:
+    raise _NotJsonNumber(name)
 
 
 def _first_line(exc: Exception) -> str:
