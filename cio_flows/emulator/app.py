@@ -38,6 +38,7 @@ from . import (
     inspection,
     journeys,
     messages,
+    objects_api,
     pipelines,
     programs,
     sends,
@@ -306,6 +307,7 @@ def build_app(state: State) -> Starlette:
         *esp.ROUTES,
         *webhooks.ROUTES,
         *track_reports.ROUTES,
+        *objects_api.ROUTES,
     ]
     specs += documented.routes(specs)
     routes: list[Route] = [Route(s.path, dispatcher.endpoint(s), methods=[s.method]) for s in specs]

@@ -114,6 +114,21 @@ def _setup(emu: Emulator, op: Operation) -> None:
             timeout=30,
         )
         assert response.json() == {"id": 1}
+    if "{object_id}" in op.path or op.path.endswith("/relationships"):
+        entity = {
+            "type": "object",
+            "identifiers": {"object_type_id": "1", "object_id": "acme"},
+            "action": "identify",
+            "attributes": {"plan": "pro"},
+            "cio_relationships": [{"identifiers": {"id": "user_0001"}}],
+        }
+        response = requests.post(
+            emu.url + "/api/v2/entity",
+            json=entity,
+            headers={"Authorization": TRACK_AUTH},
+            timeout=30,
+        )
+        assert response.status_code == 200, response.text
     if "{webhook_id}" in op.path:
         hook = {"name": "h", "endpoint": "https://example.com/h", "events": ["email_sent"]}
         response = requests.post(
