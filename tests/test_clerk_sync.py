@@ -88,6 +88,7 @@ def test_sync_sends_what_the_source_holds(tmp_path: Path) -> None:
     )  # the primary address, not the first
 
 
+@pytest.mark.slow
 def test_a_wrong_key_stops_before_anything_is_sent_and_is_not_printed(tmp_path: Path) -> None:
     wrong = "sk_test_wrong_key_123456"
     with clerk_api(20) as clerk, Emulator(workspace={}) as emulator:
@@ -103,6 +104,7 @@ def test_a_wrong_key_stops_before_anything_is_sent_and_is_not_printed(tmp_path: 
     assert sent == []
 
 
+@pytest.mark.slow
 def test_plan_lists_the_source_pages(tmp_path: Path) -> None:
     with clerk_api(150) as clerk:
         env = _env(tmp_path, CLERK_API_URL=clerk.url, CLERK_SECRET_KEY=SECRET_KEY)
@@ -120,6 +122,7 @@ def test_plan_lists_the_source_pages(tmp_path: Path) -> None:
     assert SECRET_KEY not in done.stdout
 
 
+@pytest.mark.slow
 def test_validate_reads_no_page(tmp_path: Path) -> None:
     with clerk_api(10) as clerk:
         env = _env(tmp_path, CLERK_API_URL=clerk.url, CLERK_SECRET_KEY=SECRET_KEY)
@@ -233,6 +236,7 @@ def test_user_deleted_deletes_and_a_non_object_body_is_400(served) -> None:
     assert requests.post(url, data=body, headers=headers, timeout=30).status_code == 400
 
 
+@pytest.mark.slow
 def test_serve_without_the_secret_exits_2(tmp_path: Path) -> None:
     done = subprocess.run(
         cli("serve", str(WEBHOOK), "--verify", "svix", "--secret-env", "NOT_SET_ANYWHERE"),

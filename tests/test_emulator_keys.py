@@ -8,6 +8,7 @@ import os
 import subprocess
 from pathlib import Path
 
+import pytest
 from support import cli
 
 from cio_flows.api import _with_keys, options_for_emulator, run_flow
@@ -67,6 +68,7 @@ def _run(tmp_path: Path, user_id: str, env: dict[str, str]) -> subprocess.Comple
     )
 
 
+@pytest.mark.slow
 def test_a_200_byte_id_fails_its_row_with_track_only_keys(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CUSTOMERIO_")}
     env.update(TRACK_ONLY, CIO_FLOWS_JOURNAL=str(tmp_path / "journal.db"))
@@ -78,6 +80,7 @@ def test_a_200_byte_id_fails_its_row_with_track_only_keys(tmp_path: Path) -> Non
     assert "track-secret-1" not in failed.stdout + failed.stderr
 
 
+@pytest.mark.slow
 def test_with_no_keys_the_same_id_goes_to_pipelines_and_passes(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CUSTOMERIO_")}
     env["CIO_FLOWS_JOURNAL"] = str(tmp_path / "journal.db")

@@ -273,6 +273,7 @@ TEMPLATE_BOMBS = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", sorted(TEMPLATE_BOMBS))
 @pytest.mark.parametrize("command", ["validate", "run"])
 def test_template_bombs_are_refused(case, command, write_flow, recording_server):
@@ -285,6 +286,7 @@ def test_template_bombs_are_refused(case, command, write_flow, recording_server)
     assert recording_server.requests == []
 
 
+@pytest.mark.slow
 def test_a_loop_over_many_rows_worth_of_items_stays_within_the_budget(write_flow, recording_server):
     path = write_flow(
         HEAD + "  - track: {userId: u1, event: e, properties: {n: "
@@ -307,6 +309,7 @@ def alias_bomb(first_key: str = "a") -> str:
     return "\n".join(lines) + "\n"
 
 
+@pytest.mark.slow
 def test_an_alias_bomb_cassette_is_refused(tmp_path, recording_server):
     suite = tmp_path / "suite"
     suite.mkdir()
@@ -319,6 +322,7 @@ def test_an_alias_bomb_cassette_is_refused(tmp_path, recording_server):
     assert recording_server.requests == []
 
 
+@pytest.mark.slow
 def test_an_alias_bomb_workspace_is_refused(tmp_path, write_flow):
     workspace = tmp_path / "workspace.yaml"
     workspace.write_text(alias_bomb("people"))
@@ -354,6 +358,7 @@ steps:
 """
 
 
+@pytest.mark.slow
 def test_a_key_overriding_a_merge_is_no_duplicate(write_flow, recording_server):
     path = write_flow(MERGE_FLOW)
     result = run_process(["run", path, "--no-batch"], env_for(recording_server.url))
@@ -362,6 +367,7 @@ def test_a_key_overriding_a_merge_is_no_duplicate(write_flow, recording_server):
     assert body["event"] == "other" and body["userId"] == "u1"
 
 
+@pytest.mark.slow
 def test_a_key_written_twice_is_still_a_duplicate(write_flow):
     path = write_flow(MERGE_FLOW.replace("event: other}", "event: other, event: again}"))
     result = run_process(["validate", path], {})

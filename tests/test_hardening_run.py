@@ -89,6 +89,7 @@ def hanging_server() -> Iterator[HostileServer]:
     yield from serve(state)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_a_second_signal_ends_a_run_waiting_on_answers(tmp_path, hanging_server, signum):
     flow = write_rows_flow(tmp_path, 20)

@@ -11,6 +11,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
+import pytest
 from conftest import Recorded, default_answer, env_for
 from rich.console import Console
 from support import cli
@@ -59,6 +60,7 @@ def refuse_some(request: Recorded) -> tuple[int, dict[str, str], Any]:
     return default_answer(request)
 
 
+@pytest.mark.slow
 def test_skips_are_summarised_failures_shown_and_times_are_spans(tmp_path, recording_server):
     recording_server.handler = refuse_some
     flow = write_sync(tmp_path)
@@ -93,6 +95,7 @@ def test_skips_are_summarised_failures_shown_and_times_are_spans(tmp_path, recor
         assert step["latency_ms"] >= 0
 
 
+@pytest.mark.slow
 def test_per_row_skip_lines_come_back_with_verbose(tmp_path, recording_server):
     flow = write_sync(tmp_path)
     env = {**os.environ, **env_for(recording_server.url)}

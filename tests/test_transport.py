@@ -257,7 +257,7 @@ def test_interrupt_ends_a_long_backoff_at_once(recording_server):
     started = time.monotonic()
     with pytest.raises(TransportError) as info:
         transport.send(Request("pipelines", "POST", "/v1/identify", {"messageId": "m"}))
-    assert time.monotonic() - started < 5
+    assert time.monotonic() - started < 15  # hang guard: the Retry-After was 20 s
     assert info.value.outcome == "failed" and info.value.attempts == 1
     assert "HTTP 503 after 1 attempt(s); interrupted before retrying" in str(info.value)
     assert len(recording_server.requests) == 1 and transport.stats["retries"] == 0

@@ -190,6 +190,7 @@ def emulator() -> Iterator[Emulator]:
         yield emu
 
 
+@pytest.mark.slow
 def test_the_webhook_option_forwards_events_to_a_local_handler(receiver: Receiver) -> None:
     import os
     import subprocess
