@@ -77,7 +77,7 @@ def test_table_has_one_row_per_kind_with_family_and_keys():
         "unsuppress", "group", "delete_object", "delete_relationship", "page", "screen",
         "send_email", "send_push", "send_sms", "send_in_app", "send_inbox", "trigger_broadcast",
         "request", "add_to_segment", "remove_from_segment", "create_segment", "delete_segment",
-        "search", "get_person", "list_segments", "segment_members", "broadcast_status",
+        "send_whatsapp", "search", "get_person", "list_segments", "segment_members", "broadcast_status",
         "broadcast_errors", "get_message", "list_messages", "person_messages",
         "person_activities", "person_segments",
     ]  # fmt: skip
@@ -108,7 +108,7 @@ def test_kind_properties_are_those_the_runner_relied_on():
     not_repeatable = {kind.name for kind in kinds.all_kinds() if not kind.repeatable}
     assert not_repeatable == {
         "send_email", "send_push", "send_sms", "send_in_app", "send_inbox", "trigger_broadcast",
-        "create_segment",
+        "create_segment", "send_whatsapp",
     }  # fmt: skip
     people = {kind.name for kind in kinds.all_kinds() if kind.family == kinds.PEOPLE}
     assert people == {

@@ -263,6 +263,15 @@ ACCEPT: dict[str, list[Any]] = {
             "to": "+15551234567",
         },
     ],
+    "send_whatsapp": [
+        {
+            "transactional_message_id": "order_shipped",
+            "identifiers": {"id": "u1"},
+            "to": "+15551234567",
+            "message_data": {"order": "42"},
+        },
+        {"transactional_message_id": 7, "identifiers": {"cio_id": "abc"}},
+    ],
     "search": [
         {
             "filter": {
@@ -456,6 +465,11 @@ REJECT: dict[str, list[Any]] = {
         {"transactional_message_id": "otp", "identifiers": {"id": "u"}},
         {"transactional_message_id": "otp", "identifiers": {"id": "u"}, "to": "+1555", "body": "x"},
     ],
+    "send_whatsapp": [
+        {"identifiers": {"id": "u"}},
+        {"transactional_message_id": 7},
+        {"transactional_message_id": 7, "identifiers": {"id": "u"}, "subject": "email only"},
+    ],
     "search": [
         {},
         {"filter": {}},
@@ -566,7 +580,7 @@ def test_step_rejects(kind, payload):
     assert not step_validator(kind).is_valid(payload)
 
 
-@pytest.mark.parametrize("kind", ["send_email", "send_push", "send_sms"])
+@pytest.mark.parametrize("kind", ["send_email", "send_push", "send_sms", "send_whatsapp"])
 def test_valid_send_steps_are_valid_wire_requests(kind):
     wire = validator(f"wire/app/{kind}.request.json")
     for payload in ACCEPT[kind]:
