@@ -23,6 +23,8 @@ from cio_flows.errors import TemplateError
 from cio_flows.flow.sandbox import TemplateEnv
 from cio_flows.flow.templating import render_value
 
+pytestmark = pytest.mark.slow  # nearly every test runs the CLI as a real process
+
 HEAD = "version: 1\nname: demo\nsteps:\n"
 PARTNER_TOKEN = "partner-tok-9f8e7d6c"  # a secret the flow may send as it is
 MAX_RSS_MB = 400  # the whole process: Python, its imports and whatever the input costs
@@ -100,7 +102,6 @@ ENV_ALIASES = {
 }
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("case", sorted(ENV_ALIASES))
 def test_env_cannot_be_held_or_its_secrets_transformed(case, write_flow, recording_server):
     template = ENV_ALIASES[case]
@@ -113,7 +114,6 @@ def test_env_cannot_be_held_or_its_secrets_transformed(case, write_flow, recordi
     assert recording_server.requests == []
 
 
-@pytest.mark.slow
 def test_expect_cannot_guess_a_secret_by_slicing(write_flow, recording_server):
     path = write_flow(
         HEAD + "  - list_segments:\n    expect: \"[env][0].PARTNER_TOKEN[:8] == 'partner-'\"\n"
@@ -124,7 +124,6 @@ def test_expect_cannot_guess_a_secret_by_slicing(write_flow, recording_server):
     assert recording_server.requests == []
 
 
-@pytest.mark.slow
 def test_a_secret_is_still_sent_as_it_is(write_flow, recording_server):
     path = write_flow(
         HEAD + "  - track: {userId: u1, event: e, properties: "
@@ -178,7 +177,6 @@ def test_a_secret_value_renders_as_it_is():
 # --- item 6: --env-file does not expand ${VAR} --------------------------------------------------
 
 
-@pytest.mark.slow
 def test_an_env_file_does_not_copy_a_key_into_a_public_name(write_flow, recording_server, tmp_path):
     path = write_flow(HEAD + '  - track: {userId: u1, event: "{{ env.PUBLIC_ID | reverse }}"}\n')
     env_file = tmp_path / "ci.env"
@@ -205,7 +203,6 @@ def project(tmp_path: Path) -> Path:
     return tmp_path / "proj"
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("used", ["../token.txt", "{outside}/token.txt", "../../../etc/passwd"])
 @pytest.mark.parametrize("command", ["validate", "plan", "run"])
 def test_use_outside_the_project_is_refused(project, used, command, recording_server):
@@ -217,7 +214,6 @@ def test_use_outside_the_project_is_refused(project, used, command, recording_se
     assert recording_server.requests == []
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("used", ["conf.yaml", "link.yaml"])
 def test_a_used_file_that_is_not_a_flow_is_not_shown(project, used, recording_server):
     flow = project / "flow.yaml"
@@ -232,7 +228,6 @@ def test_a_used_file_that_is_not_a_flow_is_not_shown(project, used, recording_se
         assert "conf.yaml is not a flow file" in result.output and "password" not in result.output
 
 
-@pytest.mark.slow
 def test_root_widens_the_project(project, recording_server):
     shared = project.parent / "shared.yaml"
     shared.write_text(HEAD + "  - identify: {userId: u1}\n")
@@ -273,7 +268,6 @@ TEMPLATE_BOMBS = {
 }
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("case", sorted(TEMPLATE_BOMBS))
 @pytest.mark.parametrize("command", ["validate", "run"])
 def test_template_bombs_are_refused(case, command, write_flow, recording_server):
@@ -286,7 +280,6 @@ def test_template_bombs_are_refused(case, command, write_flow, recording_server)
     assert recording_server.requests == []
 
 
-@pytest.mark.slow
 def test_a_loop_over_many_rows_worth_of_items_stays_within_the_budget(write_flow, recording_server):
     path = write_flow(
         HEAD + "  - track: {userId: u1, event: e, properties: {n: "
@@ -309,7 +302,6 @@ def alias_bomb(first_key: str = "a") -> str:
     return "\n".join(lines) + "\n"
 
 
-@pytest.mark.slow
 def test_an_alias_bomb_cassette_is_refused(tmp_path, recording_server):
     suite = tmp_path / "suite"
     suite.mkdir()
@@ -322,7 +314,6 @@ def test_an_alias_bomb_cassette_is_refused(tmp_path, recording_server):
     assert recording_server.requests == []
 
 
-@pytest.mark.slow
 def test_an_alias_bomb_workspace_is_refused(tmp_path, write_flow):
     workspace = tmp_path / "workspace.yaml"
     workspace.write_text(alias_bomb("people"))
@@ -358,7 +349,6 @@ steps:
 """
 
 
-@pytest.mark.slow
 def test_a_key_overriding_a_merge_is_no_duplicate(write_flow, recording_server):
     path = write_flow(MERGE_FLOW)
     result = run_process(["run", path, "--no-batch"], env_for(recording_server.url))
@@ -367,7 +357,6 @@ def test_a_key_overriding_a_merge_is_no_duplicate(write_flow, recording_server):
     assert body["event"] == "other" and body["userId"] == "u1"
 
 
-@pytest.mark.slow
 def test_a_key_written_twice_is_still_a_duplicate(write_flow):
     path = write_flow(MERGE_FLOW.replace("event: other}", "event: other, event: again}"))
     result = run_process(["validate", path], {})
