@@ -32,6 +32,7 @@ steps:
 """
 
 
+@pytest.mark.slow
 def test_send_whatsapp_posts_the_sms_shaped_body(recording_server, write_flow):
     flow = write_flow(FLOW)
     env = {**os.environ, **env_for(recording_server.url)}
@@ -48,6 +49,7 @@ def test_send_whatsapp_posts_the_sms_shaped_body(recording_server, write_flow):
     assert send.body["message_data"] == {"order": "42"}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("payload", ["{identifiers: {id: u}}", "{transactional_message_id: 5}"])
 def test_an_incomplete_send_whatsapp_is_refused(payload, write_flow):
     flow = write_flow(f"version: 1\nname: bad\nsteps:\n  - send_whatsapp: {payload}\n")
