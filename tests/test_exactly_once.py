@@ -323,3 +323,53 @@ def test_once_keys_hold_across_flows_and_within_a_run(emulator, tmp_path):
     done = run(env, str(other))  # u1, done by the first flow
     assert done.returncode == 0 and "done once already (key welcome:u1)" in done.stdout
     assert welcome_emails(emulator) == {"u1@example.com": 1, "u2@example.com": 1}
+
+
+BROADCAST = """\
+version: 1
+name: launch
+steps:
+  - name: announce
+    trigger_broadcast: {broadcast_id: 12, data: {launch: spring}}
+    save: trigger
+  - name: after
+    track: {userId: ops, event: "announced {{ steps.trigger.id }}"}
+"""
+
+
+def test_a_broadcast_trigger_in_flight_at_a_kill_is_settled_from_the_trigger_list(
+    recording_server, tmp_path
+):
+    arrived = threading.Event()
+    triggers: list[dict[str, Any]] = []
+
+    def answer(request: Recorded) -> tuple[int, dict[str, str], Any]:
+        path = urlsplit(request.path).path
+        if request.method == "POST" and path == "/v1/campaigns/12/triggers":
+            triggers.append({"id": 40 + len(triggers), "created_at": int(time.time())})
+            arrived.set()
+            time.sleep(30)  # the answer never reaches the killed run
+            return 200, {}, {"id": triggers[-1]["id"]}
+        if path == "/v1/broadcasts/12/triggers":
+            return 200, {}, {"triggers": [{"id": 7, "created_at": 1_600_000_000}, *triggers]}
+        return default_answer(request)
+
+    recording_server.handler = answer
+    flow = tmp_path / "launch.yaml"
+    flow.write_text(BROADCAST)
+    journal = tmp_path / "journal.db"
+    env = env_for(recording_server.url, CIO_FLOWS_JOURNAL=str(journal))
+    first = start(env, str(flow))
+    run_id = run_id_of(first)
+    assert arrived.wait(60), first.communicate()
+    first.send_signal(signal.SIGKILL)
+    first.wait(timeout=10)
+    assert statuses(journal, run_id, "steps.0") == {"in_flight": 1}
+
+    resumed = run(env, str(flow), "--resume", run_id)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert len(triggers) == 1, "not triggered again"
+    assert "1 found in Customer.io (not sent again)" in resumed.stdout
+    assert "row -, announce: found in Customer.io (40)" in resumed.stdout
+    tracked = [r.body for r in recording_server.requests if r.path.endswith("/track")]
+    assert [t["event"] for t in tracked] == ["announced 40"]  # the save rebuilt from the list

@@ -188,6 +188,10 @@ def run(
         )
     if summary.interrupted and summary.journal_error is None:
         again = resume_command(flow, summary.run_id, data, var, env_file, region, rows)
+        if emulator_workspace is not None:  # the same kind of server, as it was given
+            again += f" --emulator-workspace {shlex.quote(str(emulator_workspace))}"
+        elif emulator or emulator_ui:
+            again += " --emulator"
         write(f"to go on where it stopped: {again}")
     if summary.exit_code not in (EXIT_OK, EXIT_FAILED):
         write(f"exit {summary.exit_code}: {summary.exit_cause}")
