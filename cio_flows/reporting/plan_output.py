@@ -134,10 +134,10 @@ class PlanOutput:
         }
         if isinstance(item, PlannedFailure):
             record.update(row=item.row, error=item.failure.message)
-            return json.dumps(record, ensure_ascii=False)
+            return orjson.dumps(record).decode()
         if item.request is None:
             record.update(row=item.first_row, depends_on=list(item.depends_on))
-            return json.dumps(record, ensure_ascii=False)
+            return orjson.dumps(record).decode()
         request = item.request
         if item.batched:
             record.update(rows=[item.first_row, item.last_row], items=item.items)
