@@ -37,6 +37,7 @@ from . import (
     exports,
     inspection,
     journeys,
+    library,
     messages,
     objects_api,
     pipelines,
@@ -308,6 +309,7 @@ def build_app(state: State) -> Starlette:
         *webhooks.ROUTES,
         *track_reports.ROUTES,
         *objects_api.ROUTES,
+        *library.ROUTES,
     ]
     specs += documented.routes(specs)
     routes: list[Route] = [Route(s.path, dispatcher.endpoint(s), methods=[s.method]) for s in specs]

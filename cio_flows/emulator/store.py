@@ -38,6 +38,11 @@ CREATE TABLE IF NOT EXISTS esp_suppressions(
   email TEXT NOT NULL, type TEXT NOT NULL, reason TEXT NOT NULL, created INTEGER NOT NULL,
   PRIMARY KEY(email, type)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS reporting_webhooks(id INTEGER PRIMARY KEY, body TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS snippets(
+  name TEXT PRIMARY KEY, value TEXT NOT NULL, updated_at INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS collections(
+  id INTEGER PRIMARY KEY, name TEXT NOT NULL, data TEXT NOT NULL, url TEXT,
+  created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS devices(
   pk INTEGER NOT NULL, device_id TEXT NOT NULL, platform TEXT, last_used INTEGER,
   attributes TEXT NOT NULL DEFAULT '{}', PRIMARY KEY(pk, device_id)) WITHOUT ROWID;
@@ -112,6 +117,8 @@ TABLES = [
     "suppressions",
     "esp_suppressions",
     "reporting_webhooks",
+    "snippets",
+    "collections",
     "devices",
     "segments",
     "segment_members",

@@ -129,6 +129,21 @@ def _setup(emu: Emulator, op: Operation) -> None:
             timeout=30,
         )
         assert response.status_code == 200, response.text
+    if "{snippet_name}" in op.path:
+        snippet = {"name": "address", "value": "1 Main St"}
+        response = requests.put(
+            emu.url + "/v1/snippets", json=snippet, headers={"Authorization": APP_AUTH}, timeout=30
+        )
+        assert response.status_code == 200, response.text
+    if "{collection_id}" in op.path:
+        collection = {"name": "events", "data": [{"eventName": "launch"}]}
+        response = requests.post(
+            emu.url + "/v1/collections",
+            json=collection,
+            headers={"Authorization": APP_AUTH},
+            timeout=30,
+        )
+        assert response.json()["collection"]["id"] == 1
     if "{webhook_id}" in op.path:
         hook = {"name": "h", "endpoint": "https://example.com/h", "events": ["email_sent"]}
         response = requests.post(
