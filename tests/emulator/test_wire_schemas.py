@@ -93,6 +93,14 @@ APP_CASES = [
         SEND | {"transactional_message_id": "login_code", "to": "+15551234567"},
         200,
     ),
+    (
+        "POST",
+        "/v1/send/whatsapp",
+        "/v1/send/whatsapp",
+        None,
+        SEND | {"transactional_message_id": "appointment_reminder", "to": "+15551234567"},
+        200,
+    ),
     ("GET", "/v1/segments", "/v1/segments", None, None, 200),
     (
         "POST",
