@@ -126,4 +126,6 @@ def test_validate_data_names_the_failing_row(tmp_path):
     assert "ok:" not in result.stdout
     good = data.read_text(encoding="utf-8").replace("12/31/2025", "2025-12-31T00:00:00Z")
     data.write_text(good, encoding="utf-8")
-    assert CliRunner().invoke(main, ["validate", str(flow), "--data", str(data)]).exit_code == 0
+    fixed = CliRunner().invoke(main, ["validate", str(flow), "--data", str(data)])
+    assert fixed.exit_code == 0
+    assert "with 1 step(s), 50 row(s) rendered and checked" in fixed.stdout

@@ -41,7 +41,8 @@ def validate(flow: Path, var, data, env_file, root) -> None:
     try:
         run = api.validate_flow(flow, options)
         # Every row rendered and checked as `plan` does (the same walker, nothing sent).
-        failures = Planner(run).first_failures(SHOWN_FAILURES) if run.data is not None else []
+        planner = Planner(run) if run.data is not None else None
+        failures = planner.first_failures(SHOWN_FAILURES) if planner is not None else []
     except FlowInputError as exc:
         fail_invalid(exc, redact)
     if failures:
@@ -52,7 +53,8 @@ def validate(flow: Path, var, data, env_file, root) -> None:
         click.echo(f"invalid: {flow}: failing row(s) {rows}{more}", err=True)
         sys.exit(EXIT_INVALID)
     steps = len(run.flow.all_steps)
-    click.echo(f"ok: {flow} is a valid flow '{run.flow.name}' with {steps} step(s)")
+    rows = f", {planner.rows:,} row(s) rendered and checked" if planner is not None else ""
+    click.echo(f"ok: {flow} is a valid flow '{run.flow.name}' with {steps} step(s){rows}")
 
 
 @click.command()
