@@ -382,11 +382,19 @@ def deliveries() -> nbformat.NotebookNode:
     return _notebook("deliveries", deliveries_cells.cells(_code, _markdown, CLOSE))
 
 
+def journeys() -> nbformat.NotebookNode:
+    sys.path.insert(0, str(HERE))  # the cells live next to this script
+    import journeys_cells
+
+    return _notebook("journeys", journeys_cells.cells(_code, _markdown, CLOSE))
+
+
 NOTEBOOKS = {
     "people_explorer.ipynb": people_explorer,
     "segment_analysis.ipynb": segment_analysis,
     "flow_runner.ipynb": flow_runner,
     "deliveries.ipynb": deliveries,
+    "journeys.ipynb": journeys,
 }
 
 

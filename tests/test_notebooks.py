@@ -42,6 +42,7 @@ NAMES = (
     "segment_analysis.ipynb",
     "flow_runner.ipynb",
     "deliveries.ipynb",
+    "journeys.ipynb",
 )
 # The deliveries notebook reads a workspace with a message history: the generated demo.
 DELIVERIES_DEMO = {"demo": {"people": 1500}}
@@ -231,6 +232,16 @@ def test_flow_runner_plans_then_runs_every_step(fresh_install) -> None:
     # The %%cio_plan and %%cio_flow cells: the plan lists the cell's track, the run passes.
     assert "cell_event_tracked" in text
     assert "passed: 2 ok" in text
+
+
+def test_journeys_draws_the_trial_campaign_from_trigger_to_open(fresh_install) -> None:
+    text = _text(fresh_install["journeys.ipynb"])
+    assert "60 people started a trial" in text
+    assert "messages of campaign 30" in text and "(just read)" in text
+    # The funnel has a row per campaign message; 60 entered and all 60 got the welcome.
+    welcome = next(line for line in text.splitlines() if "Welcome email (1)" in line)
+    assert welcome.split()[2:5] == ["60", "60", "60"]  # triggered, messages, sent
+    assert "We miss you (3)" in text  # the nudge, to the free ones only
 
 
 def test_no_demo_key_in_any_output(fresh_install) -> None:
