@@ -230,7 +230,7 @@ def test_flow_runner_plans_then_runs_every_step(fresh_install) -> None:
     assert "passed: 6 ok" in text  # the run
     assert "welcome" in text  # the delivery the emulator recorded
     # The %%cio_plan and %%cio_flow cells: the plan lists the cell's track, the run passes.
-    assert "cell_event_tracked" in text
+    assert "plan: 2 request(s), nothing sent; steps: identify #1, track #2" in text
     assert "passed: 2 ok" in text
 
 

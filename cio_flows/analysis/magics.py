@@ -105,7 +105,10 @@ class FlowMagics(Magics):
     @cell_magic
     def cio_plan(self, line: str, cell: str) -> pd.DataFrame:
         """The requests the cell's flow would send; sends nothing."""
-        return self._call(line, cell, "cio_plan", "plan_table")
+        table = self._call(line, cell, "cio_plan", "plan_table")
+        steps = ", ".join(dict.fromkeys(table["step"]))
+        print(f"plan: {len(table)} request(s), nothing sent; steps: {steps}")
+        return table
 
 
 def load(shell: InteractiveShell) -> None:
