@@ -56,6 +56,12 @@ def parse_vars(pairs: list[str]) -> dict[str, str]:
     return found
 
 
+def _without_keys() -> dict[str, str]:
+    """The environment for `--emulator`: no CUSTOMERIO_* settings, so the emulator uses its own
+    keys and the cell never reaches the workspace the notebook may be connected to."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("CUSTOMERIO_")}
+
+
 @magics_class
 class FlowMagics(Magics):
     def __init__(self, shell: InteractiveShell) -> None:
@@ -66,7 +72,11 @@ class FlowMagics(Magics):
         """One workspace per target for the notebook's life: an emulator keeps its state."""
         if emulator not in self._workspaces:
             try:
-                found = Workspace.emulator() if emulator else Workspace.from_env()
+                found = (
+                    Workspace.emulator(environ=_without_keys())
+                    if emulator
+                    else Workspace.from_env()
+                )
             except CioFlowsError as exc:
                 raise UsageError(str(exc)) from None
             self._workspaces[emulator] = found
