@@ -206,6 +206,10 @@ def test_a_signed_user_created_identifies_and_welcomes_once(served) -> None:
     again = _deliver(url, event, "msg_2abc")  # Svix redelivers the same message
     assert again.status_code == 200 and again.json()["status"] == "duplicate"
     assert _welcomes(emulator, "user_00042") == 1
+    # The same event sent again as a new message: the welcome's `once` key holds.
+    other = _deliver(url, event, "msg_3def")
+    assert other.status_code == 200 and other.json()["counts"]["skipped"] >= 1
+    assert _welcomes(emulator, "user_00042") == 1
 
 
 @pytest.mark.slow
