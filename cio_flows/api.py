@@ -20,6 +20,9 @@ from .reporting.files import check_writable
 from .run.events import Listener, RunSummary
 from .run.executor import Executor, InFlightMarker, PreviousLookup
 from .run.journal import Journal, RunRecord
+from .run.journal_admin import RunDetail
+from .run.journal_admin import prune_runs as prune_journal
+from .run.journal_admin import run_detail as run_detail_of
 from .run.once import OnceBook
 from .run.plan import (
     Planned,
@@ -78,7 +81,8 @@ def run_flow(
     """Run a flow as `cio-flows run` does, and return its RunSummary (`run_id`, `exit_code`).
 
     options.journal: every (row, step) outcome recorded (default $CIO_FLOWS_JOURNAL, else
-      ./.cio-flows/journal.db; False or None for no journal, and then no resume).
+      cio-flows/journal.db in the user data folder; False or None for no journal, and then no
+      resume).
     options.resume = RUN_ID: run again what did not succeed in that run, with its vars and data
       unless given. Sends whose outcome is unknown are first looked up in Customer.io
       (options.settle_grace; run/settle.py): found ones are recorded ok, ones absent after the
@@ -196,6 +200,22 @@ def recent_runs(limit: int = 20, journal: str | Path | bool = True) -> list[RunR
         return []
     with Journal(path) as opened:
         return opened.runs(limit)
+
+
+def run_detail(run_id: str, journal: str | Path | bool = True) -> RunDetail | None:
+    """One run from the journal (`cio-flows runs show`): its record, inputs, per-step counts
+    and first failures; None when the journal has no such run."""
+    path = journal_path(journal)
+    if path is None:
+        return None
+    with Journal(path) as opened:
+        return run_detail_of(opened.query, run_id)
+
+
+def prune_runs(older_than_days: float, journal: str | Path | bool = True) -> list[str]:
+    """Delete runs older than that from the journal (`cio-flows runs prune`); their ids."""
+    path = journal_path(journal)
+    return [] if path is None else prune_journal(path, older_than_days)
 
 
 def wants_emulator(options: RunOptions) -> bool:

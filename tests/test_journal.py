@@ -95,7 +95,8 @@ def test_wal_mode_and_default_path(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     with sqlite3.connect(target) as db:
         assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     monkeypatch.delenv("CIO_FLOWS_JOURNAL")
-    assert default_journal_path() == Path(".cio-flows/journal.db")
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))  # platformdirs reads it on Linux
+    assert default_journal_path() == tmp_path / "data" / "cio-flows" / "journal.db"
 
 
 def test_runs_newest_first_with_status(journal: Journal) -> None:

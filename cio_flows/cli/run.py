@@ -257,10 +257,16 @@ class RunHeader:
                 self._write(f"emulator: {event.targets['app']}")
 
 
-@click.command()
+@click.group(invoke_without_command=True)
 @click.option("--limit", type=int, default=20, show_default=True)
-def runs(limit: int) -> None:
-    """Recent runs from the journal, newest first."""
+@click.pass_context
+def runs(ctx: click.Context, limit: int) -> None:
+    """Recent runs from the journal, newest first; `runs show RUN_ID`, `runs prune`.
+
+    The journal is $CIO_FLOWS_JOURNAL, else cio-flows/journal.db in the user data folder
+    (~/.local/share on Linux), the same from every folder."""
+    if ctx.invoked_subcommand is not None:
+        return
     try:
         records = api.recent_runs(limit)
     except JournalError as exc:
@@ -273,3 +279,40 @@ def runs(limit: int) -> None:
         counts = ", ".join(f"{v} {k}" for k, v in r.counts.items() if v)
         started = r.started_at.strftime("%Y-%m-%d %H:%M:%S")
         click.echo(f"{r.run_id}  {started}  {r.status:<11} {r.flow_name} ({r.flow_path})  {counts}")
+
+
+@runs.command("show")
+@click.argument("run_id")
+def runs_show(run_id: str) -> None:
+    """One run: flow, data fingerprint, options, per-step counts, failures, duration."""
+    from ..reporting.run_detail import detail_lines
+
+    try:
+        detail = api.run_detail(run_id)
+    except JournalError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(EXIT_INVALID)
+    if detail is None:
+        click.echo(f"error: no run {run_id!r} in the journal", err=True)
+        sys.exit(EXIT_INVALID)
+    for line in detail_lines(detail):
+        click.echo(printable(line))
+
+
+@runs.command("prune")
+@click.option(
+    "--older-than",
+    "days",
+    type=click.FloatRange(0),
+    required=True,
+    metavar="DAYS",
+    help="Delete runs started more than DAYS ago (not `once` keys, not runs still going).",
+)
+def runs_prune(days: float) -> None:
+    """Delete old runs from the journal and compact it."""
+    try:
+        pruned = api.prune_runs(days)
+    except JournalError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(EXIT_INVALID)
+    click.echo(f"pruned {len(pruned)} run(s) older than {days:g} day(s)")

@@ -419,6 +419,10 @@ class Journal:
         """The run's sends still marked in flight (outcome unknown), with what they were."""
         return in_flight_sends(self._query, run_id)
 
+    def query(self, sql: str, params: Record) -> list[Record]:
+        """One SELECT under the connection's lock (journal_admin.py's reads)."""
+        return self._query(sql, params)
+
     def _query(self, sql: str, params: Record) -> list[Record]:
         with self._db_lock:
             if self._db is None:

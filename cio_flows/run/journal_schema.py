@@ -77,8 +77,15 @@ CREATE TABLE IF NOT EXISTS once_keys (
 
 
 def default_journal_path() -> Path:
-    """$CIO_FLOWS_JOURNAL, else ./.cio-flows/journal.db."""
-    return Path(os.environ.get("CIO_FLOWS_JOURNAL") or Path(".cio-flows") / "journal.db")
+    """$CIO_FLOWS_JOURNAL, else journal.db in the user's data folder (platformdirs: on Linux
+    ~/.local/share/cio-flows, on macOS ~/Library/Application Support/cio-flows, on Windows
+    %LOCALAPPDATA%\\cio-flows): one place, so `runs` and `--resume` find it from any folder."""
+    given = os.environ.get("CIO_FLOWS_JOURNAL")
+    if given:
+        return Path(given)
+    from platformdirs import user_data_path  # only when the default is used
+
+    return user_data_path("cio-flows", appauthor=False) / "journal.db"
 
 
 def open_database(path: Path) -> sqlite3.Connection:

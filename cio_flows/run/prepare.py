@@ -59,7 +59,8 @@ class RunOptions:
     root: Path | None = None  # where `use:` may read flows (None: flow/loader.py's default)
     transport: TransportSettings = field(default_factory=TransportSettings)
     # What api.run_flow wires around the run (the CLI's `run` options):
-    # journal: True is $CIO_FLOWS_JOURNAL, else ./.cio-flows/journal.db; a path; False/None: none
+    # journal: True is $CIO_FLOWS_JOURNAL, else cio-flows/journal.db in the user data folder;
+    # a path; False/None: none
     journal: str | Path | bool | None = True
     resume: str | None = None  # RUN_ID: run again what did not succeed (its vars/data unless given)
     resend_unknown: bool = False  # with resume: resend sends whose outcome is unknown too

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ..errors import FlowInputError
@@ -28,6 +28,7 @@ class RunInputs:
     data_path: str | None
     data_hash: str | None
     steps: dict[str, str]  # step key -> hash of what the step does
+    names: dict[str, str] = field(default_factory=dict)  # step key -> name, for `runs show`
 
     def to_json(self) -> str:
         return json.dumps(self.__dict__, sort_keys=True)
@@ -41,6 +42,7 @@ class RunInputs:
             data_path=stored.get("data_path"),
             data_hash=stored.get("data_hash"),
             steps=dict(stored.get("steps") or {}),
+            names=dict(stored.get("names") or {}),
         )
 
 
@@ -53,6 +55,7 @@ def run_inputs(flow: Flow, flow_path: str | Path, data_path: Path | None) -> Run
         data_path=None if data_path is None else str(Path(data_path).resolve()),
         data_hash=None if data_path is None else file_hash(Path(data_path)),
         steps=steps,
+        names={step.key: step.name for step in flow.all_steps},
     )
 
 

@@ -50,7 +50,7 @@ class UnknownRunError(JournalError):
 
 def journal_path(setting: str | Path | bool | None) -> Path | None:
     """Where RunOptions.journal says to record: True is the default journal
-    ($CIO_FLOWS_JOURNAL, else ./.cio-flows/journal.db), a path is that file, False/None none."""
+    ($CIO_FLOWS_JOURNAL, else the user data folder's), a path is that file, False/None none."""
     if setting is None or setting is False:
         return None
     if setting is True:
