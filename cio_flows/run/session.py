@@ -228,9 +228,11 @@ def _data_path(run: PreparedRun) -> Path | None:
 def _settle(run: PreparedRun, sends: list[InFlightSend]) -> list[Settlement]:
     """Settlements for the unknown sends of `run` (settle.py), read with the run's App key."""
     steps = {step.key: step for step in run.flow.all_steps}
-    loops = [s for s in sends if s.step_key not in steps or steps[s.step_key].loop is not None]
-    readable = [s for s in sends if s not in loops]
-    settled = unreadable(
+    gone = [s for s in sends if s.step_key not in steps]
+    loops = [s for s in sends if s.step_key in steps and steps[s.step_key].loop is not None]
+    readable = [s for s in sends if s not in gone and s not in loops]
+    settled = unreadable(gone, "its step is no longer in the flow: outcome still unknown")
+    settled += unreadable(
         loops, "a loop step's sends cannot be told apart in Customer.io: outcome still unknown"
     )
     missing = run.credentials.missing_for("app")
