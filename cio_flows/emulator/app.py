@@ -41,6 +41,7 @@ from . import (
     messages,
     objects_api,
     pipelines,
+    program_reads,
     programs,
     sends,
     track,
@@ -310,6 +311,7 @@ def build_app(state: State) -> Starlette:
         *track_reports.ROUTES,
         *objects_api.ROUTES,
         *library.ROUTES,
+        *program_reads.ROUTES,
     ]
     specs += documented.routes(specs)
     routes: list[Route] = [Route(s.path, dispatcher.endpoint(s), methods=[s.method]) for s in specs]

@@ -1,0 +1,133 @@
+"""More reads about programs, from the messages the emulator holds: a broadcast's, newsletter's
+and transactional message's messages and metrics, a segment's users (`used_by`), the
+workspaces list; and deleting a newsletter.
+
+Each answers 404 for a program the workspace does not hold. Metrics are the series
+programs.py computes (`period`, `steps`, `type`).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from .core import APP, ApiError, Req, collect, route
+from .messages import MESSAGES_LIMIT, page_of, views
+from .programs import exists, series
+from .state import State
+
+# The path parameter, what it names, and the deliveries it selects.
+PROGRAMS = {
+    "broadcasts": ("broadcast_id", "broadcast", "broadcast_id=?"),
+    "newsletters": ("newsletter_id", "newsletter", "newsletter_id=?"),
+    "transactional": (
+        "transactional_id",
+        "transactional",
+        "template_id=? AND kind='transactional'",
+    ),
+}
+
+
+def _selected(state: State, req: Req, family: str) -> tuple[str, list[Any]]:
+    param, kind, where = PROGRAMS[family]
+    raw = req.params[param]
+    if not exists(state, kind, raw):
+        raise ApiError(404, f"{kind} {raw} not found")
+    return where, [int(raw)]
+
+
+def _messages(family: str):
+    def handler(state: State, req: Req) -> tuple[int, Any]:
+        where, args = _selected(state, req, family)
+        at = state.clock.now()
+        seqs = [
+            seq
+            for seq, created_f in state.store.db.execute(
+                f"SELECT seq, created_f FROM deliveries WHERE {where} ORDER BY seq DESC", args
+            )
+            if created_f is None or created_f <= at
+        ]
+        return 200, page_of(seqs, req, "messages", MESSAGES_LIMIT, lambda c: views(state, c))
+
+    handler.__name__ = f"{family}_messages"
+    param = PROGRAMS[family][0]
+    return route("GET", f"/v1/{family}/{{{param}}}/messages", APP, mutating=False)(handler)
+
+
+def _metrics(family: str):
+    def handler(state: State, req: Req) -> tuple[int, Any]:
+        where, args = _selected(state, req, family)
+        return series(state, where, args, req)
+
+    handler.__name__ = f"{family}_metrics"
+    param = PROGRAMS[family][0]
+    return route("GET", f"/v1/{family}/{{{param}}}/metrics", APP, mutating=False)(handler)
+
+
+broadcast_messages = _messages("broadcasts")
+newsletter_messages = _messages("newsletters")
+transactional_messages = _messages("transactional")
+transactional_metrics = _metrics("transactional")
+
+
+@route("DELETE", "/v1/newsletters/{newsletter_id}", APP)
+def delete_newsletter(state: State, req: Req) -> tuple[int, Any]:
+    _selected(state, req, "newsletters")
+    state.store.db.execute(
+        "DELETE FROM programs WHERE kind='newsletter' AND id=?", (int(req.params["newsletter_id"]),)
+    )
+    return 204, None
+
+
+@route("GET", "/v1/segments/{segment_id}/used_by", APP, mutating=False)
+def segment_used_by(state: State, req: Req) -> tuple[int, Any]:
+    raw = req.params["segment_id"]
+    if not exists(state, "segment", raw):
+        raise ApiError(404, "segment not found")
+    segment = int(raw)
+    campaigns: list[int] = []
+    for pid, details in state.store.db.execute(
+        "SELECT id, details FROM programs WHERE kind='campaign' ORDER BY id"
+    ):
+        extra = json.loads(details)
+        if extra.get("segment") == segment or segment in (extra.get("segments") or ()):
+            campaigns.append(pid)
+    newsletters = [
+        pid
+        for pid, details in state.store.db.execute(
+            "SELECT id, details FROM programs WHERE kind='newsletter' ORDER BY id"
+        )
+        if segment in (json.loads(details).get("recipient_segment_ids") or [5])
+    ]
+    return 200, {
+        "used_by": {
+            "campaigns": campaigns,
+            "sent_newsletters": newsletters,
+            "draft_newsletters": [],
+        }
+    }
+
+
+@route("GET", "/v1/workspaces", APP, mutating=False)
+def workspaces(state: State, req: Req) -> tuple[int, Any]:
+    db = state.store.db
+    people = db.execute("SELECT COUNT(*) FROM people").fetchone()[0]
+    sent = db.execute(
+        "SELECT COUNT(*) FROM deliveries WHERE outcome NOT IN ('drafted', 'failed', 'dropped')"
+        " OR outcome IS NULL"
+    ).fetchone()[0]
+    objects = db.execute("SELECT COUNT(*) FROM objects").fetchone()[0]
+    types = db.execute("SELECT COUNT(DISTINCT type_id) FROM objects").fetchone()[0]
+    workspace = {
+        "id": 1,
+        "name": "Emulator workspace",
+        "messages_sent": sent,
+        "billable_messages_sent": sent,
+        "people": people,
+        "object_types": types,
+        "objects": objects,
+    }
+    return 200, {"workspaces": [workspace]}
+
+
+ROUTES = collect(globals())
