@@ -474,3 +474,29 @@ def test_wait_until_takes_finite_positive_seconds(setting, write_flow, recording
         result = run_process([command, path], env_for(recording_server.url))
         assert_invalid(result, f"{path}:7:", WAIT_VALUES[setting])
     assert recording_server.requests == []
+
+
+def test_the_budget_is_per_render_not_per_thread(write_flow, recording_server, tmp_path):
+    # Many rows through an inlined `{{ row.x | filter }}` and a loop each: no budget carries over.
+    rows = tmp_path / "rows.csv"
+    rows.write_text("id,name\n" + "".join(f"u{i},n{i}\n" for i in range(3000)))
+    path = write_flow(
+        "version: 1\nname: d\nfor_each: {file: rows.csv}\nsteps:\n"
+        "  - track: {userId: '{{ row.id | upper }}', event: '{{ row.name | lower }}',"
+        " properties: {n: '{% for i in range(1000) %}{% endfor %}{{ row.id }}'}}\n"
+    )
+    result = run_process(["plan", path, "--format", "jsonl"], env_for(recording_server.url))
+    assert result.code == 0, result.output[-2000:]
+    assert result.out.count("\n") >= 3000 / 1000  # batched requests listed
+
+
+def test_inlined_filters_outside_a_render_spend_no_budget(monkeypatch):
+    from cio_flows.flow import sandbox
+    from cio_flows.flow.templating import compile_value
+
+    monkeypatch.setattr(sandbox, "MAX_OPERATIONS", 10)
+    render = compile_value({"a": "{{ row.x | upper }}", "b": "{{ row.x }}"}, lambda _p: None)
+    for _ in range(100):  # generated code calls the filter itself, with no render around it
+        assert render({"row": {"x": "a"}}) == {"a": "A", "b": "a"}
+    with pytest.raises(TemplateError, match="over 10 loop steps"):
+        render_value("{% for i in range(20) %}{% endfor %}", {}, lambda _p: None)

@@ -16,6 +16,7 @@ import math
 import re
 import string
 import threading
+from contextlib import contextmanager
 from collections.abc import Callable, Iterator, Mapping
 from functools import wraps
 from typing import Any
@@ -48,13 +49,23 @@ MAX_JSON_INDENT = 64
 _budget = threading.local()  # renders run on many threads (workers) at once
 
 
-def start_render_budget() -> None:
-    """A fresh budget of MAX_OPERATIONS for the render starting on this thread."""
+@contextmanager
+def render_budget() -> Iterator[None]:
+    """A budget of MAX_OPERATIONS for the render done inside, on this thread. Outside one
+    (the generated renderers' inlined `{{ row.x | filter }}`), nothing is counted: a fixed
+    chain of filters cannot loop."""
     _budget.left = MAX_OPERATIONS
+    try:
+        yield
+    finally:
+        _budget.left = None
 
 
 def _charge(count: int = 1) -> None:
-    left = getattr(_budget, "left", MAX_OPERATIONS) - count
+    left = getattr(_budget, "left", None)
+    if left is None:
+        return
+    left -= count
     _budget.left = left
     if left < 0:
         raise TemplateLimitError(

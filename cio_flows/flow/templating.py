@@ -23,7 +23,7 @@ from ..errors import Location, NotJsonError, TemplateError, TemplateLimitError
 from .codegen import generate_renderer
 from .jinja_env import ENVIRONMENT, as_expression, is_template
 from .model import Path_
-from .sandbox import MAX_SIZE, start_render_budget, to_json
+from .sandbox import MAX_SIZE, render_budget, to_json
 
 _WHOLE_EXPRESSION = re.compile(r"^\s*\{\{(?P<expr>(?:(?!\{\{|\}\}).)*)\}\}\s*$", re.DOTALL)
 # `{{ row.email }}`: the most common template, looked up without Jinja (10x faster per row).
@@ -187,9 +187,9 @@ def render_string(source: str, context: dict[str, Any], location: Location | Non
 
 
 def _render(compiled: Compiled, context: dict[str, Any], location: Location | None) -> Any:
-    start_render_budget()
     try:
-        return to_json(compiled.render(context))
+        with render_budget():
+            return to_json(compiled.render(context))
     except TemplateLimitError as exc:
         raise TemplateError(f"template result too large: {exc}", location=location) from None
     except NotJsonError as exc:
