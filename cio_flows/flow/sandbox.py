@@ -16,8 +16,8 @@ import math
 import re
 import string
 import threading
-from contextlib import contextmanager
 from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from functools import wraps
 from typing import Any
 
