@@ -500,3 +500,14 @@ def test_inlined_filters_outside_a_render_spend_no_budget(monkeypatch):
         assert render({"row": {"x": "a"}}) == {"a": "A", "b": "a"}
     with pytest.raises(TemplateError, match="over 10 loop steps"):
         render_value("{% for i in range(20) %}{% endfor %}", {}, lambda _p: None)
+
+
+def test_a_top_level_file_that_is_not_a_flow_is_not_shown(tmp_path):
+    suite = tmp_path / "suite"
+    suite.mkdir()
+    (suite / "token.yaml").write_text(TOKEN_TEXT + "\n")  # a scalar, not a mapping
+    (suite / "list.yaml").write_text(f"- {TOKEN_TEXT}\n")
+    for args in (["validate", suite / "token.yaml"], ["test", suite]):
+        result = run_process(args, {})
+        assert_invalid(result, "is not a flow file")
+        assert "tok-0123456789" not in result.output

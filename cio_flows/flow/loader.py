@@ -54,8 +54,7 @@ def _load(path: Path, using: tuple[Path, ...], files: FlowFiles) -> Flow:
     then its steps join the using flow's (composition.py)."""
     display = str(path)
     data, source = parse_yaml(read_text(path, display), display)
-    if using:
-        check_looks_like_a_flow(data, display)
+    check_looks_like_a_flow(data, display, used=bool(using))
     check_wait_numbers(data, source)
     check_structure(data, source)
     flow = build_flow(path, data, source, files, using)
@@ -67,10 +66,12 @@ def _load(path: Path, using: tuple[Path, ...], files: FlowFiles) -> Flow:
     return flow
 
 
-def check_looks_like_a_flow(data: Any, display: str) -> None:
-    """A used file that is not a flow (a token file, someone's config) is refused without a
-    word of its content: the error may land in a public CI log."""
-    if not (isinstance(data, dict) and "version" in data and "steps" in data):
+def check_looks_like_a_flow(data: Any, display: str, *, used: bool) -> None:
+    """A file that is not a flow (a token file, someone's config) is refused without a word of
+    its content: the error may land in a public CI log. A used file must have version and
+    steps; the top one, a mapping (then the schema check names what it lacks)."""
+    flow_like = isinstance(data, dict) and (not used or ("version" in data and "steps" in data))
+    if not flow_like:
         raise FlowSchemaError(
             f"{display} is not a flow file",
             location=Location(display, 1, 1),
