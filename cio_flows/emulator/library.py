@@ -1,6 +1,7 @@
 """Reusable content kept in the workspace: snippets (GET/PUT /v1/snippets, DELETE
-/v1/snippets/{name}), collections (/v1/collections CRUD and their content), subscription
-topics and a person's subscription preferences.
+/v1/snippets/{name}), collections (/v1/collections CRUD and their content), sender identities
+(the workspace default and each template's `from`), subscription topics and a person's
+subscription preferences.
 
 A collection made from a `url` is not downloaded: it is kept with no rows. Subscription topics
 are those named in people's `cio_subscription_preferences` attributes (`{"topics": {"topic_1":
@@ -159,6 +160,61 @@ def replace_content(state: State, req: Req) -> tuple[int, Any]:
     body = require_object(req.body, "collection contents")
     rows = body["data"] if isinstance(body.get("data"), list) and len(body) == 1 else [body]
     return 200, _update(state, row[0], {"data": json.dumps(rows), "url": None})
+
+
+# -- sender identities ------------------------------------------------------------------------
+
+DEFAULT_SENDER = "Emulator <noreply@example.com>"
+
+
+def _senders(state: State) -> list[dict[str, Any]]:
+    """The workspace default, then each distinct `from` of its templates, numbered from 1."""
+    addresses = [DEFAULT_SENDER]
+    for (sender,) in state.store.db.execute(
+        "SELECT DISTINCT sender FROM templates WHERE sender IS NOT NULL ORDER BY sender"
+    ):
+        if sender not in addresses and "{" not in sender:  # Liquid senders vary per message
+            addresses.append(sender)
+    out = []
+    for number, address in enumerate(addresses, start=1):
+        name, _, rest = address.partition("<")
+        email = rest.rstrip(">").strip() if rest else address.strip()
+        out.append(
+            {
+                "id": number,
+                "deduplicate_id": f"{number}:0",
+                "name": name.strip() if rest else email,
+                "email": email,
+                "address": address,
+                "template_type": "email",
+                "auto_generated": number == 1,
+            }
+        )
+    return out
+
+
+def _sender(state: State, req: Req) -> dict[str, Any]:
+    raw = req.params["sender_id"]
+    for sender in _senders(state):
+        if str(sender["id"]) == raw:
+            return sender
+    raise ApiError(404, "sender identity not found")
+
+
+@route("GET", "/v1/sender_identities", APP, mutating=False)
+def list_senders(state: State, req: Req) -> tuple[int, Any]:
+    return 200, {"sender_identities": _senders(state)}
+
+
+@route("GET", "/v1/sender_identities/{sender_id}", APP, mutating=False)
+def get_sender(state: State, req: Req) -> tuple[int, Any]:
+    return 200, {"sender_identity": _sender(state, req)}
+
+
+@route("GET", "/v1/sender_identities/{sender_id}/used_by", APP, mutating=False)
+def sender_used_by(state: State, req: Req) -> tuple[int, Any]:
+    _sender(state, req)
+    return 200, {"campaigns": [], "sent_newsletters": [], "draft_newsletters": []}
 
 
 # -- subscription topics and preferences ------------------------------------------------------

@@ -9,6 +9,7 @@ broadcasts, messages); path parameters name resources that exist there.
 from __future__ import annotations
 
 import base64
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -254,3 +255,26 @@ def test_operation_refuses_a_wrong_key(emulator: Emulator, op: Operation) -> Non
     wrong = "Bearer not-the-key" if op.document == "app" else "Basic eDp5"
     response = _request(emulator, op, wrong)
     assert response.status_code == 401, f"{op.method} {op.path}: {response.status_code}"
+
+
+MISSING = [op for op in OPERATIONS if 404 in op.statuses and "{" in op.path]
+
+
+@pytest.mark.parametrize("op", MISSING, ids=lambda op: f"{op.method} {op.path}")
+def test_a_missing_resource_answers_a_documented_status(emulator: Emulator, op: Operation) -> None:
+    """Every path parameter names nothing the workspace holds: 404 (or another documented
+    error status, e.g. 400 for a malformed id), with a body valid where one is documented."""
+    emulator.reset()
+    path = re.sub(r"\{[^}]+\}", "999999", op.path)
+    response = requests.request(
+        op.method,
+        emulator.url + path,
+        params=_query(op),
+        json=_body(op) if op.method != "GET" else None,
+        headers={"Authorization": APP_AUTH},
+        timeout=30,
+    )
+    assert response.status_code in op.statuses and response.status_code >= 400, (
+        f"{op.method} {path}: {response.status_code} {response.text[:200]}"
+    )
+    _check(emulator, op, response)

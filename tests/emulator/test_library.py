@@ -54,3 +54,13 @@ def test_subscription_preferences(client: Client) -> None:
     topics = client.app("GET", "/v1/subscription_topics").json()["topics"]
     assert [(t["id"], t["identifier"]) for t in topics] == [(1, "topic_1"), (2, "topic_2")]
     assert client.app("GET", "/v1/customers/nobody/subscription_preferences").status_code == 404
+
+
+def test_sender_identities(client: Client) -> None:
+    senders = client.app("GET", "/v1/sender_identities").json()["sender_identities"]
+    assert senders[0]["email"] == "noreply@example.com" and senders[0]["id"] == 1
+    one = client.app("GET", "/v1/sender_identities/1").json()["sender_identity"]
+    assert one == senders[0]
+    assert client.app("GET", "/v1/sender_identities/99").status_code == 404
+    used = client.app("GET", "/v1/sender_identities/1/used_by").json()
+    assert used == {"campaigns": [], "sent_newsletters": [], "draft_newsletters": []}
