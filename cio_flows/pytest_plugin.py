@@ -5,8 +5,9 @@ A YAML file is collected when its first line declares the flow schema
 Flows run against one emulator per session (per pytest-xdist worker: `-n 4` runs four at
 once), or with --cio-flows-live against the workspace named by the CUSTOMERIO_* variables.
 
-A flow's `tags` are its markers (`pytest -m smoke`), registered as they are found, so
-`--strict-markers` accepts them. --cio-flows-record DIR writes one cassette per flow and
+A flow's `tags` are its markers (`pytest -m smoke`, `-m "not slow"`), registered as they are
+found, so `--strict-markers` accepts them. A flow file another collected flow `use`s is shared
+steps, not a test: it is deselected (and checked through the flows using it). --cio-flows-record DIR writes one cassette per flow and
 --cio-flows-replay DIR answers from them with no network (`cio-flows test --record/--replay`);
 pytest-recording's --block-network then lets nothing but loopback open a connection.
 """
@@ -33,6 +34,7 @@ from .scenarios import (
     recording,
     replaying,
     run_one,
+    used_files,
 )
 
 _SESSION = pytest.StashKey[dict]()
@@ -142,17 +144,30 @@ def _loopback_only(config: pytest.Config) -> Iterator[None]:
 class FlowFile(pytest.File):
     def collect(self):
         item = FlowItem.from_parent(self, name=self.path.stem)
-        for tag in _tags(self.path):
+        tags, item.uses = _tags_and_uses(self.path)
+        for tag in tags:
             _register_marker(self.config, tag)
             item.add_marker(tag)
         yield item
 
 
-def _tags(path: Path) -> tuple[str, ...]:
+def _tags_and_uses(path: Path) -> tuple[tuple[str, ...], frozenset[Path]]:
     try:
-        return flow_tags(load_flow(path))
+        flow = load_flow(path)
     except FlowInputError:  # the item fails with the reason when it runs
-        return ()
+        return (), frozenset()
+    return flow_tags(flow), used_files(flow)
+
+
+def pytest_collection_modifyitems(
+    session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
+) -> None:
+    """Deselect the flow files other collected flows `use`: shared steps, not scenarios."""
+    used = {path for item in items if isinstance(item, FlowItem) for path in item.uses}
+    shared = [item for item in items if isinstance(item, FlowItem) and item.path.resolve() in used]
+    if shared:
+        config.hook.pytest_deselected(items=shared)
+        items[:] = [item for item in items if item not in shared]
 
 
 def _register_marker(config: pytest.Config, tag: str) -> None:
@@ -162,6 +177,8 @@ def _register_marker(config: pytest.Config, tag: str) -> None:
 
 
 class FlowItem(pytest.Item):
+    uses: frozenset[Path] = frozenset()  # the flow files it uses (set when collected)
+
     def runtest(self) -> None:
         blocked = _blocks_network(self.config)
         with _loopback_only(self.config) if blocked else nullcontext():

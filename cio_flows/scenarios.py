@@ -111,6 +111,7 @@ class ScenarioResult:
     tags: tuple[str, ...] = ()
     vars: Mapping[str, str] = field(default_factory=dict)  # the suite's --var it declares
     report: dict[str, Any] | None = None  # its JSON report, as `run --report` writes one
+    uses: frozenset[Path] = frozenset()  # the flow files it `use`s, at any depth (resolved)
 
     @property
     def passed(self) -> bool:
@@ -180,10 +181,34 @@ def check_all(
             flow_options = options_for(path, options) if options_for else options
             run = PreparedRun(flow, replace(flow_options, vars=own))
             preflight_static(run)
-            results.append(ScenarioResult(path, flow.name, tags=flow_tags(flow), vars=own))
+            results.append(
+                ScenarioResult(
+                    path, flow.name, tags=flow_tags(flow), vars=own, uses=used_files(flow)
+                )
+            )
         except FlowInputError as exc:
             results.append(ScenarioResult(path, path.stem, invalid=exc))
     return results
+
+
+def used_files(flow: Any) -> frozenset[Path]:
+    """Every flow file `flow` uses, directly or through the flows it uses (resolved paths)."""
+    found: set[Path] = set()
+    for step in flow.all_steps:
+        site = step.scope
+        while site is not None:
+            found.add(Path(site.file).resolve())
+            site = site.parent
+    return frozenset(found)
+
+
+def without_used(results: Sequence[ScenarioResult]) -> list[ScenarioResult]:
+    """The test cases: a file another collected flow `use`s is shared steps, not a scenario.
+
+    It was still checked: through every flow that uses it (an error in it makes them invalid).
+    """
+    used = {path for r in results if r.invalid is None for path in r.uses}
+    return [r for r in results if Path(r.path).resolve() not in used]
 
 
 def check_vars(results: list[ScenarioResult], given: Mapping[str, str]) -> None:
@@ -201,13 +226,19 @@ def check_vars(results: list[ScenarioResult], given: Mapping[str, str]) -> None:
         )
 
 
-def with_tags(results: Sequence[ScenarioResult], tags: Iterable[str]) -> list[ScenarioResult]:
-    """The flows carrying any of `tags` (all when none).
+def with_tags(
+    results: Sequence[ScenarioResult], tags: Iterable[str], exclude: Iterable[str] = ()
+) -> list[ScenarioResult]:
+    """The flows carrying any of `tags` (all when none) and none of `exclude`.
 
     An invalid flow is kept whatever its tags: what it says cannot be trusted, and the suite
     must not pass over it silently."""
-    wanted = set(tags)
-    return [r for r in results if not wanted or r.invalid or wanted & set(r.tags)]
+    wanted, unwanted = set(tags), set(exclude)
+    return [
+        r
+        for r in results
+        if r.invalid or ((not wanted or wanted & set(r.tags)) and not unwanted & set(r.tags))
+    ]
 
 
 def in_shard(results: Sequence[ScenarioResult], shard: Shard | None) -> list[ScenarioResult]:
@@ -236,6 +267,7 @@ def run_scenarios(
     emulator: bool = False,
     listeners: Sequence[Listener] = (),
     tags: Iterable[str] = (),
+    exclude_tags: Iterable[str] = (),
     shard: Shard | None = None,
     jobs: int = 1,
     fail_fast: bool = False,
@@ -262,7 +294,8 @@ def run_scenarios(
             options, transport=replace(settings, rate_limits=settings.rate_limits.shared())
         )
         options_for: OptionsFor | None = getattr(around, "options_for", None)
-        tagged = with_tags(check_all(flows, options, options_for), tags)
+        cases = without_used(check_all(flows, options, options_for))
+        tagged = with_tags(cases, tags, exclude_tags)
         check_vars(tagged, options.vars)
         chosen = in_shard(tagged, shard)
         if any(result.invalid for result in chosen):

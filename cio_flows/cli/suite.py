@@ -55,6 +55,12 @@ def _shard(ctx, param, value: str | None) -> Shard | None:
 @root_option
 @click.option("--tag", multiple=True, help="Only flows with this tag (repeatable: any of them).")
 @click.option(
+    "--exclude-tag",
+    multiple=True,
+    metavar="T",
+    help="Leave out flows with this tag (repeatable; pytest: -m 'not T').",
+)
+@click.option(
     "--jobs", type=click.IntRange(1, 64), default=1, show_default=True, help="Flows at once."
 )
 @click.option("--fail-fast", is_flag=True, help="Start no flow after the first that fails.")
@@ -88,6 +94,7 @@ def test_command(
     env_file,
     root,
     tag,
+    exclude_tag,
     jobs,
     fail_fast,
     shard,
@@ -126,6 +133,7 @@ def test_command(
                 paths,
                 shown,
                 tags=tag,
+                exclude_tags=exclude_tag,
                 shard=shard,
                 jobs=jobs,
                 fail_fast=fail_fast,
