@@ -227,3 +227,19 @@ def test_the_webhook_option_forwards_events_to_a_local_handler(receiver: Receive
     finally:
         child.terminate()
         child.wait(timeout=30)
+
+
+def test_broadcast_messages_report_their_trigger(quick: Client, receiver: Receiver) -> None:
+    quick.emulator.configure(delivery={"sent": 0.1, "delivered": 0.2, "trigger": 0})
+    _hook(quick, receiver.url, ["email_sent"])
+    trigger = quick.app("POST", "/v1/campaigns/1/triggers", {"ids": ["user_0007"]}).json()["id"]
+    (event,) = [_verified(p) for p in receiver.wait_for(1)]
+    assert event["data"]["broadcast_id"] == 1 and event["data"]["trigger_id"] == trigger
+    assert event["data"]["identifiers"]["id"] == "user_0007"
+
+
+def test_a_pipelines_unsubscribe_is_reported(quick: Client, receiver: Receiver) -> None:
+    _hook(quick, receiver.url, ["customer_unsubscribed"])
+    quick.pipelines("/identify", {"userId": "gil", "traits": {"unsubscribed": True}})
+    (event,) = [_verified(p) for p in receiver.wait_for(1)]
+    assert event["metric"] == "unsubscribed" and event["data"]["identifiers"]["id"] == "gil"
