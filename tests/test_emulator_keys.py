@@ -69,6 +69,7 @@ def _run(tmp_path: Path, user_id: str, env: dict[str, str]) -> subprocess.Comple
 
 
 @pytest.mark.slow
+@pytest.mark.slow  # real processes
 def test_a_200_byte_id_fails_its_row_with_track_only_keys(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CUSTOMERIO_")}
     env.update(TRACK_ONLY, CIO_FLOWS_JOURNAL=str(tmp_path / "journal.db"))
@@ -81,6 +82,7 @@ def test_a_200_byte_id_fails_its_row_with_track_only_keys(tmp_path: Path) -> Non
 
 
 @pytest.mark.slow
+@pytest.mark.slow  # real processes
 def test_with_no_keys_the_same_id_goes_to_pipelines_and_passes(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CUSTOMERIO_")}
     env["CIO_FLOWS_JOURNAL"] = str(tmp_path / "journal.db")

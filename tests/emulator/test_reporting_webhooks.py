@@ -191,6 +191,7 @@ def emulator() -> Iterator[Emulator]:
 
 
 @pytest.mark.slow
+@pytest.mark.slow  # a real emulator process
 def test_the_webhook_option_forwards_events_to_a_local_handler(receiver: Receiver) -> None:
     import os
     import subprocess
