@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from process_tests import starting_processes
 
 ROOT = Path(__file__).resolve().parent.parent
 FLOWS = ROOT / "flows"
@@ -131,3 +132,15 @@ def write_flow(tmp_path: Path) -> Callable[[str, str], Path]:
         return path
 
     return write
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A test that starts a process is `slow` (process_tests.py), marked or not."""
+    for item in items:
+        if item.path.suffix != ".py":
+            continue  # a flow file collected by the cio-flows plugin
+        starting = starting_processes(item.path)
+        function = getattr(item, "originalname", None) or item.name
+        cls = getattr(item, "cls", None)
+        if function in starting or (cls is not None and cls.__name__ in starting):
+            item.add_marker(pytest.mark.slow)

@@ -1,7 +1,7 @@
 """The suite's own rules, so the fast loop stays fast and no test depends on the machine's speed:
 
 - a test that starts a process (subprocess, Popen, a signal), itself or through a helper of its
-  module, is marked `slow`: `pytest -m "not slow"` is the fast loop (CONTRIBUTING.md);
+  module, is `slow` (conftest.py marks it): `pytest -m "not slow"` is the fast loop;
 - no test asserts a wall-clock upper bound (`assert elapsed < 0.5`): timings go in benchmarks/.
   A bound far above the expected time that only catches a hang (a 20 s wait that should not
   happen at all) says so on its line: `# hang guard: why`.
@@ -12,37 +12,16 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+import pytest
+from process_tests import starting_processes
+
 TESTS = Path(__file__).resolve().parent
-PROCESS_NAMES = {"subprocess", "Popen", "send_signal"}
 CLOCKS = {"monotonic", "perf_counter", "time", "process_time"}
 
 
 def _names(node: ast.AST) -> set[str]:
     found = {n.id for n in ast.walk(node) if isinstance(n, ast.Name)}
     return found | {n.attr for n in ast.walk(node) if isinstance(n, ast.Attribute)}
-
-
-def _module_marked_slow(tree: ast.Module) -> bool:
-    return any(
-        isinstance(node, ast.Assign)
-        and any(isinstance(t, ast.Name) and t.id == "pytestmark" for t in node.targets)
-        and "slow" in ast.unparse(node.value)
-        for node in tree.body
-    )
-
-
-def _starting_processes(tree: ast.Module) -> set[str]:
-    """Module-level functions that start a process, directly or through one another."""
-    functions = {n.name: n for n in tree.body if isinstance(n, ast.FunctionDef | ast.ClassDef)}
-    found: set[str] = set()
-    grew = True
-    while grew:
-        grew = False
-        for name, node in functions.items():
-            if name not in found and (_names(node) & (PROCESS_NAMES | found)):
-                found.add(name)
-                grew = True
-    return found
 
 
 def _test_modules() -> list[tuple[str, ast.Module]]:
@@ -52,19 +31,21 @@ def _test_modules() -> list[tuple[str, ast.Module]]:
     ]
 
 
-def test_tests_that_start_processes_are_marked_slow() -> None:
-    unmarked = []
-    for name, tree in _test_modules():
-        if _module_marked_slow(tree):
-            continue
-        for function in _starting_processes(tree):
-            node = next(n for n in tree.body if getattr(n, "name", None) == function)
-            if not function.startswith("test_"):
-                continue
-            decorators = " ".join(ast.unparse(d) for d in node.decorator_list)
-            if "slow" not in decorators:
-                unmarked.append(f"{name}::{function}")
-    assert unmarked == [], "start a process: mark them @pytest.mark.slow"
+def test_tests_that_start_processes_are_found_and_marked_slow(
+    request: pytest.FixtureRequest,
+) -> None:
+    journal = starting_processes(TESTS / "test_journal.py")
+    assert "test_sigkill_leaves_a_readable_journal_shown_interrupted" in journal  # Popen
+    assert "test_commits_on_a_timer_when_quiet" not in journal  # threads only
+    whatsapp = starting_processes(TESTS / "test_kinds_whatsapp.py")
+    assert "test_the_emulator_records_the_whatsapp_message" not in whatsapp
+    # conftest.py marks what is found: a collected process test carries `slow`.
+    marked = [
+        item
+        for item in request.session.items
+        if item.path.suffix == ".py" and item.name in starting_processes(item.path)
+    ]
+    assert all(item.get_closest_marker("slow") for item in marked)
 
 
 def _is_clock(node: ast.AST) -> bool:
