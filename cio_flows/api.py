@@ -17,6 +17,7 @@ from .flow.loader import load_flow
 from .redact import Redactor
 from .reporting import JsonReport, JUnitReport
 from .reporting.files import check_writable
+from .run.changed import hash_rows
 from .run.events import Listener, RunSummary
 from .run.executor import Executor, InFlightMarker, PreviousLookup
 from .run.journal import Journal, RunRecord
@@ -104,6 +105,12 @@ def run_flow(
     with ExitStack() as stack:
         stack.enter_context(sigterm_as_ctrl_c())
         session = stack.enter_context(RunSession(options, redactor(options)))
+        if options.changed and session.path is None:
+            raise FlowInputError(
+                "--changed compares with earlier runs in the journal, and the journal is off",
+                expected="a journal (RunOptions.journal)",
+                found="journal off",
+            )
         options = session.options
         emulator_root = None
         if wants_emulator(options):
@@ -117,6 +124,14 @@ def run_flow(
             run = PreparedRun(changed, options)
         preflight(run)
         session.start(run, flow)  # locks the run id; nothing was sent before
+        if session.path is not None and (options.changed or not options.resume):
+            # this run's request hashes (kept once: a resume has them), and with --changed the
+            # rows whose hashes equal the last passed run's
+            hashed = hash_rows(
+                run, session.path, changed_only=options.changed, record=not options.resume
+            )
+            if options.changed:
+                run.leave_out(hashed.unchanged, hashed.note())
         settled = session.settle_unknown(run)  # a resume: reads Customer.io for unknown sends
         summary = execute(
             run,

@@ -91,6 +91,12 @@ from .options import (
     " is sent again (default 60; 3 on a loopback address, an emulator).",
 )
 @click.option(
+    "--changed",
+    is_flag=True,
+    help="Send only rows whose rendered requests differ from the last passed run of this flow"
+    " (same journal); new row keys are sent.",
+)
+@click.option(
     "--ignore-once",
     is_flag=True,
     help="Run steps whose `once` key the journal already holds (may do them twice).",
@@ -117,6 +123,7 @@ def run(
     resend_unknown,
     resume_changed,
     settle_grace,
+    changed,
     ignore_once,
     timeout,
     report,
@@ -129,6 +136,7 @@ def run(
     options = replace(
         run_options(region, var, data, env_file, root, timeout),
         rows=rows,
+        changed=changed,
         workers=workers,
         batch=batch,
         resume=resume_id,

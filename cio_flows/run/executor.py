@@ -120,7 +120,7 @@ class Executor:
                 run.region,
                 targets,
                 run.row_count,
-                notes=tuple(run.dropped_rows.values()),
+                notes=(*run.dropped_rows.values(), *run.notes),
             )
         )
         started = time.monotonic()

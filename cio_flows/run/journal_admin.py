@@ -1,7 +1,8 @@
 """The journal seen whole: one run in detail (`cio-flows runs show`) and pruning old runs
 (`cio-flows runs prune`).
 
-Pruning deletes the runs, their outcomes, inputs and in-flight marks, then compacts the file.
+Pruning deletes the runs, their outcomes, inputs, in-flight marks and request hashes, then
+compacts the file.
 It keeps the `once` keys (what makes a `once` step happen once, whatever run did it) and runs
 still going.
 """
@@ -100,7 +101,12 @@ def prune_runs(path: Path, older_than_days: float, now: float | None = None) -> 
                 "SELECT run_id FROM runs WHERE started_at < ? AND status != ?", (cutoff, RUNNING)
             ).fetchall()
         ]
-        for table in ("outcomes", "in_flight", "run_inputs", "runs"):
+        tables = ["outcomes", "in_flight", "run_inputs", "runs"]
+        if db.execute(  # --changed's hashes (run/changed.py), once a run kept some
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'request_hashes'"
+        ).fetchone():
+            tables.insert(0, "request_hashes")
+        for table in tables:
             db.executemany(f"DELETE FROM {table} WHERE run_id = ?", [(run_id,) for run_id in old])
         db.execute("COMMIT")
         if old:

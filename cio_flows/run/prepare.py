@@ -52,6 +52,8 @@ class RunOptions:
     data: Path | None = None  # --data FILE, replaces for_each.file
     # --rows A:B: only data rows A to B (1-based, inclusive; None: from the first / to the last)
     rows: tuple[int | None, int | None] | None = None
+    # --changed: leave out rows whose rendered requests equal the last passed run's (journal)
+    changed: bool = False
     run_id: str | None = None
     workers: int = 8  # rows in parallel; steps within a row stay in order
     batch: bool = True  # coalesce identify/track over rows into batch calls
@@ -110,6 +112,8 @@ class PreparedRun:
         self.source_pages: list[PageRead] = []  # an HTTP source's page reads, for plan
         self.row_count: int | None = None  # rows in the data, once checked: the progress total
         self.dropped_rows: dict[int, str] = {}  # duplicate-key rows left out: number -> why
+        self.unchanged_rows: set[int] = set()  # --changed: rows left out (run/changed.py)
+        self.notes: list[str] = []  # said before the first row (RunStarted.notes)
         self.data = self._data_source()
         if self.options.rows is not None and self.flow.for_each is None and self.data is None:
             raise FlowInputError(
@@ -214,6 +218,13 @@ class PreparedRun:
             if self.options.rows is not None:
                 self.row_count = self._count_in_slice(checked.count + len(checked.dropped))
 
+    def leave_out(self, numbers: set[int], note: str) -> None:
+        """--changed: these rows are not run (their requests are those already sent)."""
+        self.unchanged_rows = numbers
+        if self.row_count is not None:
+            self.row_count -= len(numbers)
+        self.notes.append(note)
+
     def _in_slice(self, number: int) -> bool:
         if self.options.rows is None:
             return True
@@ -287,7 +298,11 @@ class PreparedRun:
         for row in self.data.rows():
             if last is not None and row.number > last:
                 return  # --rows: the slice is over, the rest of the file is not read
-            if row.number not in dropped and self._in_slice(row.number):
+            if (
+                row.number not in dropped
+                and row.number not in self.unchanged_rows
+                and self._in_slice(row.number)
+            ):
                 yield row
 
     def base_context(self, row: Row | None) -> dict[str, Any]:

@@ -64,6 +64,7 @@ def stored_options(options: RunOptions) -> dict[str, Any]:
         "vars": dict(options.vars),
         "data": str(options.data or "") or None,
         "rows": list(options.rows) if options.rows is not None else None,
+        "changed": options.changed,
         "workers": options.workers,
         "batch": options.batch,
     }
@@ -132,6 +133,7 @@ class RunSession:
             vars=options.vars or stored.get("vars") or {},
             data=data,
             rows=rows,
+            changed=options.changed or bool(stored.get("changed")),
         )
 
     def reconcile(self, run: PreparedRun, flow_path: str | Path) -> Flow | None:

@@ -1,0 +1,176 @@
+"""Only changed rows (`run --changed`): each run keeps, per row key and step, a hash of the
+request the step renders for that row; `--changed` leaves out the rows whose hashes all equal
+those of the last passed run of the same flow in the same journal. New keys are sent.
+
+The hashes are taken in one pass over the rows before sending (the data was checked already).
+A step whose payload reads an earlier answer (`steps.NAME`), or loops, cannot be rendered
+before the run: its hash is that of the step and the row's data, so it changes when either does.
+Templates that differ on every run (`run.id`, `now()`, `uuid()`) make every row changed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import FlowInputError
+from ..flow.model import Step
+from .journal_schema import PASSED, open_database
+from .prepare import PreparedRun
+from .resume_inputs import step_hash
+from .rows import Row
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS request_hashes (
+    run_id TEXT NOT NULL,
+    row_key TEXT NOT NULL,
+    step_key TEXT NOT NULL,
+    hash INTEGER NOT NULL,
+    PRIMARY KEY (run_id, row_key, step_key)
+) WITHOUT ROWID;
+"""
+_BATCH = 5000  # rows per transaction
+
+
+@dataclass
+class ChangedRows:
+    """What the pass found: the run compared with (None: no passed run), the rows left out."""
+
+    compared_with: str | None = None
+    unchanged: set[int] = field(default_factory=set)  # row numbers
+
+    def note(self) -> str:
+        if self.compared_with is None:
+            return "--changed: no earlier passed run of this flow in the journal: every row is sent"
+        return (
+            f"--changed: {len(self.unchanged):,} row(s) unchanged since run"
+            f" {self.compared_with}, left out"
+        )
+
+
+def _digest(value: Any) -> int:
+    text = json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big", signed=True)
+
+
+def row_hashes(run: PreparedRun, row: Row) -> tuple[str, dict[str, int]] | None:
+    """(row key, {step key: hash}); None when the row's vars or key do not render (the row
+    fails on its own when it runs, and is always sent)."""
+    try:
+        context = run.base_context(row)
+        key = run.row_key(row, context)
+    except FlowInputError:
+        return None
+    scopes: dict[str, dict[str, Any]] = {}
+    return key, {
+        step.key: _step_digest(run, step, context, scopes, row) for step in run.flow.all_steps
+    }
+
+
+def _step_digest(
+    run: PreparedRun,
+    step: Step,
+    context: dict[str, Any],
+    scopes: dict[str, dict[str, Any]],
+    row: Row,
+) -> int:
+    fallback = [step.kind, step_hash(step), row.data]
+    if step.loop is not None or run.depends_on(step):
+        return _digest(fallback)
+    try:
+        payload = run.render(step, run.step_context(step, context, scopes), row)
+    except FlowInputError:
+        return _digest(fallback)
+    return _digest([step.kind, payload])
+
+
+class RequestHashes:
+    """The journal's request_hashes table, on a connection of its own."""
+
+    def __init__(self, path: Path) -> None:
+        self.db = open_database(path)
+        self.db.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        self.db.close()
+
+    def last_passed(self, flow_name: str, run_id: str) -> str | None:
+        """The most recent passed run of the flow (not `run_id`) that kept hashes."""
+        found = self.db.execute(
+            "SELECT run_id FROM runs WHERE flow_name = ? AND status = ? AND run_id != ?"
+            " AND EXISTS (SELECT 1 FROM request_hashes h WHERE h.run_id = runs.run_id)"
+            " ORDER BY started_at DESC, run_id DESC LIMIT 1",
+            (flow_name, str(PASSED), run_id),
+        ).fetchone()
+        return None if found is None else str(found[0])
+
+    def of_run(self, run_id: str) -> dict[str, int]:
+        """{row key: one hash over its steps} of a run."""
+        rows: dict[str, list[tuple[str, int]]] = {}
+        for row_key, step_key, value in self.db.execute(
+            "SELECT row_key, step_key, hash FROM request_hashes WHERE run_id = ?", (run_id,)
+        ):
+            rows.setdefault(row_key, []).append((step_key, value))
+        return {key: _digest(sorted(steps)) for key, steps in rows.items()}
+
+    def record(self, run_id: str, records: Iterator[tuple[str, str, int]]) -> None:
+        batch: list[tuple[str, str, str, int]] = []
+        for row_key, step_key, value in records:
+            batch.append((run_id, row_key, step_key, value))
+            if len(batch) >= _BATCH:
+                self._insert(batch)
+                batch = []
+        if batch:
+            self._insert(batch)
+
+    def _insert(self, batch: list[tuple[str, str, str, int]]) -> None:
+        with self.db:  # one transaction
+            self.db.execute("BEGIN IMMEDIATE")
+            self.db.executemany("INSERT OR REPLACE INTO request_hashes VALUES (?, ?, ?, ?)", batch)
+
+
+def hash_rows(
+    run: PreparedRun, journal: Path, *, changed_only: bool, record: bool = True
+) -> ChangedRows:
+    """Keep this run's request hashes in the journal; with changed_only, find the rows whose
+    hashes equal the last passed run's, which the run then leaves out."""
+    found = ChangedRows()
+    if run.data is None:
+        return found
+    try:
+        table = RequestHashes(journal)
+    except sqlite3.Error:
+        return found
+    try:
+        before: dict[str, int] = {}
+        if changed_only:
+            found.compared_with = table.last_passed(run.flow.name, run.run_id)
+            if found.compared_with is not None:
+                before = table.of_run(found.compared_with)
+
+        def records() -> Iterator[tuple[str, str, int]]:
+            for row in run.rows():
+                if row is None:
+                    continue
+                hashed = row_hashes(run, row)
+                if hashed is None:
+                    continue
+                key, steps = hashed
+                if before and before.get(key) == _digest(sorted(steps.items())):
+                    found.unchanged.add(row.number)
+                for step_key, value in steps.items():
+                    yield key, step_key, value
+
+        if record:
+            table.record(run.run_id, records())
+        else:  # a resume: the hashes were kept when the run started
+            for _ in records():
+                pass
+    finally:
+        table.close()
+    return found
