@@ -32,6 +32,8 @@ CREATE TABLE IF NOT EXISTS events(
   data TEXT NOT NULL, timestamp INTEGER NOT NULL, family TEXT NOT NULL, message_id TEXT);
 CREATE INDEX IF NOT EXISTS events_pk ON events(pk);
 CREATE INDEX IF NOT EXISTS events_anon ON events(anonymous_id);
+CREATE INDEX IF NOT EXISTS events_ts ON events(timestamp);
+CREATE INDEX IF NOT EXISTS events_pk_ts ON events(pk, timestamp);
 CREATE TABLE IF NOT EXISTS dedupe(key TEXT PRIMARY KEY) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS suppressions(identifier TEXT PRIMARY KEY) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS esp_suppressions(
@@ -73,6 +75,8 @@ CREATE TABLE IF NOT EXISTS changes(
   cid INTEGER PRIMARY KEY, pk INTEGER NOT NULL, name TEXT NOT NULL, old TEXT, new TEXT,
   ts INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS changes_pk ON changes(pk);
+CREATE INDEX IF NOT EXISTS changes_ts ON changes(ts);
+CREATE INDEX IF NOT EXISTS changes_pk_ts ON changes(pk, ts);
 CREATE TABLE IF NOT EXISTS broadcasts(
   id INTEGER PRIMARY KEY, name TEXT NOT NULL, channel TEXT NOT NULL, segment_id INTEGER,
   subject TEXT, created_at INTEGER NOT NULL);

@@ -158,6 +158,26 @@ def test_workspace_activities_newest_first(client: Client) -> None:
     assert {a["type"] for a in opened.json()["activities"]} == {"opened_email"}
 
 
+def test_workspace_activity_pages_follow_on(client: Client) -> None:
+    """Small pages, each read after the last one's cursor, are the big page cut up: nothing
+    repeated or skipped, with and without a filter."""
+    for params in ({}, {"type": "opened_email"}, {"name": "Welcome aboard"}):
+        whole = client.app("GET", "/v1/activities", params={**params, "limit": 100}).json()
+        paged: list[dict] = []
+        cursor = ""
+        while len(paged) < 98:
+            page = client.app(
+                "GET", "/v1/activities", params={**params, "limit": 7, "start": cursor}
+            ).json()
+            assert len(page["activities"]) == 7 and page["next"]
+            paged += page["activities"]
+            cursor = page["next"]
+        assert paged == whole["activities"][:98]
+        assert len({a["id"] for a in paged}) == 98
+    bad = client.app("GET", "/v1/activities", params={"start": "not-a-cursor"})
+    assert bad.status_code == 400
+
+
 def test_demo_size_is_what_was_asked(client: Client) -> None:
     people = client.emulator.inspect.people()
     assert len(people) == 400 and people[-1]["id"] == "user_0400"

@@ -71,7 +71,7 @@ def person(state: State, pk: int) -> dict[str, Any]:
         "attributes": attributes,
         "devices": view["devices"],
         "segments": segments_of(state, pk),
-        "activity": activity_rows(state, pk)[:ACTIVITY_SHOWN],
+        "activity": activity_rows(state, pk, limit=ACTIVITY_SHOWN),
         "messages": inbox.rows(state, [s for s in seqs]),
     }
 
