@@ -25,6 +25,7 @@ from ..run.events import (
 )
 
 _MARKS = {OK: "ok", FAILED: "FAILED", SKIPPED: "skipped", UNKNOWN: "UNKNOWN"}
+ONCE_SKIP = "done once already"  # a step skipped for its `once` key (run/steps.py)
 # How run/settle.py settled an unknown send on resume, in the summary's words.
 SETTLE_WORDS = {
     "found": "found in Customer.io (not sent again)",
@@ -72,7 +73,10 @@ class ConsoleReporter:
         if event.status == OK and not self._verbose_rows and event.row_number:
             return
         if event.status == SKIPPED and not self._verbose_skips and event.row_number:
-            self._skips[(event.step.name, event.step.kind, str(event.detail or ""))] += 1
+            reason = str(event.detail or "")
+            if reason.startswith(ONCE_SKIP):  # one key a row: counted together (-v: each key)
+                reason = f"{ONCE_SKIP} (its once key is in the journal)"
+            self._skips[(event.step.name, event.step.kind, reason)] += 1
             return
         key = f" [{printable(event.row_key)}]" if event.row_key else ""  # data: one line
         row = f"row {event.row_number}{key}: "
