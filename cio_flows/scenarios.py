@@ -74,7 +74,8 @@ def _fed_from_outside(path: Path) -> bool:
         flow = load_flow(path)
     except FlowInputError:
         return False  # collected, so the suite reports why it is invalid
-    return flow.for_each is not None and flow.for_each.file is None
+    spec = flow.for_each
+    return spec is not None and spec.file is None and spec.query is None
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -93,6 +94,29 @@ def parse_rows(
     if low is not None and high is not None and high < low:
         raise click.BadParameter(f"the last row comes before the first: {value!r}")
     return bounds
+
+
+def query_options(function: Any) -> Any:
+    """--query SQL and --database URL: rows from a query instead of a file."""
+    function = click.option(
+        "--database",
+        metavar="URL",
+        help="With --query: a SQLAlchemy URL to run it in (sqlite:///x.db, postgresql://...;"
+        " needs pip install 'cio-flows[sql]' and the driver). Default: DuckDB, in process.",
+    )(function)
+    return click.option(
+        "--query",
+        metavar="SQL",
+        help="Rows from this SQL query; replaces for_each. Without --database it runs in"
+        " DuckDB, which reads CSV, Parquet and JSON files by path.",
+    )(function)
+
+
+def check_query(data: Any, query: str | None, database: str | None) -> None:
+    if query is not None and data is not None:
+        raise click.UsageError("--query and --data both give the rows: use one")
+    if database is not None and query is None:
+        raise click.UsageError("--database needs --query (the SQL that reads the rows)")
 
 
 rows_option = click.option(

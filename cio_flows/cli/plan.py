@@ -13,10 +13,12 @@ from ..errors import FlowInputError
 from ..run.events import EXIT_INVALID
 from ..run.plan import Planner
 from .options import (
+    check_query,
     data_option,
     env_file_option,
     fail_invalid,
     flow_argument,
+    query_options,
     region_option,
     root_option,
     rows_option,
@@ -62,6 +64,7 @@ def validate(flow: Path, var, data, env_file, root) -> None:
 @region_option
 @var_option
 @data_option
+@query_options
 @rows_option
 @env_file_option
 @root_option
@@ -73,11 +76,16 @@ def validate(flow: Path, var, data, env_file, root) -> None:
     help="jsonl (or json): one JSON object per request, batches as the run sends them.",
 )
 @click.option("--all", "show_all", is_flag=True, help="On a terminal, list every request.")
-def plan(flow: Path, region, var, data, rows, env_file, root, fmt, show_all) -> None:
+def plan(
+    flow: Path, region, var, data, query, database, rows, env_file, root, fmt, show_all
+) -> None:
     """Render and validate every step; print the requests a run would send. Sends nothing."""
     from ..reporting.plan_output import TERMINAL_LIMIT, PlanOutput
 
-    options = replace(run_options(region, var, data, env_file, root), rows=rows)
+    check_query(data, query, database)
+    options = replace(
+        run_options(region, var, data, env_file, root), rows=rows, query=query, database=database
+    )
     redact = api.redactor(options)
     out = sys.stdout
     try:

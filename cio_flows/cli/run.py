@@ -18,6 +18,7 @@ from ..printable import printable
 from ..reporting import ConsoleReporter
 from ..run.events import EXIT_FAILED, EXIT_INVALID, EXIT_OK, Event, Listener, RunStarted
 from .options import (
+    check_query,
     data_option,
     emulator_option,
     emulator_workspace_option,
@@ -26,6 +27,7 @@ from .options import (
     fail_invalid,
     flow_argument,
     junit_option,
+    query_options,
     region_option,
     report_option,
     root_option,
@@ -43,6 +45,7 @@ from .options import (
 @region_option
 @var_option
 @data_option
+@query_options
 @rows_option
 @env_file_option
 @root_option
@@ -111,6 +114,8 @@ def run(
     region,
     var,
     data,
+    query,
+    database,
     rows,
     env_file,
     root,
@@ -133,8 +138,11 @@ def run(
 ) -> None:
     """Run FLOW. Exit 0 when every step succeeded, 1 when some failed, 2 on invalid input,
     3 when Customer.io refused the keys, 4 when it or the network stayed unavailable."""
+    check_query(data, query, database)
     options = replace(
         run_options(region, var, data, env_file, root, timeout),
+        query=query,
+        database=database,
         rows=rows,
         changed=changed,
         workers=workers,

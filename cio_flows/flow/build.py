@@ -23,12 +23,20 @@ def build_flow(
     if "for_each" in data:
         spec = data["for_each"]
         location = source.locate(("for_each",))
-        if spec.get("file") and spec.get("http"):
+        given = [name for name in ("file", "http", "query") if spec.get(name)]
+        if len(given) > 1:
             raise FlowSchemaError(
-                "for_each takes rows from a file or from http, not both",
+                f"for_each takes rows from one source, not {' and '.join(given)}",
                 location=location,
-                expected="one of for_each.file, for_each.http",
-                found="both",
+                expected="one of for_each.file, for_each.http, for_each.query",
+                found=" and ".join(given),
+            )
+        if spec.get("database") and not spec.get("query"):
+            raise FlowSchemaError(
+                "for_each.database needs for_each.query (the SQL that reads the rows)",
+                location=source.locate(("for_each", "database")),
+                expected="for_each.query",
+                found="database alone",
             )
         for_each = ForEach(
             spec.get("file"),
@@ -36,6 +44,8 @@ def build_flow(
             location,
             spec.get("http"),
             spec.get("on_duplicate_key", "fail"),
+            spec.get("query"),
+            spec.get("database"),
         )
     known = frozenset(step_kinds.names())
 

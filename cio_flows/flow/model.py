@@ -144,6 +144,8 @@ class ForEach:
     location: Location
     http: dict[str, Any] | None = None  # rows from a paginated HTTP API (run/http_source.py)
     on_duplicate_key: str = "fail"  # or "first" / "last": which row of a repeated key runs
+    query: str | None = None  # rows from SQL (run/query_source.py): DuckDB, or `database`
+    database: str | None = None  # a SQLAlchemy URL (a template: env.DB_URL)
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from jinja2 import meta, nodes
 from ..errors import CredentialsError, FlowInputError, Location, PayloadError, TemplateError
 from ..flow.composition import ScopeContexts
 from ..flow.jinja_env import HELPERS, Helpers
-from ..flow.model import Flow, Step
+from ..flow.model import Flow, ForEach, Step
 from ..flow.payloads import check_payload
 from ..flow.sandbox import TemplateEnv
 from ..flow.template_checks import iter_templates, row_fields
@@ -52,6 +52,9 @@ class RunOptions:
     data: Path | None = None  # --data FILE, replaces for_each.file
     # --rows A:B: only data rows A to B (1-based, inclusive; None: from the first / to the last)
     rows: tuple[int | None, int | None] | None = None
+    # --query SQL [--database URL]: rows from a query (run/query_source.py), replaces for_each
+    query: str | None = None
+    database: str | None = None
     # --changed: leave out rows whose rendered requests equal the last passed run's (journal)
     changed: bool = False
     run_id: str | None = None
@@ -141,13 +144,35 @@ class PreparedRun:
     # --- checks before anything is sent ----------------------------------------------------
 
     def _data_source(self) -> DataSource | None:
+        if self.options.query is not None:
+            return self._read_query(self.options.query, self.options.database, Path.cwd(), None)
         if self.options.data is not None:
             return DataSource(Path(self.options.data))
+        spec = self.flow.for_each
+        if spec and spec.query and self.options.read_sources:
+            return self._read_query(spec.query, spec.database, self.flow.path.parent, spec)
         if self.flow.for_each and self.flow.for_each.file:
             return DataSource(self.flow.path.parent / self.flow.for_each.file)
         if self.flow.for_each and self.flow.for_each.http and self.options.read_sources:
             return self._read_http_source(self.flow.for_each.http)
         return None
+
+    def _read_query(
+        self, sql: str, database: str | None, folder: Path, spec: ForEach | None
+    ) -> DataSource:
+        """The query's rows read now, into a spool file the rows stream from."""
+        from .query_source import spool_query  # duckdb or SQLAlchemy: loaded only for queries
+
+        where = self.flow.locate(("for_each", "query")) if spec else Location("--query", 1, 1)
+        if database is not None and spec is not None:  # a flow's URL may read env.DB_URL
+            context = {"run": {"id": self.run_id, "flow": self.flow.name}, "env": self.template_env}
+            locate = self.flow.locate(("for_each", "database"))
+            database = str(render_value(database, context, lambda _p: locate))
+        folder_made = tempfile.mkdtemp(prefix="cio-flows-query-")
+        weakref.finalize(self, shutil.rmtree, folder_made, True)  # lives as long as the run
+        spool = Path(folder_made) / "rows.jsonl"
+        spool_query(sql, database, spool, folder, where)
+        return DataSource(spool, fetched=True)
 
     def _read_http_source(self, spec: dict[str, Any]) -> DataSource:
         """Every page of the HTTP source read now, into a spool file the rows stream from."""

@@ -26,7 +26,13 @@ if TYPE_CHECKING:
 
 _Handle = TypeVar("_Handle", BinaryIO, TextIO)
 
-FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json"}
+FORMATS = {
+    ".csv": "csv",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".json": "json",
+    ".parquet": "parquet",
+}
 _BOM = b"\xef\xbb\xbf"
 _WHITESPACE = b" \t\r\n"
 _PIECE = 1 << 16  # bytes fed to the JSON parser at a time when locating lines
@@ -64,7 +70,7 @@ class DataSource:
             raise DataFileError(
                 "unknown data file type",
                 location=Location(str(self.path), 1, 1),
-                expected="a .csv, .jsonl, .ndjson or .json file",
+                expected="a .csv, .jsonl, .ndjson, .json or .parquet file",
                 found=f"'{self.path.suffix or 'no extension'}'",
             )
         return fmt
@@ -80,8 +86,20 @@ class DataSource:
         return None
 
     def rows(self) -> Iterator[Row]:
-        reader = {"csv": self._csv_rows, "jsonl": self._jsonl_rows, "json": self._json_rows}
+        reader = {
+            "csv": self._csv_rows,
+            "jsonl": self._jsonl_rows,
+            "json": self._json_rows,
+            "parquet": self._parquet_rows,
+        }
         return reader[self.format]()
+
+    def _parquet_rows(self) -> Iterator[Row]:
+        """A Parquet file, one row group in memory at a time; `line` is the row number."""
+        from .parquet_rows import parquet_records  # pyarrow: loaded only for Parquet
+
+        for number, record in enumerate(parquet_records(self.path), start=1):
+            yield Row(number, number, record)
 
     # --- the pre-pass ----------------------------------------------------------------------
 
