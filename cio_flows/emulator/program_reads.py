@@ -1,6 +1,7 @@
 """More reads about programs, from the messages the emulator holds: a broadcast's, newsletter's
-and transactional message's messages and metrics, a segment's users (`used_by`), the
-workspaces list; and deleting a newsletter.
+and transactional message's messages and metrics, a broadcast's action, link metrics (always
+empty: the emulator tracks no links), a segment's users (`used_by`), the workspaces list; and
+deleting a newsletter.
 
 Each answers 404 for a program the workspace does not hold. Metrics are the series
 programs.py computes (`period`, `steps`, `type`).
@@ -12,7 +13,7 @@ import json
 from typing import Any
 
 from .core import APP, ApiError, Req, collect, route
-from .messages import MESSAGES_LIMIT, page_of, views
+from .messages import MESSAGE_TYPE, MESSAGES_LIMIT, page_of, views
 from .programs import exists, series
 from .state import State
 
@@ -128,6 +129,101 @@ def workspaces(state: State, req: Req) -> tuple[int, Any]:
         "objects": objects,
     }
     return 200, {"workspaces": [workspace]}
+
+
+# -- broadcast actions and link metrics ---------------------------------------------------------
+
+
+def _broadcast(state: State, req: Req) -> tuple[int, str, str, str | None, int]:
+    raw = req.params["broadcast_id"]
+    row = (
+        state.store.db.execute(
+            "SELECT id, name, channel, subject, created_at FROM broadcasts WHERE id=?", (int(raw),)
+        ).fetchone()
+        if raw.isdigit()
+        else None
+    )
+    if row is None:
+        raise ApiError(404, f"broadcast {raw} not found")
+    return row
+
+
+def _broadcast_action(state: State, req: Req) -> dict[str, Any]:
+    """A broadcast's one message action (id broadcast_id * 1000 + 1, as programs.py lists it)."""
+    bid, name, channel, subject, created = _broadcast(state, req)
+    return {
+        "id": bid * 1000 + 1,
+        "broadcast_id": bid,
+        "deduplicate_id": f"{bid * 1000 + 1}:{created}",
+        "name": name,
+        "layout": "{{ content }}",
+        "created": created,
+        "updated": created,
+        "body": "",
+        "type": MESSAGE_TYPE.get(channel, channel),
+        "sending_state": "automatic",
+        "language": "",
+        "recipient": "{{customer.email}}" if channel == "email" else "",
+        "subject": subject or "",
+        "headers": {},
+    }
+
+
+def _action_id(state: State, req: Req) -> dict[str, Any]:
+    action = _broadcast_action(state, req)
+    if req.params["action_id"] != str(action["id"]):
+        raise ApiError(404, "action not found")
+    return action
+
+
+@route("GET", "/v1/broadcasts/{broadcast_id}/actions", APP, mutating=False)
+def broadcast_actions(state: State, req: Req) -> tuple[int, Any]:
+    return 200, {"actions": [_broadcast_action(state, req)]}
+
+
+@route("GET", "/v1/broadcasts/{broadcast_id}/actions/{action_id}", APP, mutating=False)
+def broadcast_action(state: State, req: Req) -> tuple[int, Any]:
+    return 200, {"action": _action_id(state, req)}
+
+
+@route("GET", "/v1/broadcasts/{broadcast_id}/actions/{action_id}/metrics", APP, mutating=False)
+def broadcast_action_metrics(state: State, req: Req) -> tuple[int, Any]:
+    action = _action_id(state, req)
+    return series(state, "broadcast_id=?", [action["broadcast_id"]], req)
+
+
+def _no_links(kind: str, param: str, extra: str | None = None):
+    """Link metrics: the emulator tracks no links, so every list is empty (not invented)."""
+
+    def handler(state: State, req: Req) -> tuple[int, Any]:
+        if not exists(state, kind, req.params[param]):
+            raise ApiError(404, f"{kind} {req.params[param]} not found")
+        return 200, {"links": []}
+
+    handler.__name__ = f"{kind}_{extra or 'program'}_links"
+    return handler
+
+
+for _path, _kind, _param in (
+    ("/v1/campaigns/{campaign_id}/metrics/links", "campaign", "campaign_id"),
+    ("/v1/campaigns/{campaign_id}/actions/{action_id}/metrics/links", "campaign", "campaign_id"),
+    ("/v1/broadcasts/{broadcast_id}/metrics/links", "broadcast", "broadcast_id"),
+    (
+        "/v1/broadcasts/{broadcast_id}/actions/{action_id}/metrics/links",
+        "broadcast",
+        "broadcast_id",
+    ),
+    ("/v1/newsletters/{newsletter_id}/metrics/links", "newsletter", "newsletter_id"),
+    (
+        "/v1/newsletters/{newsletter_id}/contents/{content_id}/metrics/links",
+        "newsletter",
+        "newsletter_id",
+    ),
+    ("/v1/transactional/{transactional_id}/metrics/links", "transactional", "transactional_id"),
+):
+    globals()[f"links_{_path}"] = route("GET", _path, APP, mutating=False)(
+        _no_links(_kind, _param, _path.count("/").__str__())
+    )
 
 
 ROUTES = collect(globals())

@@ -248,7 +248,7 @@ def _common(state: State, d: dict[str, Any]) -> dict[str, Any]:
         data.update(
             broadcast_id=d["broadcast_id"],
             trigger_id=d["trigger_id"] or 0,
-            action_id=d["action_id"] or 0,
+            action_id=d["action_id"] or d["broadcast_id"] * 1000 + 1,  # its one action
         )
     elif d["campaign_id"] is not None:
         data.update(campaign_id=d["campaign_id"], action_id=d["action_id"] or 0)

@@ -168,6 +168,8 @@ def _path(op: Operation) -> str:
     path = op.path
     if path in MANUAL_SEGMENT or (op.method, path) == ("DELETE", "/v1/segments/{segment_id}"):
         path = path.replace("{segment_id}", "8")
+    if path.startswith("/v1/broadcasts/"):
+        path = path.replace("{action_id}", "1001")  # broadcast 1's one action
     for name, value in PARAMS.items():
         path = path.replace("{" + name + "}", value)
     assert "{" not in path, f"no test value for a parameter of {path}"

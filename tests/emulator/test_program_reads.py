@@ -55,3 +55,14 @@ def test_newsletters_can_be_deleted_and_segments_name_their_users(demo: Emulator
     assert client.app("DELETE", "/v1/newsletters/1").status_code == 204
     assert client.app("GET", "/v1/newsletters/1").status_code == 404
     assert client.app("DELETE", "/v1/newsletters/1").status_code == 404
+
+
+def test_a_broadcast_has_one_action_and_no_invented_links(client: Client) -> None:
+    (action,) = client.app("GET", "/v1/broadcasts/1/actions").json()["actions"]
+    assert action["id"] == 1001 and action["broadcast_id"] == 1 and action["type"] == "email"
+    assert client.app("GET", "/v1/broadcasts/1/actions/1001").json()["action"] == action
+    assert client.app("GET", "/v1/broadcasts/1/actions/5").status_code == 404
+    assert client.app("GET", "/v1/broadcasts/1/metrics/links").json() == {"links": []}
+    assert client.app("GET", "/v1/broadcasts/9/metrics/links").status_code == 404
+    series = client.app("GET", "/v1/broadcasts/1/actions/1001/metrics").json()["metric"]["series"]
+    assert set(series) >= {"sent", "delivered"}

@@ -236,6 +236,7 @@ def test_broadcast_messages_report_their_trigger(quick: Client, receiver: Receiv
     trigger = quick.app("POST", "/v1/campaigns/1/triggers", {"ids": ["user_0007"]}).json()["id"]
     (event,) = [_verified(p) for p in receiver.wait_for(1)]
     assert event["data"]["broadcast_id"] == 1 and event["data"]["trigger_id"] == trigger
+    assert event["data"]["action_id"] == 1001
     assert event["data"]["identifiers"]["id"] == "user_0007"
 
 
