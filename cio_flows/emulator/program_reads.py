@@ -192,6 +192,15 @@ def broadcast_action_metrics(state: State, req: Req) -> tuple[int, Any]:
     return series(state, "broadcast_id=?", [action["broadcast_id"]], req)
 
 
+@route("GET", "/v1/campaigns/{campaign_id}/actions/{action_id}/metrics", APP, mutating=False)
+def campaign_action_metrics(state: State, req: Req) -> tuple[int, Any]:
+    campaign, action = req.params["campaign_id"], req.params["action_id"]
+    if not exists(state, "campaign", campaign) or not action.isdigit():
+        raise ApiError(404, "campaign or action not found")
+    where = "(campaign_id=? OR broadcast_id=?) AND action_id=?"
+    return series(state, where, [int(campaign), int(campaign), int(action)], req)
+
+
 def _no_links(kind: str, param: str, extra: str | None = None):
     """Link metrics: the emulator tracks no links, so every list is empty (not invented)."""
 

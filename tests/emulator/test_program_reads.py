@@ -66,3 +66,12 @@ def test_a_broadcast_has_one_action_and_no_invented_links(client: Client) -> Non
     assert client.app("GET", "/v1/broadcasts/9/metrics/links").status_code == 404
     series = client.app("GET", "/v1/broadcasts/1/actions/1001/metrics").json()["metric"]["series"]
     assert set(series) >= {"sent", "delivered"}
+
+
+def test_a_campaign_action_counts_its_own_messages(demo: Emulator) -> None:
+    client = Client(demo)
+    whole = client.app("GET", "/v1/campaigns/10/metrics").json()["metric"]["series"]
+    first = client.app("GET", "/v1/campaigns/10/actions/11/metrics").json()["metric"]["series"]
+    second = client.app("GET", "/v1/campaigns/10/actions/12/metrics").json()["metric"]["series"]
+    assert sum(first["sent"]) + sum(second["sent"]) == sum(whole["sent"]) > 0
+    assert client.app("GET", "/v1/campaigns/999/actions/11/metrics").status_code == 404
