@@ -64,10 +64,31 @@ def _helper(name: str) -> Callable[..., Any]:
     return helper
 
 
+# What `| omit_if_empty` renders for an empty value: the field holding it is left out of the
+# payload (drop_omitted), so an empty optional column does not overwrite an attribute with "".
+OMIT = "\x00cio-flows:omit\x00"
+
+
+def omit_if_empty(value: Any) -> Any:
+    """`{{ row.phone | omit_if_empty }}`: the value, or (None, "", [], {}) no field at all."""
+    return OMIT if value is None or value in ("", [], {}) else value
+
+
+def drop_omitted(value: Any) -> Any:
+    """The payload without the fields (and list items) `omit_if_empty` left out."""
+    if isinstance(value, dict):
+        return {k: drop_omitted(v) for k, v in value.items() if v != OMIT}
+    if isinstance(value, list):
+        return [drop_omitted(item) for item in value if item != OMIT]
+    if isinstance(value, str) and OMIT in value:  # inside a longer text: nothing
+        return value.replace(OMIT, "")
+    return value
+
+
 def _build_environment() -> Sandbox:
     env = Sandbox(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
     env.globals.update({name: _helper(name) for name in ("now", "unix_now", "uuid")})
-    env.filters.update(unix=to_unix)
+    env.filters.update(unix=to_unix, omit_if_empty=omit_if_empty)
     return env
 
 

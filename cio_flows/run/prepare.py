@@ -19,7 +19,7 @@ from jinja2 import meta, nodes
 
 from ..errors import CredentialsError, FlowInputError, Location, PayloadError, TemplateError
 from ..flow.composition import ScopeContexts
-from ..flow.jinja_env import HELPERS, Helpers
+from ..flow.jinja_env import HELPERS, Helpers, drop_omitted
 from ..flow.model import Flow, ForEach, Step
 from ..flow.payloads import check_payload
 from ..flow.sandbox import TemplateEnv
@@ -358,7 +358,7 @@ class PreparedRun:
         row_number = row.number if row else None
         locate = self._payload_locators[step.key]
         try:
-            payload: dict[str, Any] = self._renderers[step.key](context)
+            payload: dict[str, Any] = drop_omitted(self._renderers[step.key](context))
             if step.validate:
                 check_payload(step.kind, payload, locate, step=step.name, row=row_number)
         except FlowInputError as exc:
