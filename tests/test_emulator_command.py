@@ -108,3 +108,17 @@ def test_python_m_cio_flows_emulator_is_the_same_command() -> None:
     assert refused.returncode == 2
     assert "Traceback" not in refused.stderr
     assert "latency (seconds): expected a number from 0 to 3600" in refused.stderr
+
+
+def test_limits_of_their_own_for_sends_and_triggers() -> None:
+    from cio_flows.emulator.command import emulator_behaviour
+
+    limits, _ = emulator_behaviour(None, ("transactional=50", "triggers=0.5", "app=5"), (), (), ())
+    assert limits == {"transactional": 50.0, "triggers": 0.5, "app": 5.0}
+    result = CliRunner().invoke(main, ["emulator", "--latency", "transactional=1"])
+    assert result.exit_code == 2 and "transactional=1" in result.output
+
+
+def test_a_webhook_that_is_not_a_url_is_refused() -> None:
+    result = CliRunner().invoke(main, ["emulator", "--webhook", "ftp://host/x"])
+    assert result.exit_code == 2 and "http(s) URL" in result.output

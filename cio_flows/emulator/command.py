@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 
 import click
 
-from .config import FAMILIES, Faults, RateLimit
+from .config import BUCKETS, FAMILIES, Faults, RateLimit
 
 EXIT_INVALID = 2  # cio-flows' exit status for bad input (the emulator stands apart from run/)
 
@@ -28,15 +28,17 @@ _FAULT_OPTIONS: tuple[tuple[str, str, Callable[[float], Faults]], ...] = (
 )
 
 
-def family_settings(values: tuple[str, ...], option: str) -> dict[str, float]:
-    """`FAMILY=NUMBER` items (FAMILY may be `all`) as {family: number}."""
+def family_settings(
+    values: tuple[str, ...], option: str, known: tuple[str, ...] = FAMILIES
+) -> dict[str, float]:
+    """`FAMILY=NUMBER` items (FAMILY may be `all`: every API family) as {family: number}."""
     settings: dict[str, float] = {}
     for item in values:
         family, sep, number = item.partition("=")
         families = FAMILIES if family == "all" else (family,)
-        if not sep or family not in (*FAMILIES, "all"):
+        if not sep or family not in (*known, "all"):
             raise click.BadParameter(
-                f"expected FAMILY=NUMBER with FAMILY one of all, {', '.join(FAMILIES)};"
+                f"expected FAMILY=NUMBER with FAMILY one of all, {', '.join(known)};"
                 f" found {item!r}",
                 param_hint=option,
             )
@@ -62,7 +64,7 @@ def emulator_behaviour(
     """
     limits: str | dict[str, float] | None = limits_preset
     if limit:
-        limits = family_settings(limit, "--limit")
+        limits = family_settings(limit, "--limit", BUCKETS)
         for value in limits.values():
             _checked(partial(RateLimit, value), "--limit")
     faults: dict[str, dict[str, float]] = {}
@@ -114,7 +116,12 @@ def _fail(message: str) -> NoReturn:
     help="Customer.io's documented rate limits (Track 100/s, Pipelines 3,000 per 3 s,"
     " transactional sends 100/s, broadcast triggers 1 per 10 s, the rest of the App API 10/s).",
 )
-@click.option("--limit", multiple=True, metavar="FAMILY=PER_SECOND", help="A rate limit (429s).")
+@click.option(
+    "--limit",
+    multiple=True,
+    metavar="FAMILY=PER_SECOND",
+    help="A rate limit (429s); FAMILY may also be transactional (sends) or triggers.",
+)
 @click.option("--latency", multiple=True, metavar="FAMILY=SECONDS", help="Added to each answer.")
 @click.option("--error-rate", multiple=True, metavar="FAMILY=SHARE", help="Share answered 500/503.")
 @click.option(
