@@ -17,6 +17,8 @@ from .flow.loader import load_flow
 from .redact import Redactor
 from .reporting import JsonReport, JUnitReport
 from .reporting.files import check_writable
+from .reporting.html_report import HtmlReport
+from .reporting.trace import all_of
 from .run.changed import hash_rows
 from .run.events import Listener, RunSummary
 from .run.executor import Executor, InFlightMarker, PreviousLookup
@@ -117,6 +119,11 @@ def run_flow(
             options = stack.enter_context(emulated(options))
             emulator_root = _environ(options)["CUSTOMERIO_APP_URL"]  # every family's root
         redact = redactor(options)
+        html_report = None
+        if options.report_html:  # it sees each exchange, to show a failure's request and answer
+            html_report = HtmlReport(options.report_html, redactor=redact)
+            hook = all_of([options.transport.on_exchange, html_report.exchange])
+            options = replace(options, transport=replace(options.transport, on_exchange=hook))
         run = prepare(flow, options)
         check_report_paths(options)  # as --trace: an unwritable report stops the run unsent
         changed = session.reconcile(run, flow)  # on resume: the same flow and data, or re-keyed
@@ -135,7 +142,12 @@ def run_flow(
         settled = session.settle_unknown(run)  # a resume: reads Customer.io for unknown sends
         summary = execute(
             run,
-            [*session.listeners(), *reports(options, redact), *listeners],
+            [
+                *session.listeners(),
+                *reports(options, redact),
+                *([html_report] if html_report else []),
+                *listeners,
+            ],
             previous=session.previous,
             resend_unknown=options.resend_unknown,
             in_flight=session.in_flight(),
@@ -150,7 +162,12 @@ def run_flow(
 
 def check_report_paths(options: RunOptions) -> None:
     """FlowInputError (exit 2) when the JSON report or JUnit file could not be written."""
-    for flag, path in (("--report", options.report), ("--junit", options.junit)):
+    given = (
+        ("--report", options.report),
+        ("--junit", options.junit),
+        ("--report-html", options.report_html),
+    )
+    for flag, path in given:
         if path:
             try:
                 check_writable(path)

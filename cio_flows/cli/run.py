@@ -106,6 +106,13 @@ from .options import (
 )
 @timeout_option
 @report_option
+@click.option(
+    "--report-html",
+    type=click.Path(dir_okay=False),
+    metavar="FILE",
+    help="Write one self-contained HTML page: summary, steps, each failure with its request and"
+    " answer (keys hidden).",
+)
 @junit_option
 @verbose_option
 @trace_option
@@ -132,6 +139,7 @@ def run(
     ignore_once,
     timeout,
     report,
+    report_html,
     junit,
     verbose,
     trace,
@@ -153,6 +161,7 @@ def run(
         settle_grace=settle_grace,
         ignore_once=ignore_once,
         report=report,
+        report_html=report_html,
         junit=junit,
         emulator=emulator or emulator_ui,
         emulator_workspace=emulator_workspace,

@@ -76,6 +76,7 @@ class RunOptions:
     settle_grace: float | None = None
     ignore_once: bool = False  # run steps whose `once` key the journal holds, all the same
     report: str | Path | None = None  # JSON report written here when the run finishes
+    report_html: str | Path | None = None  # one self-contained HTML page, when it finishes
     junit: str | Path | None = None  # JUnit XML written here when the run finishes
     # for_each.http: read the source's pages (plan and run); validate checks the flow alone
     read_sources: bool = True
