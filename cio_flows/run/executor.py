@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import Any
 
-from ..errors import FlowInputError, JournalError, StepFailure
+from ..errors import FlowInputError, JournalError, StepFailure, TransportError
 from ..flow.model import Step
 from ..wire.kinds import FAMILIES
 from ..wire.protocol import Transport
@@ -74,7 +74,7 @@ class Executor:
             run,
             transport,
             resend_unknown=resend_unknown,
-            in_flight=in_flight,
+            in_flight=None if in_flight is None else self._unless_stopping(in_flight),
             sleep=sleep,
             once=once,
         )
@@ -94,6 +94,17 @@ class Executor:
         self._signals = 0  # Ctrl-C / SIGTERM received
         self._journal_error: JournalError | None = None
         self.summary = RunSummary(run.run_id, run.flow.name)
+
+    def _unless_stopping(self, mark: InFlightMarker) -> InFlightMarker:
+        """The in-flight mark, refused once the run is stopping (Ctrl-C): the send would be
+        refused right after it anyway, so no mark (and no fsync) is written for nothing."""
+
+        def marked(row_key: str, step_key: str, facts: dict[str, Any] | None) -> None:
+            if self._stop.is_set():
+                raise TransportError("stopped before sending (interrupted)", attempts=0)
+            mark(row_key, step_key, facts)
+
+        return marked
 
     @property
     def listeners(self) -> list[Listener]:

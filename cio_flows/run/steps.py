@@ -425,9 +425,8 @@ class CountingSend:
 
     def __call__(self, request: Request) -> Response:
         if not request.repeatable and self._before_send is not None:
-            self._before_send(
-                request
-            )  # committed first: a crash after this is UNKNOWN, never resent
+            # Committed first: a crash after this is UNKNOWN, never resent.
+            self._before_send(request)
         try:
             if self._expect is None:
                 response = self._transport.send(request)
