@@ -18,6 +18,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from IPython.core.inputtransformer2 import TransformerManager
 
 ROOT = Path(__file__).resolve().parent.parent
 SCANNED = ("tests", "benchmarks", "cio_flows", "notebooks")
@@ -42,8 +43,9 @@ def _sources() -> list[tuple[str, str]]:
         for path in sorted((ROOT / top).rglob("*.ipynb")):
             notebook = nbformat.read(path, as_version=4)
             for index, cell in enumerate(notebook.cells):
-                if cell.cell_type == "code":
-                    found.append((f"{path.relative_to(ROOT)}[cell {index}]", cell.source))
+                if cell.cell_type == "code":  # magics (%load_ext) made Python, as IPython does
+                    source = TransformerManager().transform_cell(cell.source)
+                    found.append((f"{path.relative_to(ROOT)}[cell {index}]", source))
     return found
 
 
