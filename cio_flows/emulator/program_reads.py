@@ -201,6 +201,73 @@ def campaign_action_metrics(state: State, req: Req) -> tuple[int, Any]:
     return series(state, where, [int(campaign), int(campaign), int(action)], req)
 
 
+# -- newsletter contents ----------------------------------------------------------------------
+
+
+def _newsletter(state: State, req: Req) -> tuple[int, str, dict[str, Any]]:
+    raw = req.params["newsletter_id"]
+    row = (
+        state.store.db.execute(
+            "SELECT id, name, details, created_at FROM programs WHERE kind='newsletter' AND id=?",
+            (int(raw),),
+        ).fetchone()
+        if raw.isdigit()
+        else None
+    )
+    if row is None:
+        raise ApiError(404, f"newsletter {raw} not found")
+    return row[0], row[1], {**json.loads(row[2]), "created_at": row[3]}
+
+
+def _contents(state: State, req: Req) -> list[dict[str, Any]]:
+    """A newsletter's one content (its template), as the App API shows a variant."""
+    nid, name, details = _newsletter(state, req)
+    content = details.get("template")
+    if content is None:
+        return []
+    subject = ""
+    for (text,) in state.store.db.execute(
+        "SELECT DISTINCT subject FROM deliveries WHERE newsletter_id=? AND subject IS NOT NULL"
+        " LIMIT 1",
+        (nid,),
+    ):
+        subject = text
+    return [
+        {
+            "id": content,
+            "newsletter_id": nid,
+            "deduplicate_id": f"{content}:{details['created_at']}",
+            "name": name,
+            "layout": "{{ content }}",
+            "body": "",
+            "language": "",
+            "type": "email",
+            "recipient": "{{customer.email}}",
+            "subject": subject,
+            "headers": {},
+        }
+    ]
+
+
+@route("GET", "/v1/newsletters/{newsletter_id}/contents", APP, mutating=False)
+def newsletter_contents(state: State, req: Req) -> tuple[int, Any]:
+    return 200, {"contents": _contents(state, req)}
+
+
+@route("GET", "/v1/newsletters/{newsletter_id}/contents/{content_id}", APP, mutating=False)
+def newsletter_content(state: State, req: Req) -> tuple[int, Any]:
+    for content in _contents(state, req):
+        if str(content["id"]) == req.params["content_id"]:
+            return 200, {"content": content}
+    raise ApiError(404, "content not found")
+
+
+@route("GET", "/v1/newsletters/{newsletter_id}/test_groups", APP, mutating=False)
+def newsletter_test_groups(state: State, req: Req) -> tuple[int, Any]:
+    _newsletter(state, req)
+    return 200, {"test_groups": []}  # the emulator's newsletters have no A/B tests
+
+
 def _no_links(kind: str, param: str, extra: str | None = None):
     """Link metrics: the emulator tracks no links, so every list is empty (not invented)."""
 

@@ -75,3 +75,13 @@ def test_a_campaign_action_counts_its_own_messages(demo: Emulator) -> None:
     second = client.app("GET", "/v1/campaigns/10/actions/12/metrics").json()["metric"]["series"]
     assert sum(first["sent"]) + sum(second["sent"]) == sum(whole["sent"]) > 0
     assert client.app("GET", "/v1/campaigns/999/actions/11/metrics").status_code == 404
+
+
+def test_a_newsletter_shows_its_content(demo: Emulator) -> None:
+    client = Client(demo)
+    (content,) = client.app("GET", "/v1/newsletters/2/contents").json()["contents"]
+    assert (content["id"], content["newsletter_id"], content["name"]) == (202, 2, "Summer update")
+    one = client.app("GET", "/v1/newsletters/2/contents/202").json()["content"]
+    assert one == content
+    assert client.app("GET", "/v1/newsletters/2/contents/201").status_code == 404
+    assert client.app("GET", "/v1/newsletters/2/test_groups").json() == {"test_groups": []}
