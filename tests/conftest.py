@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from process_tests import starting_processes
+from process_tests import starts_a_process
 
 ROOT = Path(__file__).resolve().parent.parent
 FLOWS = ROOT / "flows"
@@ -139,8 +139,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if item.path.suffix != ".py":
             continue  # a flow file collected by the cio-flows plugin
-        starting = starting_processes(item.path)
         function = getattr(item, "originalname", None) or item.name
         cls = getattr(item, "cls", None)
-        if function in starting or (cls is not None and cls.__name__ in starting):
+        fixtures = set(getattr(item, "fixturenames", ()))
+        if starts_a_process(item.path, function, cls.__name__ if cls else None, fixtures):
             item.add_marker(pytest.mark.slow)

@@ -1,6 +1,6 @@
-"""Which tests start a process (subprocess, Popen, a signal), themselves or through a helper of
-their module: conftest.py marks them `slow`, so `pytest -m "not slow"` stays the fast loop
-without anyone having to remember the mark."""
+"""Which tests start a process (subprocess, Popen, a signal, a browser), themselves, through a
+helper of their module or through a fixture they use: conftest.py marks them `slow`, so
+`pytest -m "not slow"` stays the fast loop without anyone having to remember the mark."""
 
 from __future__ import annotations
 
@@ -8,7 +8,9 @@ import ast
 from functools import cache
 from pathlib import Path
 
-PROCESS_NAMES = frozenset({"subprocess", "Popen", "send_signal"})
+# A test, helper or fixture naming one of these starts a process (a browser is one too).
+PROCESS_NAMES = frozenset({"subprocess", "Popen", "send_signal", "webdriver"})
+TESTS = Path(__file__).resolve().parent
 
 
 def names_in(node: ast.AST) -> set[str]:
@@ -31,3 +33,25 @@ def starting_processes(path: Path) -> frozenset[str]:
                 found.add(name)
                 grew = True
     return frozenset(found)
+
+
+def process_fixtures(test_file: Path) -> frozenset[str]:
+    """Fixtures of the conftest.py files above a test file that start a process."""
+    found: set[str] = set()
+    folder = test_file.parent
+    while folder == TESTS or TESTS in folder.parents:
+        conftest = folder / "conftest.py"
+        if conftest.is_file():
+            found |= starting_processes(conftest)
+        folder = folder.parent
+    return frozenset(found)
+
+
+def starts_a_process(test_file: Path, function: str, cls: str | None, fixtures: set[str]) -> bool:
+    """Whether a collected test starts a process: itself, its class, or a fixture it uses."""
+    starting = starting_processes(test_file)
+    return (
+        function in starting
+        or (cls is not None and cls in starting)
+        or bool(fixtures & (starting | process_fixtures(test_file)))
+    )

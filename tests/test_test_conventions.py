@@ -13,7 +13,7 @@ import ast
 from pathlib import Path
 
 import pytest
-from process_tests import starting_processes
+from process_tests import process_fixtures, starting_processes
 
 TESTS = Path(__file__).resolve().parent
 CLOCKS = {"monotonic", "perf_counter", "time", "process_time"}
@@ -37,6 +37,7 @@ def test_tests_that_start_processes_are_found_and_marked_slow(
     journal = starting_processes(TESTS / "test_journal.py")
     assert "test_sigkill_leaves_a_readable_journal_shown_interrupted" in journal  # Popen
     assert "test_commits_on_a_timer_when_quiet" not in journal  # threads only
+    assert "browser" in process_fixtures(TESTS / "browser" / "test_web_page.py")  # Chromium
     whatsapp = starting_processes(TESTS / "test_kinds_whatsapp.py")
     assert "test_the_emulator_records_the_whatsapp_message" not in whatsapp
     # conftest.py marks what is found: a collected process test carries `slow`.
