@@ -453,3 +453,20 @@ def test_data_cannot_drive_the_terminal(flow_dir, server):
     assert code == EXIT_FAILED
     assert "\x1b" not in output and "\r" not in output
     assert "r1\\x1b[2J\\rFAKE" in output
+
+
+def test_plan_escapes_control_characters_from_data(flow_dir, server):
+    (flow_dir / "users.csv").write_text('id\n"r1\x1b[2J\x9b2J\x07"\n', encoding="utf-8")
+    path = flow_dir / "flow.yaml"
+    path.write_text(ROWS)
+    plan = subprocess.run(
+        [sys.executable, "-m", "cio_flows.cli", "plan", str(path)],
+        env={**os.environ, **env_for(server.url)},
+        capture_output=True,
+        text=True,
+        timeout=HANG_GUARD,
+    )
+    assert plan.returncode == 0, plan.stderr
+    assert not any(char in plan.stdout for char in "\x1b\x9b\x07")
+    assert "\\x9b2J" in plan.stdout
+    assert server.seen == []

@@ -15,6 +15,7 @@ from typing import Any, TextIO
 
 import orjson
 
+from ..printable import printable
 from ..run.events import StepFinished
 from ..run.plan import PlannedFailure, PlannedRequest
 from ..run.prepare import PreparedRun
@@ -97,8 +98,10 @@ class PlanOutput:
         if self.limit is not None and self.shown >= self.limit:
             return
         self.shown += 1
-        text = self._json(item) if self.fmt != "text" else self._text(item)
-        self.out.write(self.redact(text) + "\n")
+        if self.fmt == "text":  # data in the lines: its control characters escaped
+            self.out.write(printable(self.redact(self._text(item)), lines=True) + "\n")
+        else:
+            self.out.write(self.redact(self._json(item)) + "\n")
 
     def sources(self) -> None:
         """The pages an HTTP source (for_each.http) was read from: reads the run makes too,
