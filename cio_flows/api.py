@@ -11,22 +11,12 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .errors import FlowInputError
 from .flow.loader import load_flow
 from .redact import Redactor
-from .reporting import JsonReport, JUnitReport
-from .reporting.files import check_writable
-from .reporting.html_report import HtmlReport
-from .reporting.trace import all_of
-from .run.changed import hash_rows
 from .run.events import Listener, RunSummary
-from .run.executor import Executor, InFlightMarker, PreviousLookup
-from .run.journal import Journal, RunRecord
-from .run.journal_admin import RunDetail
-from .run.journal_admin import prune_runs as prune_journal
-from .run.journal_admin import run_detail as run_detail_of
-from .run.once import OnceBook
 from .run.plan import (
     Planned,
     PlannedFailure,
@@ -36,8 +26,15 @@ from .run.plan import (
     preflight_static,
 )
 from .run.prepare import PreparedRun, RunOptions, secrets_in, with_endpoint_root
-from .run.session import RunSession, journal_path, sigterm_as_ctrl_c
-from .wire.transport import Transport
+
+# What only running a flow or reading the journal needs (the transport and requests, the
+# executor, the journal, the report writers) loads in the functions that use it, so
+# `cio-flows validate`, `plan` and `--help` stay light.
+if TYPE_CHECKING:
+    from .run.executor import InFlightMarker, PreviousLookup
+    from .run.journal import RunRecord
+    from .run.journal_admin import RunDetail
+    from .run.once import OnceBook
 
 
 def prepare(flow_path: str | Path, options: RunOptions | None = None) -> PreparedRun:
@@ -103,6 +100,11 @@ def run_flow(
     exit 2 material. A journal that fails mid-run stops sending: summary.exit_code is then 4.
     SIGTERM stops the run as Ctrl-C does (when called from the main thread).
     """
+    from .reporting.html_report import HtmlReport
+    from .reporting.trace import all_of
+    from .run.changed import hash_rows
+    from .run.session import RunSession, sigterm_as_ctrl_c
+
     options = options or RunOptions()
     with ExitStack() as stack:
         stack.enter_context(sigterm_as_ctrl_c())
@@ -162,6 +164,8 @@ def run_flow(
 
 def check_report_paths(options: RunOptions) -> None:
     """FlowInputError (exit 2) when the JSON report or JUnit file could not be written."""
+    from .reporting.files import check_writable
+
     given = (
         ("--report", options.report),
         ("--junit", options.junit),
@@ -181,6 +185,8 @@ def check_report_paths(options: RunOptions) -> None:
 
 def reports(options: RunOptions, redactor: Redactor) -> list[Listener]:
     """The report writers options ask for (JSON, JUnit), every text redacted."""
+    from .reporting import JsonReport, JUnitReport
+
     found: list[Listener] = []
     if options.report:
         found.append(JsonReport(options.report, redactor=redactor))
@@ -208,6 +214,9 @@ def execute(
     once: claims of `once` keys (RunSession.once_book); None runs every step.
     settled: the unknown sends a resume settled, for the summary (RunSession.settle_unknown).
     """
+    from .run.executor import Executor
+    from .wire.transport import Transport
+
     with Transport(run.endpoints, run.credentials, run.options.transport) as transport:
         executor = Executor(
             run,
@@ -227,6 +236,9 @@ def execute(
 def recent_runs(limit: int = 20, journal: str | Path | bool = True) -> list[RunRecord]:
     """The journal's most recent runs, newest first (`cio-flows runs`); JournalError if the
     journal cannot be used."""
+    from .run.journal import Journal
+    from .run.session import journal_path
+
     path = journal_path(journal)
     if path is None:
         return []
@@ -237,6 +249,10 @@ def recent_runs(limit: int = 20, journal: str | Path | bool = True) -> list[RunR
 def run_detail(run_id: str, journal: str | Path | bool = True) -> RunDetail | None:
     """One run from the journal (`cio-flows runs show`): its record, inputs, per-step counts
     and first failures; None when the journal has no such run."""
+    from .run.journal import Journal
+    from .run.journal_admin import run_detail as run_detail_of
+    from .run.session import journal_path
+
     path = journal_path(journal)
     if path is None:
         return None
@@ -246,6 +262,9 @@ def run_detail(run_id: str, journal: str | Path | bool = True) -> RunDetail | No
 
 def prune_runs(older_than_days: float, journal: str | Path | bool = True) -> list[str]:
     """Delete runs older than that from the journal (`cio-flows runs prune`); their ids."""
+    from .run.journal_admin import prune_runs as prune_journal
+    from .run.session import journal_path
+
     path = journal_path(journal)
     return [] if path is None else prune_journal(path, older_than_days)
 

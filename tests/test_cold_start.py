@@ -60,6 +60,56 @@ def test_validating_a_small_flow_loads_nothing_heavy(tmp_path):
     assert loaded_after(body) == []
 
 
+RUN_MACHINERY = ("cio_flows.api", "cio_flows.run.prepare", "cio_flows.emulator.command")
+SENDING = ("requests", "cio_flows.wire.transport", "cio_flows.run.journal", "isoduration")
+
+
+def loaded_of(body: str, names: tuple[str, ...]) -> list[str]:
+    code = SCRIPT.format(body=body, heavy=names)
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
+    ).stdout
+    return json.loads(out.splitlines()[-1])
+
+
+def test_help_loads_no_command():
+    """--help lists the commands without importing them (cli.SUMMARY)."""
+    body = (
+        "from cio_flows.cli import main\n"
+        "result = CliRunner().invoke(main, ['--help'])\n"
+        "assert result.exit_code == 0 and 'validate' in result.output, result.output"
+    )
+    assert loaded_of(body, RUN_MACHINERY) == []
+
+
+def test_help_lists_each_command_as_the_command_describes_itself():
+    import click
+
+    from cio_flows.cli import COMMANDS, SUMMARY, load_command, main, short_help
+
+    assert set(SUMMARY) == set(COMMANDS)
+    context = click.Context(main)
+    for name in COMMANDS:
+        command = main.get_command(context, name)
+        assert command is load_command(name) and command.name == name
+        for limit in (30, 45, 65, 300):  # narrow and wide terminals
+            assert short_help(name, limit) == command.get_short_help_str(limit), (name, limit)
+
+
+def test_validate_loads_nothing_that_sends():
+    body = (
+        "from cio_flows.cli import main\n"
+        "result = CliRunner().invoke(main, ['validate', 'flows/onboarding.yaml'])\n"
+        "assert result.exit_code == 0, result.output"
+    )
+    code = SCRIPT.format(body=body, heavy=SENDING)
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=ROOT
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout.splitlines()[-1]) == []
+
+
 def test_the_progress_bar_still_loads_on_demand():
     body = "from cio_flows.reporting import ProgressReporter\nassert ProgressReporter"
     assert loaded_after(body) == ["rich"]

@@ -11,7 +11,6 @@ import click
 from .. import api
 from ..errors import FlowInputError
 from ..run.events import EXIT_INVALID
-from ..run.plan import Planner
 from .options import (
     check_query,
     data_option,
@@ -38,6 +37,8 @@ SHOWN_FAILURES = 5  # failing rows `validate` names before it stops looking
 def validate(flow: Path, var, data, env_file, root) -> None:
     """Check FLOW without sending anything."""
     # An HTTP source (for_each.http) is not read: validate checks the flow offline.
+    from ..run.plan import Planner  # only with --data: plain validate never loads the engine
+
     options = replace(run_options(None, var, data, env_file, root), read_sources=False)
     redact = api.redactor(options)
     try:
@@ -81,6 +82,7 @@ def plan(
 ) -> None:
     """Render and validate every step; print the requests a run would send. Sends nothing."""
     from ..reporting.plan_output import TERMINAL_LIMIT, PlanOutput
+    from ..run.plan import Planner
 
     check_query(data, query, database)
     options = replace(

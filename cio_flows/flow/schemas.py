@@ -79,25 +79,30 @@ def validator(name: str) -> Draft202012Validator:
     return _validator(name, kinds.generation())
 
 
-def _import_jsonschema() -> Any:
-    """jsonschema, imported late and without `rfc3987_syntax`.
+# Format libraries jsonschema's format module imports when installed, for formats our schemas
+# never use: rfc3987_syntax ("iri", its grammar takes 1 to 2.5 s to build), isoduration
+# ("duration", loads arrow), webcolors ("color"), uri_template ("uri-template").
+UNUSED_FORMAT_LIBRARIES = ("rfc3987_syntax", "isoduration", "webcolors", "uri_template")
 
-    jsonschema's format module imports rfc3987_syntax when it is installed (the notebooks and dev
-    extras bring it) to check the "iri" formats, and building its grammar takes 1 to 2.5 s: every
-    `cio-flows validate` paid for it. Our schemas use only date-time, email and uri, so the import
-    is refused while jsonschema loads (and allowed again after, for anyone else)."""
+
+def _import_jsonschema() -> Any:
+    """jsonschema, imported late and without the format libraries our schemas do not need.
+
+    The notebooks and dev extras install them, and every `cio-flows validate` paid for their
+    import. Our schemas use only date-time, email and uri, so those imports are refused while
+    jsonschema loads (and allowed again after, for anyone else)."""
     import sys
 
     if "jsonschema" in sys.modules:
         return sys.modules["jsonschema"]
-    blocked = "rfc3987_syntax" not in sys.modules
-    if blocked:
-        sys.modules["rfc3987_syntax"] = None  # type: ignore[assignment]  # import -> ImportError
+    blocked = [name for name in UNUSED_FORMAT_LIBRARIES if name not in sys.modules]
+    for name in blocked:
+        sys.modules[name] = None  # type: ignore[assignment]  # import -> ImportError
     try:
         import jsonschema
     finally:
-        if blocked:
-            del sys.modules["rfc3987_syntax"]
+        for name in blocked:
+            del sys.modules[name]
     return jsonschema
 
 

@@ -37,12 +37,13 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urljoin
 
-import requests
-
 from ..errors import DataFileError, Location
+
+if TYPE_CHECKING:  # requests loads when a source is read: `validate` reads none
+    import requests
 
 STYLES = ("offset", "cursor", "next")
 DEFAULT_RATE = 5.0  # requests a second: gentle on an auth provider's API (Clerk allows 20)
@@ -54,6 +55,12 @@ MAX_RETRY_WAIT = 60.0
 RETRIED = frozenset({429, 500, 502, 503, 504})
 
 Render = Callable[[Any, dict[str, Any]], Any]  # renders a spec value for a context
+
+
+def _new_session() -> requests.Session:
+    import requests
+
+    return requests.Session()
 
 
 @dataclass(frozen=True)
@@ -73,7 +80,7 @@ class HttpSource:
     render: Render  # the flow's templating, for url, headers, params and paginate values
     location: Location
     pages: list[PageRead] = field(default_factory=list)
-    session: requests.Session = field(default_factory=requests.Session)
+    session: requests.Session = field(default_factory=_new_session)
     sleep: Callable[[float], None] = time.sleep
     _last: float = 0.0
 
@@ -171,6 +178,8 @@ class HttpSource:
     # --- one page ------------------------------------------------------------------------------
 
     def _get(self, url: str, headers: dict[str, str], params: dict[str, str], page: int) -> Any:
+        import requests
+
         for attempt in range(1, MAX_TRIES + 1):
             self._pace()
             try:
@@ -254,6 +263,8 @@ def _param(value: Any) -> str:
 
 
 def _snippet(answer: requests.Response) -> str:
+    import requests
+
     try:
         text = next(answer.iter_content(300), b"").decode("utf-8", "replace")
     except requests.RequestException:
@@ -269,6 +280,8 @@ def _json_body(
     url: str,
 ) -> Any:
     """The page's JSON, read with a size cap (a runaway or hostile server cannot fill memory)."""
+    import requests
+
     chunks: list[bytes] = []
     size = 0
     try:

@@ -37,7 +37,7 @@ from ..redact import Redactor, environ_secrets
 from ..wire import kinds
 from ..wire.config import Credentials, Endpoints, resolve_region
 from ..wire.kinds import NeedsPipelines, Request, StepKeys
-from ..wire.transport import TransportSettings
+from ..wire.settings import TransportSettings
 from .http_source import HttpSource, PageRead
 from .keys import new_run_id, step_keys
 from .rows import DataSource, Row

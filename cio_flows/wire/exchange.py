@@ -6,11 +6,12 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
-
-import requests
+from typing import TYPE_CHECKING, Any
 
 from .types import Request
+
+if TYPE_CHECKING:  # only named in annotations: `validate` and `--help` never load requests
+    import requests
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ import contextlib
 import threading
 import time
 from collections.abc import Callable, Container
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -23,27 +23,13 @@ from ..printable import printable
 from .bodies import AnswerTooLarge, AnswerTooSlow, read_body
 from .config import Credentials, Endpoints
 from .connection_errors import classify_failure, error_detail
-from .exchange import ExchangeHook, encode_body, exchange_of
+from .exchange import encode_body, exchange_of
 from .families import FAMILIES
-from .ratelimit import RateLimiter, RateLimits
-from .retry import RetryPolicy, parse_retry_after, status_is_retryable
+from .ratelimit import RateLimiter
+from .retry import parse_retry_after, status_is_retryable
 from .sessions import family_session
+from .settings import TransportSettings
 from .types import Request, Response
-
-
-@dataclass(frozen=True)
-class TransportSettings:
-    connect_timeout: float = 5.0
-    read_timeout: float = 30.0  # for any one read of the socket
-    timeout: float = 60.0  # for a whole answer, from sending to its last byte (--timeout)
-    max_answer_bytes: int = 16 * 1024 * 1024  # decoded; a bigger answer fails the request
-    pool_size: int = 32
-    retry: RetryPolicy = field(default_factory=RetryPolicy)
-    # RateLimits.shared(): several transports (concurrent runs) pace through one set of limiters.
-    rate_limits: RateLimits = field(default_factory=RateLimits.defaults)
-    on_exchange: ExchangeHook | None = field(default=None, compare=False)  # after each attempt
-    # Sessions from here instead (a replay answers from a cassette: wire/mock.py sessions).
-    session_factory: Callable[[], requests.Session] | None = field(default=None, compare=False)
 
 
 @dataclass
