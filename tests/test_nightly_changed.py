@@ -90,6 +90,7 @@ def test_changed_sends_nothing_after_a_full_run_then_exactly_the_changed_rows(
     assert [n for (n,) in per_run] == [ROWS * 2, ROWS * 2, ROWS * 2, (ROWS + 3) * 2]
 
 
+@pytest.mark.slow  # a real cio-flows process
 def test_changed_after_a_failed_run_compares_with_the_last_passed_one(tmp_path, recording_server):
     flow = tmp_path / "flow.yaml"
     flow.write_text(FLOW, encoding="utf-8")

@@ -7,6 +7,7 @@ import os
 import subprocess
 from typing import Any
 
+import pytest
 from conftest import SECRETS, Recorded, default_answer, env_for
 from support import cli
 
@@ -34,6 +35,7 @@ def echo_keys_and_refuse(request: Recorded) -> tuple[int, dict[str, str], Any]:
     return default_answer(request)
 
 
+@pytest.mark.slow  # a real cio-flows process
 def test_the_html_report_shows_failed_requests_and_answers_without_keys(tmp_path, recording_server):
     recording_server.handler = echo_keys_and_refuse
     rows = ["id,plan"] + [f"u{n},plan{n}" for n in range(1, 11)]

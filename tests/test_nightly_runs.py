@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 from conftest import Recorded, default_answer, env_for
 from support import cli
 
@@ -48,6 +49,7 @@ def run(env: dict[str, str], *args: str, cwd: Path) -> subprocess.CompletedProce
     return subprocess.run(cli(*args), env=env, cwd=cwd, capture_output=True, text=True, timeout=300)
 
 
+@pytest.mark.slow  # a real cio-flows process
 def test_runs_show_names_the_steps_their_counts_and_failures(tmp_path, recording_server):
     recording_server.handler = refuse_u10
     flow = write(tmp_path / "project")
@@ -68,6 +70,7 @@ def test_runs_show_names_the_steps_their_counts_and_failures(tmp_path, recording
     assert missing.returncode == 2 and "no run 'nope'" in missing.stderr
 
 
+@pytest.mark.slow  # a real cio-flows process
 def test_the_default_journal_is_found_from_any_folder(tmp_path, recording_server):
     flow = write(tmp_path / "project")
     env = {**os.environ, **env_for(recording_server.url), "XDG_DATA_HOME": str(tmp_path / "data")}
@@ -86,6 +89,7 @@ def test_the_default_journal_is_found_from_any_folder(tmp_path, recording_server
     assert other.stdout.strip() == "no runs yet"
 
 
+@pytest.mark.slow  # a real cio-flows process
 def test_prune_deletes_old_runs_and_keeps_recent_ones_and_once_keys(tmp_path, recording_server):
     flow = write(tmp_path / "project")
     env = {**os.environ, **env_for(recording_server.url)}

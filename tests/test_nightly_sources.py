@@ -133,3 +133,35 @@ def test_a_missing_sql_extra_is_named(project, recording_server, monkeypatch):
     assert result.exit_code == 2
     assert "pip install 'cio-flows[sql]'" in result.output
     assert recording_server.requests == []
+
+
+@pytest.mark.slow  # retries 503s until they give up
+def test_a_resume_reads_the_query_again(project, recording_server, monkeypatch):
+    """An interrupted --query run resumes without --query: the journal kept the query (and a
+    URL without a password); rows that succeeded are not sent again."""
+    import re
+
+    url = f"sqlite:///{project / 'users.db'}"
+    flow = str(project / "flow.yaml")
+    calls = {"n": 0}
+
+    def fail_after_some(request):
+        calls["n"] += 1
+        return (503, {}, {"error": "down"}) if calls["n"] > 1 else default_answer(request)
+
+    from conftest import default_answer
+
+    recording_server.handler = fail_after_some
+    first = invoke(
+        recording_server, flow, "--query", "SELECT * FROM users", "--database", url,
+        "--timeout", "2", "--workers", "1",
+    )  # fmt: skip
+    assert first.exit_code != 0
+    run_id = re.search(r"run id: (\S+)", first.output).group(1)
+    first_call = recording_server.requests[0].body  # the one answered 200
+    done_before = {item.get("userId") or item["identifiers"]["id"] for item in first_call["batch"]}
+    recording_server.handler = default_answer
+    again = invoke(recording_server, flow, "--resume", run_id)
+    assert again.exit_code == 0, again.output
+    resent = {user for user, _, _ in sent(recording_server)}
+    assert done_before and resent == {r["id"] for r in ROWS} - done_before

@@ -16,7 +16,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from ..errors import JournalError
+from ..errors import FlowInputError, JournalError
 from ..flow.model import Flow
 from ..redact import Redactor
 from ..wire.transport import Transport
@@ -65,9 +65,22 @@ def stored_options(options: RunOptions) -> dict[str, Any]:
         "data": str(options.data or "") or None,
         "rows": list(options.rows) if options.rows is not None else None,
         "changed": options.changed,
+        "query": options.query,
+        # a URL with a password is not kept: a resume is then given --database again
+        "database": options.database if _keepable_url(options.database) else None,
+        "database_given": options.database is not None,
         "workers": options.workers,
         "batch": options.batch,
     }
+
+
+def _keepable_url(url: str | None) -> bool:
+    """A database URL the journal may keep: one without a password (user:password@)."""
+    if url is None:
+        return False
+    _, _, rest = url.partition("://")
+    credentials = rest.split("@", 1)[0] if "@" in rest else ""
+    return ":" not in credentials
 
 
 class RunSession:
@@ -116,9 +129,18 @@ class RunSession:
         if record is None:
             raise UnknownRunError(journal.path, run_id)
         stored = record.options or {}
-        data = options.data
-        if data is None and stored.get("data"):
-            data = Path(stored["data"])
+        data, query, database = options.data, options.query, options.database
+        if data is None and query is None:  # the rows the run had, unless given others
+            query, database = stored.get("query"), stored.get("database")
+            if query is not None and stored.get("database_given") and database is None:
+                raise FlowInputError(
+                    f"run {run_id} read its rows from a database whose URL holds a password,"
+                    " which the journal does not keep",
+                    expected="--query and --database again, as the run was given them",
+                    found="no --query",
+                )
+            if stored.get("data") and query is None:
+                data = Path(stored["data"])
         self._stored_inputs = stored_for(journal.inputs(run_id))
         self.previous = lambda row_key: {
             **journal.row_outcomes(run_id, row_key),
@@ -132,6 +154,8 @@ class RunSession:
             run_id=run_id,
             vars=options.vars or stored.get("vars") or {},
             data=data,
+            query=query,
+            database=database,
             rows=rows,
             changed=options.changed or bool(stored.get("changed")),
         )
