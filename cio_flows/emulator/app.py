@@ -35,6 +35,7 @@ from . import (
     documented,
     esp,
     exports,
+    imports,
     inspection,
     journeys,
     library,
@@ -311,6 +312,7 @@ def build_app(state: State) -> Starlette:
         *track_reports.ROUTES,
         *objects_api.ROUTES,
         *library.ROUTES,
+        *imports.ROUTES,
         *program_reads.ROUTES,
     ]
     specs += documented.routes(specs)

@@ -40,6 +40,7 @@ CREATE TABLE IF NOT EXISTS esp_suppressions(
   email TEXT NOT NULL, type TEXT NOT NULL, reason TEXT NOT NULL, created INTEGER NOT NULL,
   PRIMARY KEY(email, type)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS reporting_webhooks(id INTEGER PRIMARY KEY, body TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS imports(id INTEGER PRIMARY KEY, body TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS snippets(
   name TEXT PRIMARY KEY, value TEXT NOT NULL, updated_at INTEGER NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS collections(
@@ -122,6 +123,7 @@ TABLES = [
     "esp_suppressions",
     "reporting_webhooks",
     "snippets",
+    "imports",
     "collections",
     "devices",
     "segments",

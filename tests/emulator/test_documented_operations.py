@@ -145,6 +145,16 @@ def _setup(emu: Emulator, op: Operation) -> None:
             timeout=30,
         )
         assert response.json()["collection"]["id"] == 1
+    if "{import_id}" in op.path:
+        csv_url = "data:text/csv;base64," + base64.b64encode(b"id,plan\nimp1,pro\n").decode()
+        spec = {"name": "i", "data_file_url": csv_url, "type": "people", "identifier": "id"}
+        response = requests.post(
+            emu.url + "/v1/imports",
+            json={"import": spec},
+            headers={"Authorization": APP_AUTH},
+            timeout=30,
+        )
+        assert response.json()["import"]["id"] == 1
     if "{webhook_id}" in op.path:
         hook = {"name": "h", "endpoint": "https://example.com/h", "events": ["email_sent"]}
         response = requests.post(
