@@ -11,12 +11,13 @@ Templates that differ on every run (`run.id`, `now()`, `uuid()`) make every row 
 from __future__ import annotations
 
 import hashlib
-import json
 import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import orjson
 
 from ..errors import FlowInputError
 from ..flow.model import Step
@@ -54,11 +55,27 @@ class ChangedRows:
 
 
 def _digest(value: Any) -> int:
-    text = json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
-    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big", signed=True)
+    text = orjson.dumps(value, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS, default=str)
+    return int.from_bytes(hashlib.sha256(text).digest()[:8], "big", signed=True)
 
 
-def row_hashes(run: PreparedRun, row: Row) -> tuple[str, dict[str, int]] | None:
+@dataclass(frozen=True)
+class _StepPlan:
+    step: Step
+    renderable: bool  # its payload renders before the run (no earlier answer, no loop)
+    fingerprint: str  # what the step does (resume_inputs.step_hash): the fallback's part
+
+
+def _plans(run: PreparedRun) -> list[_StepPlan]:
+    return [
+        _StepPlan(step, step.loop is None and not run.depends_on(step), step_hash(step))
+        for step in run.flow.all_steps
+    ]
+
+
+def row_hashes(
+    run: PreparedRun, row: Row, plans: list[_StepPlan] | None = None
+) -> tuple[str, dict[str, int]] | None:
     """(row key, {step key: hash}); None when the row's vars or key do not render (the row
     fails on its own when it runs, and is always sent)."""
     try:
@@ -68,25 +85,25 @@ def row_hashes(run: PreparedRun, row: Row) -> tuple[str, dict[str, int]] | None:
         return None
     scopes: dict[str, dict[str, Any]] = {}
     return key, {
-        step.key: _step_digest(run, step, context, scopes, row) for step in run.flow.all_steps
+        plan.step.key: _step_digest(run, plan, context, scopes, row)
+        for plan in plans or _plans(run)
     }
 
 
 def _step_digest(
     run: PreparedRun,
-    step: Step,
+    plan: _StepPlan,
     context: dict[str, Any],
     scopes: dict[str, dict[str, Any]],
     row: Row,
 ) -> int:
-    fallback = [step.kind, step_hash(step), row.data]
-    if step.loop is not None or run.depends_on(step):
-        return _digest(fallback)
-    try:
-        payload = run.render(step, run.step_context(step, context, scopes), row)
-    except FlowInputError:
-        return _digest(fallback)
-    return _digest([step.kind, payload])
+    step = plan.step
+    if plan.renderable:
+        try:  # not validated: a payload the schema refuses fails when its row runs
+            return _digest([step.kind, run.rendered(step, run.step_context(step, context, scopes))])
+        except FlowInputError:
+            pass
+    return _digest([step.kind, plan.fingerprint, row.data])
 
 
 class RequestHashes:
@@ -153,11 +170,13 @@ def hash_rows(
             if found.compared_with is not None:
                 before = table.of_run(found.compared_with)
 
+        plans = _plans(run)
+
         def records() -> Iterator[tuple[str, str, int]]:
             for row in run.rows():
                 if row is None:
                     continue
-                hashed = row_hashes(run, row)
+                hashed = row_hashes(run, row, plans)
                 if hashed is None:
                     continue
                 key, steps = hashed

@@ -359,12 +359,16 @@ class PreparedRun:
         row_number = row.number if row else None
         locate = self._payload_locators[step.key]
         try:
-            payload: dict[str, Any] = drop_omitted(self._renderers[step.key](context))
+            payload: dict[str, Any] = self.rendered(step, context)
             if step.validate:
                 check_payload(step.kind, payload, locate, step=step.name, row=row_number)
         except FlowInputError as exc:
             raise exc.with_context(step=step.name, row=row_number) from None
         return payload
+
+    def rendered(self, step: Step, context: dict[str, Any]) -> Any:
+        """The step's payload rendered, not validated (render() validates it)."""
+        return drop_omitted(self._renderers[step.key](context))
 
     def keys(self, row_key: str, step: Step) -> StepKeys:
         return step_keys(self.run_id, row_key, step.key)
