@@ -32,6 +32,7 @@ from . import (
     app_api,
     broadcasts,
     content_api,
+    content_edits,
     documented,
     esp,
     exports,
@@ -313,6 +314,7 @@ def build_app(state: State) -> Starlette:
         *objects_api.ROUTES,
         *library.ROUTES,
         *imports.ROUTES,
+        *content_edits.ROUTES,
         *program_reads.ROUTES,
     ]
     specs += documented.routes(specs)

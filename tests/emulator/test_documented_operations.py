@@ -180,6 +180,8 @@ def _path(op: Operation) -> str:
         path = path.replace("{segment_id}", "8")
     if path.startswith("/v1/broadcasts/"):
         path = path.replace("{action_id}", "1001")  # broadcast 1's one action
+    if path.startswith("/v1/transactional/"):
+        path = path.replace("{content_id}", "1")  # a template's one content is numbered as it
     for name, value in PARAMS.items():
         path = path.replace("{" + name + "}", value)
     assert "{" not in path, f"no test value for a parameter of {path}"

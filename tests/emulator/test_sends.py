@@ -150,3 +150,22 @@ def test_empty_workspace_accepts_any_template():
         )
         assert r.status_code == 200
         assert emu.inspect.deliveries()[0]["template"] == "anything"
+
+
+def test_edited_transactional_content_is_what_later_sends_carry(client) -> None:
+    edit = {"subject": "Edited {{ trigger.name }}", "body": "<p>New body</p>"}
+    r = client.app("PUT", "/v1/transactional/1/content/1", edit)
+    assert r.status_code == 200, r.text
+    (content,) = r.json()["content"]
+    assert (content["subject"], content["body"]) == (edit["subject"], edit["body"])
+    send = {
+        "transactional_message_id": 1,
+        "to": "ed@example.com",
+        "identifiers": {"id": "ed"},
+        "message_data": {"name": "Ed"},
+    }
+    delivery = client.app("POST", "/v1/send/email", send).json()["delivery_id"]
+    message = client.app("GET", f"/v1/messages/{delivery}").json()["message"]
+    assert message["subject"] == "Edited Ed"
+    assert client.app("PUT", "/v1/transactional/1/content/2", edit).status_code == 404
+    assert client.app("PUT", "/v1/transactional/1/content/1", {"body": 5}).status_code == 400
