@@ -189,9 +189,10 @@ def run(
 
     listeners: list[Listener] = [
         RunHeader(write, emulator=api.wants_emulator(options)),
+        # The bar hears RunFinished first: it stops before the summary is printed under it.
+        ProgressReporter(status=write),
         # A data row's ok steps: the progress bar; its skips: a count per step (rows with -v).
         ConsoleReporter(write, verbose_rows=False, verbose_skips=verbose),
-        ProgressReporter(status=write),
     ]
     try:
         with exchange_output(options, verbose, trace) as shown:
