@@ -69,3 +69,18 @@ def test_the_html_report_shows_failed_requests_and_answers_without_keys(tmp_path
         f"{SECRETS['CUSTOMERIO_SITE_ID']}:{SECRETS['CUSTOMERIO_TRACK_TOKEN']}".encode()
     ).decode()
     assert basic not in text
+
+
+def test_rows_that_could_not_start_are_listed_too(tmp_path):
+    from cio_flows.reporting.html_report import HtmlReport  # events only: no process needed
+    from cio_flows.run.events import Failure, FailureKind, RowFailed, RunFinished, RunSummary
+
+    page = tmp_path / "report.html"
+    report = HtmlReport(page)
+    report(RowFailed(4, Failure(FailureKind.DATA, "row 4: the key does not render")))
+    summary = RunSummary("r1", "flow", rows=4)
+    summary.counts["failed"] = 1
+    report(RunFinished(summary))
+    text = page.read_text(encoding="utf-8")
+    assert "Failures (1)" in text and "row 4: (row)" in text
+    assert "the key does not render" in text and "nothing was sent" in text

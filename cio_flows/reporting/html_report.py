@@ -16,7 +16,16 @@ from pathlib import Path
 from typing import Any
 
 from ..redact import Redactor
-from ..run.events import FAILED, UNKNOWN, Event, RunFinished, RunStarted, StepFinished
+from ..run.events import (
+    FAILED,
+    UNKNOWN,
+    Event,
+    RowFailed,
+    RunError,
+    RunFinished,
+    RunStarted,
+    StepFinished,
+)
 from ..wire.exchange import Exchange
 from .json_report import RunCollector
 
@@ -46,6 +55,10 @@ class HtmlReport:
             self._started = event
         elif isinstance(event, StepFinished):
             self._step(event)
+        elif isinstance(event, RowFailed | RunError):  # a row that could not start, a broken run
+            row = event.row_number if isinstance(event, RowFailed) else None
+            step = "(row)" if isinstance(event, RowFailed) else "(run)"
+            self._keep(row, None, step, "-", str(FAILED), event.error, None)
         elif isinstance(event, RunFinished):
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self.path.write_text(self.page(event), encoding="utf-8")
@@ -55,19 +68,33 @@ class HtmlReport:
         if event.status not in (FAILED, UNKNOWN):
             self._local.last = None  # the next step's failure shows its own request
             return
+        step = event.step
+        status, error = str(event.status), event.error or ""
+        self._keep(event.row_number, event.row_key, step.name, step.kind, status, error, last)
+
+    def _keep(
+        self,
+        row: int | None,
+        key: str | None,
+        step: str,
+        kind: str,
+        status: str,
+        error: str,
+        exchange: Exchange | None,
+    ) -> None:
         with self._lock:
             if len(self.failures) >= MAX_FAILURES:
                 self.omitted += 1
                 return
             self.failures.append(
                 {
-                    "row": event.row_number,
-                    "key": event.row_key,
-                    "step": event.step.name,
-                    "kind": event.step.kind,
-                    "status": str(event.status),
-                    "error": event.error or "",
-                    "exchange": last,
+                    "row": row,
+                    "key": key,
+                    "step": step,
+                    "kind": kind,
+                    "status": status,
+                    "error": error,
+                    "exchange": exchange,
                 }
             )
 
