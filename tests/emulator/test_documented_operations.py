@@ -104,9 +104,10 @@ MANUAL_SEGMENT = {
 }
 
 
-def _setup(emu: Emulator, op: Operation) -> None:
-    """Resources an operation reads that the workspace does not start with (ids restart at 1
-    after a reset)."""
+def _setup(emu: Emulator, op: Operation) -> dict[str, str]:
+    """Resources an operation reads that the workspace does not start with; answers the path
+    parameters naming them."""
+    made: dict[str, str] = {}
     if "{trigger_id}" in op.path:
         response = requests.post(
             emu.url + "/v1/campaigns/1/triggers",
@@ -114,7 +115,7 @@ def _setup(emu: Emulator, op: Operation) -> None:
             headers={"Authorization": APP_AUTH},
             timeout=30,
         )
-        assert response.json() == {"id": 1}
+        made["trigger_id"] = str(response.json()["id"])
     if "{object_id}" in op.path or op.path.endswith("/relationships"):
         entity = {
             "type": "object",
@@ -144,7 +145,7 @@ def _setup(emu: Emulator, op: Operation) -> None:
             headers={"Authorization": APP_AUTH},
             timeout=30,
         )
-        assert response.json()["collection"]["id"] == 1
+        made["collection_id"] = str(response.json()["collection"]["id"])
     if "{import_id}" in op.path:
         csv_url = "data:text/csv;base64," + base64.b64encode(b"id,plan\nimp1,pro\n").decode()
         spec = {"name": "i", "data_file_url": csv_url, "type": "people", "identifier": "id"}
@@ -154,7 +155,7 @@ def _setup(emu: Emulator, op: Operation) -> None:
             headers={"Authorization": APP_AUTH},
             timeout=30,
         )
-        assert response.json()["import"]["id"] == 1
+        made["import_id"] = str(response.json()["import"]["id"])
     if "{webhook_id}" in op.path:
         hook = {"name": "h", "endpoint": "https://example.com/h", "events": ["email_sent"]}
         response = requests.post(
@@ -163,7 +164,7 @@ def _setup(emu: Emulator, op: Operation) -> None:
             headers={"Authorization": APP_AUTH},
             timeout=30,
         )
-        assert response.json()["id"] == 1
+        made["webhook_id"] = str(response.json()["id"])
     if "{export_id}" in op.path:
         response = requests.post(
             emu.url + "/v1/exports/deliveries",
@@ -171,11 +172,14 @@ def _setup(emu: Emulator, op: Operation) -> None:
             headers={"Authorization": APP_AUTH},
             timeout=30,
         )
-        assert response.json()["export"]["id"] == 1
+        made["export_id"] = str(response.json()["export"]["id"])
+    return made
 
 
-def _path(op: Operation) -> str:
+def _path(op: Operation, made: dict[str, str] | None = None) -> str:
     path = op.path
+    for name, value in (made or {}).items():
+        path = path.replace("{" + name + "}", value)
     if path in MANUAL_SEGMENT or (op.method, path) == ("DELETE", "/v1/segments/{segment_id}"):
         path = path.replace("{segment_id}", "8")
     if path.startswith("/v1/broadcasts/"):
@@ -211,12 +215,14 @@ def _body(op: Operation) -> Any:
     return example(op.document, media.get("schema", {}), full=False, use_examples=True)
 
 
-def _request(emu: Emulator, op: Operation, auth: str | None) -> requests.Response:
+def _request(
+    emu: Emulator, op: Operation, auth: str | None, made: dict[str, str] | None = None
+) -> requests.Response:
     headers = {"Authorization": auth} if auth else {}
     body = _body(op)
     return requests.request(
         op.method,
-        emu.url + _path(op),
+        emu.url + _path(op, made),
         params=_query(op),
         json=body if op.method != "GET" else None,
         headers=headers,
@@ -256,8 +262,8 @@ def test_both_documents_are_covered() -> None:
 def test_operation_is_served_with_a_valid_answer(emulator: Emulator, op: Operation) -> None:
     emulator.reset()
     auth = (TRACK_AUTH if op.document == "track" else APP_AUTH) if op.needs_auth else None
-    _setup(emulator, op)
-    response = _request(emulator, op, auth)
+    made = _setup(emulator, op)
+    response = _request(emulator, op, auth, made)
     assert 200 <= response.status_code < 300, f"{op.method} {op.path}: {response.text[:300]}"
     _check(emulator, op, response)
 
