@@ -173,7 +173,8 @@ class PreparedRun:
         weakref.finalize(self, shutil.rmtree, folder_made, True)  # lives as long as the run
         spool = Path(folder_made) / "rows.jsonl"
         spool_query(sql, database, spool, folder, where)
-        return DataSource(spool, fetched=True)
+        # errors name the query's rows: "query rows:12" is its 12th row (one a line)
+        return DataSource(spool, fetched=True, label="query rows")
 
     def _read_http_source(self, spec: dict[str, Any]) -> DataSource:
         """Every page of the HTTP source read now, into a spool file the rows stream from."""
@@ -222,7 +223,7 @@ class PreparedRun:
                     f"the template uses row.{missing}, a column the data file lacks",
                     location=self._locate_row_field(step, missing),
                     step=step.name,
-                    expected=f"a column '{missing}' in {self.data.path}",
+                    expected=f"a column '{missing}' in {self.data.shown}",
                     found="columns " + ", ".join(sorted(columns)),
                 )
         for _, value in self.flow.vars:

@@ -62,6 +62,11 @@ class DataSource:
     path: Path
     # Rows an HTTP source fetched into a spool file: read again on resume, not fingerprinted.
     fetched: bool = False
+    label: str | None = None  # what errors name instead of the path (a query's spool file)
+
+    @property
+    def shown(self) -> str:
+        return self.label or str(self.path)
 
     @property
     def format(self) -> str:
@@ -69,7 +74,7 @@ class DataSource:
         if fmt is None:
             raise DataFileError(
                 "unknown data file type",
-                location=Location(str(self.path), 1, 1),
+                location=Location(self.shown, 1, 1),
                 expected="a .csv, .jsonl, .ndjson, .json or .parquet file",
                 found=f"'{self.path.suffix or 'no extension'}'",
             )
@@ -166,7 +171,7 @@ class DataSource:
         return DataFileError(
             f"duplicate for_each key: line {second.line} has the same key as line {first.line}"
             + more,
-            location=Location(str(self.path), second.line, 1),
+            location=Location(self.shown, second.line, 1),
             row=second.number,
             expected="a different key on every row (each row's messageIds come from it), or"
             " for_each.on_duplicate_key: first | last",
@@ -189,7 +194,7 @@ class DataSource:
             raise self._unreadable(f"cannot read the data file: {exc.strerror or exc}") from None
 
     def _unreadable(self, reason: str) -> DataFileError:
-        return DataFileError(reason, location=Location(str(self.path), 1, 1))
+        return DataFileError(reason, location=Location(self.shown, 1, 1))
 
     @contextmanager
     def _text(self) -> Iterator[TextIO]:
@@ -214,7 +219,7 @@ class DataSource:
                     column = len(raw[: exc.start].decode("utf-8", "replace")) + 1
                     return DataFileError(
                         "the data file is not valid UTF-8",
-                        location=Location(str(self.path), line_no, column),
+                        location=Location(self.shown, line_no, column),
                         expected="UTF-8 text",
                         found=f"byte 0x{raw[exc.start]:02x}",
                     )
@@ -239,7 +244,7 @@ class DataSource:
             if name in seen:
                 raise DataFileError(
                     f"the header names column '{name}' twice",
-                    location=Location(str(self.path), reader.line_num, 1),
+                    location=Location(self.shown, reader.line_num, 1),
                     expected="distinct column names",
                     found=", ".join(header),
                 )
@@ -264,7 +269,7 @@ class DataSource:
     def _csv_error(self, exc: csv.Error, line: int, number: int | None = None) -> DataFileError:
         return DataFileError(
             f"CSV syntax error in the row starting here: {exc}",
-            location=Location(str(self.path), line, 1),
+            location=Location(self.shown, line, 1),
             row=number,
         )
 
@@ -272,7 +277,7 @@ class DataSource:
         fewer = "fewer" if found < width else "more"
         return DataFileError(
             f"row has {fewer} cells than the header has columns",
-            location=Location(str(self.path), line, 1),
+            location=Location(self.shown, line, 1),
             row=number,
             expected=f"{width} cells",
             found=f"{found} cells",
@@ -290,13 +295,13 @@ class DataSource:
                 yield Row(number, line_no, self._json_object(line, line_no, number))
 
     def _json_object(self, text: str, line_no: int, number: int) -> dict[str, Any]:
-        check_line_nesting(text, str(self.path), line_no, number, MAX_ROW_DEPTH)
+        check_line_nesting(text, self.shown, line_no, number, MAX_ROW_DEPTH)
         try:
             value = json.loads(text, parse_constant=_not_a_json_number)
         except _NotJsonNumber as exc:
             raise DataFileError(
                 f"{exc.args[0]} is not a JSON number (JSON has no NaN or Infinity)",
-                location=Location(str(self.path), line_no, text.find(exc.args[0]) + 1),
+                location=Location(self.shown, line_no, text.find(exc.args[0]) + 1),
                 row=number,
                 expected="a finite number, or null",
                 found=exc.args[0],
@@ -304,7 +309,7 @@ class DataSource:
         except json.JSONDecodeError as exc:
             raise DataFileError(
                 f"invalid JSON: {exc.msg}",
-                location=Location(str(self.path), line_no, exc.colno),
+                location=Location(self.shown, line_no, exc.colno),
                 row=number,
             ) from None
         if not isinstance(value, dict):
@@ -314,7 +319,7 @@ class DataSource:
     def _not_an_object(self, line: int, number: int, value: Any) -> DataFileError:
         return DataFileError(
             "each row must be a JSON object",
-            location=Location(str(self.path), line, 1),
+            location=Location(self.shown, line, 1),
             row=number,
             expected="object",
             found=type(value).__name__,
@@ -347,7 +352,7 @@ class DataSource:
 
     def _nesting_guard(self, handle: BinaryIO, line: int) -> NestingGuard:
         """Reads of the array scanned for nesting first: the array is level 1, its rows 2."""
-        return NestingGuard(handle, NestingScan(str(self.path), MAX_ROW_DEPTH, line, outer=1))
+        return NestingGuard(handle, NestingScan(self.shown, MAX_ROW_DEPTH, line, outer=1))
 
     def _json_start(self, handle: BinaryIO) -> int:
         """Skip a BOM; refuse a file that is not an array before parsing it. Returns the line
@@ -367,7 +372,7 @@ class DataSource:
         if first != b"[":
             raise DataFileError(
                 "a .json data file must be an array of row objects",
-                location=Location(str(self.path), line, 1),
+                location=Location(self.shown, line, 1),
                 expected="'['",
                 found=f"'{first.decode('utf-8', 'replace')}'" if first else "an empty file",
             )
@@ -399,7 +404,7 @@ class DataSource:
         except (ijson.JSONError, UnicodeDecodeError) as exc:
             raise self._encoding_error(line) or DataFileError(
                 f"invalid JSON: {_first_line(exc)}",
-                location=Location(str(self.path), line, 1),
+                location=Location(self.shown, line, 1),
             ) from None
 
 
