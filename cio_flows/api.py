@@ -88,7 +88,13 @@ def run_flow(
       (options.settle_grace; run/settle.py): found ones are recorded ok, ones absent after the
       grace period are sent again, the rest stay unknown unless options.resend_unknown.
     options.ignore_once: run steps whose `once` key the journal already holds.
-    options.report / options.junit: a JSON report / JUnit XML written there at the end.
+    options.report / options.junit / options.report_html: a JSON report / JUnit XML / one
+      self-contained HTML page (failures with their request and answer) written at the end.
+    options.rows = (A, B): only data rows A to B (1-based, inclusive; None: open).
+    options.changed: leave out rows whose rendered requests equal those of the last passed run
+      of the flow in the journal (run/changed.py).
+    options.query (and options.database, a SQLAlchemy URL): rows from SQL, in DuckDB without a
+      URL (run/query_source.py); `data` may also be a .parquet file.
     options.emulator: run against an in-process emulator started for this run (loading
       options.emulator_workspace when set, which implies it).
     listeners: called with every event (RunStarted, StepFinished, RowFinished, RunFinished).
