@@ -9,12 +9,14 @@ still going.
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..errors import JournalError
 from .journal_reads import Query, RunRecord, run_by_id
-from .journal_schema import IN_FLIGHT, RUNNING, open_database
+from .journal_schema import IN_FLIGHT, RUNNING, open_database, sqlite_reason
 from .resume_inputs import RunInputs, stored_for
 
 FAILURES_SHOWN = 20
@@ -94,23 +96,30 @@ def prune_runs(path: Path, older_than_days: float, now: float | None = None) -> 
     cutoff = (time.time() if now is None else now) - older_than_days * 86400
     db = open_database(path)
     try:
-        db.execute("BEGIN IMMEDIATE")
-        old = [
-            str(row[0])
-            for row in db.execute(
-                "SELECT run_id FROM runs WHERE started_at < ? AND status != ?", (cutoff, RUNNING)
-            ).fetchall()
-        ]
-        tables = ["outcomes", "in_flight", "run_inputs", "runs"]
-        if db.execute(  # --changed's hashes (run/changed.py), once a run kept some
-            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'request_hashes'"
-        ).fetchone():
-            tables.insert(0, "request_hashes")
-        for table in tables:
-            db.executemany(f"DELETE FROM {table} WHERE run_id = ?", [(run_id,) for run_id in old])
-        db.execute("COMMIT")
-        if old:
-            db.execute("VACUUM")  # give the space back: the file is what grew
+        return _prune(db, cutoff)
+    except sqlite3.Error as exc:  # locked by a run for longer than the busy timeout, ...
+        raise JournalError(path, sqlite_reason(exc)) from None
     finally:
         db.close()
+
+
+def _prune(db: sqlite3.Connection, cutoff: float) -> list[str]:
+    """In one transaction (closing the connection on an error rolls it back)."""
+    db.execute("BEGIN IMMEDIATE")
+    old = [
+        str(row[0])
+        for row in db.execute(
+            "SELECT run_id FROM runs WHERE started_at < ? AND status != ?", (cutoff, RUNNING)
+        ).fetchall()
+    ]
+    tables = ["outcomes", "in_flight", "run_inputs", "runs"]
+    if db.execute(  # --changed's hashes (run/changed.py), once a run kept some
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'request_hashes'"
+    ).fetchone():
+        tables.insert(0, "request_hashes")
+    for table in tables:
+        db.executemany(f"DELETE FROM {table} WHERE run_id = ?", [(run_id,) for run_id in old])
+    db.execute("COMMIT")
+    if old:
+        db.execute("VACUUM")  # give the space back: the file is what grew
     return old
