@@ -168,6 +168,20 @@ def run_flow(
         return summary
 
 
+def leave_out_unchanged(run: PreparedRun, journal: str | Path | bool = True) -> str:
+    """`plan --changed`: leave out of `run` the rows a `run --changed` would not send (their
+    requests equal the journal's last passed run's); what was done, in words."""
+    from .run.changed import hash_rows
+    from .run.session import journal_path
+
+    path = journal_path(journal)
+    if path is None:
+        raise FlowInputError("--changed compares with the journal, and the journal is off")
+    hashed = hash_rows(run, path, changed_only=True, record=False)
+    run.leave_out(hashed.unchanged, hashed.note())
+    return hashed.note()
+
+
 def check_report_paths(options: RunOptions) -> None:
     """FlowInputError (exit 2) when the JSON report or JUnit file could not be written."""
     from .reporting.files import check_writable

@@ -72,6 +72,16 @@ def test_changed_sends_nothing_after_a_full_run_then_exactly_the_changed_rows(
     changed = {7: "pro", 42: "pro", 99: "team", 100: "pro", 150: "pro"}
     changed.update({n: "team" for n in (201, 202, 250, 299, 300)})
     write_rows(tmp_path, changed)
+    planned = subprocess.run(
+        cli("plan", str(flow), "--changed", "--format", "jsonl"),
+        env={**os.environ, **env_for(recording_server.url)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert planned.returncode == 0, planned.stderr
+    assert f"{ROWS - len(changed)} row(s) unchanged" in planned.stderr
+    assert sum(line.count('"userId"') for line in planned.stdout.splitlines()) >= len(changed)
     ten = run(flow, recording_server, "--changed")
     assert ten.returncode == 0, ten.stdout + ten.stderr
     assert users_sent(recording_server) == {f"u{n}" for n in changed}

@@ -77,8 +77,13 @@ def validate(flow: Path, var, data, env_file, root) -> None:
     help="jsonl (or json): one JSON object per request, batches as the run sends them.",
 )
 @click.option("--all", "show_all", is_flag=True, help="On a terminal, list every request.")
+@click.option(
+    "--changed",
+    is_flag=True,
+    help="Only the rows `run --changed` would send (compared with the journal's last passed run).",
+)
 def plan(
-    flow: Path, region, var, data, query, database, rows, env_file, root, fmt, show_all
+    flow: Path, region, var, data, query, database, rows, env_file, root, fmt, show_all, changed
 ) -> None:
     """Render and validate every step; print the requests a run would send. Sends nothing."""
     from ..reporting.plan_output import TERMINAL_LIMIT, PlanOutput
@@ -94,6 +99,8 @@ def plan(
         run = api.validate_flow(flow, options)
         for note in run.dropped_rows.values():  # duplicate-key rows left out, before any row
             click.echo(redact(f"note: {note}"), err=True)
+        if changed:
+            click.echo(redact(f"note: {api.leave_out_unchanged(run)}"), err=True)
         terminal = fmt == "text" and out.isatty() and not show_all
         planner = Planner(run)
         output = PlanOutput(run, out, redact, fmt, TERMINAL_LIMIT if terminal else None)
