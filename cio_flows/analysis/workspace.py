@@ -21,7 +21,8 @@ from ..errors import CredentialsError
 from ..run.prepare import RunOptions
 from ..wire.config import Credentials, Endpoints, resolve_region
 from ..wire.kinds import Request, Response
-from ..wire.transport import Transport, TransportSettings
+from ..wire.settings import TransportSettings
+from ..wire.transport import Transport
 from . import cache as read_cache
 from . import progress
 from .deliveries import DeliveryReads
