@@ -15,6 +15,7 @@ trigger is processed.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from .app_api import decode_cursor, encode_cursor, lookup_person
@@ -295,9 +296,12 @@ CANDIDATE_SQL = (
 )
 
 
-def filtered_messages(state: State, req: Req, pk: int | None) -> list[dict[str, Any]]:
-    """Delivery keys (seq, ...) newest first, after the documented filters (and
-    `broadcast_id`); `views` turns a page of them into message objects."""
+def filtered_messages(
+    state: State, req: Req, pk: int | None, before: int | None = None, limit: int | None = None
+) -> list[int]:
+    """Delivery keys (seq) newest first, after the documented filters (and `broadcast_id`):
+    those below `before` (a page's cursor), the first `limit` of them when given; `views` turns
+    a page of them into message objects."""
     at = state.clock.now()
     wanted_type = req.query.get("type")
     if wanted_type and wanted_type not in TYPES and wanted_type != "inbox":
@@ -330,7 +334,9 @@ def filtered_messages(state: State, req: Req, pk: int | None) -> list[dict[str, 
         channels = CHANNELS_OF[wanted_type]
         sql += f" AND channel IN ({','.join('?' * len(channels))})"
         args.extend(channels)
-    out = []
+    if before is not None:
+        sql, args = sql + " AND seq<?", [*args, before]
+    out: list[int] = []
     for seq, created_f, start_f, outcome, failure, fixed in state.store.db.execute(
         sql + " ORDER BY seq DESC", args
     ):
@@ -342,7 +348,22 @@ def filtered_messages(state: State, req: Req, pk: int | None) -> list[dict[str, 
             if metric not in lifecycle(state, d, at)[0]:
                 continue
         out.append(seq)
+        if limit is not None and len(out) >= limit:
+            break  # rows come newest first from SQL: the rest are not read
     return out
+
+
+def message_page(
+    state: State, req: Req, pk: int | None, view: Callable[[list[int]], list[dict[str, Any]]]
+) -> dict[str, Any]:
+    """One page of messages by key: the `start` cursor is the last message shown (its seq), so
+    a page reads only as many rows as it shows, however deep it is."""
+    start = req.query.get("start")
+    before = decode_cursor(start) if start else None
+    limit = _limit(req, MESSAGES_LIMIT)
+    seqs = filtered_messages(state, req, pk, before, limit + 1)
+    shown = seqs[:limit]
+    return {"messages": view(shown), "next": encode_cursor(shown[-1]) if len(seqs) > limit else ""}
 
 
 def views(state: State, seqs: list[int]) -> list[dict[str, Any]]:
@@ -357,8 +378,7 @@ def views(state: State, seqs: list[int]) -> list[dict[str, Any]]:
 
 @route("GET", "/v1/messages", APP, mutating=False)
 def list_messages(state: State, req: Req) -> tuple[int, Any]:
-    seqs = filtered_messages(state, req, None)
-    return 200, page_of(seqs, req, "messages", MESSAGES_LIMIT, lambda c: views(state, c))
+    return 200, message_page(state, req, None, lambda seqs: views(state, seqs))
 
 
 @route("GET", "/v1/messages/{message_id}", APP, mutating=False)
@@ -400,8 +420,7 @@ def _text(value: Any) -> str:
 @route("GET", "/v1/customers/{customer_id}/messages", APP, mutating=False)
 def customer_messages(state: State, req: Req) -> tuple[int, Any]:
     pk = lookup_person(state, req)
-    seqs = filtered_messages(state, req, pk)
-    return 200, page_of(seqs, req, "messages", MESSAGES_LIMIT, lambda c: _per_person(state, c))
+    return 200, message_page(state, req, pk, lambda seqs: _per_person(state, seqs))
 
 
 def _per_person(state: State, seqs: list[int]) -> list[dict[str, Any]]:

@@ -28,7 +28,7 @@ from .families import FAMILIES
 from .ratelimit import RateLimiter
 from .retry import parse_retry_after, status_is_retryable
 from .sessions import family_session
-from .settings import TransportSettings
+from .settings import TransportSettings as TransportSettings  # re-exported: its old home
 from .types import Request, Response
 
 

@@ -178,6 +178,23 @@ def test_workspace_activity_pages_follow_on(client: Client) -> None:
     assert bad.status_code == 400
 
 
+def test_message_pages_follow_on(client: Client) -> None:
+    """Pages read after each cursor are the big page cut up, filtered or not."""
+    for params in ({}, {"metric": "opened"}, {"type": "push"}):
+        whole = client.app("GET", "/v1/messages", params={**params, "limit": 60}).json()
+        paged: list[dict] = []
+        cursor = ""
+        while len(paged) < 60:
+            page = client.app(
+                "GET", "/v1/messages", params={**params, "limit": 6, "start": cursor}
+            ).json()
+            assert len(page["messages"]) == 6 and page["next"], params
+            paged += page["messages"]
+            cursor = page["next"]
+        assert paged == whole["messages"]
+        assert len({m["id"] for m in paged}) == 60
+
+
 def test_demo_size_is_what_was_asked(client: Client) -> None:
     people = client.emulator.inspect.people()
     assert len(people) == 400 and people[-1]["id"] == "user_0400"
