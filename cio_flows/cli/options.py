@@ -155,9 +155,9 @@ trace_option = click.option(
 )
 
 
-def _finite(ctx: click.Context, param: click.Parameter, value: float | None) -> float | None:
+def finite_number(ctx: click.Context, param: click.Parameter, value: float | None) -> float | None:
     if value is not None and not math.isfinite(value):
-        raise click.BadParameter(f"expected a number of seconds, found {value}")
+        raise click.BadParameter(f"expected a finite number, found {value}")
     return value
 
 
@@ -167,7 +167,7 @@ timeout_option = click.option(
     default=60.0,
     show_default=True,
     metavar="SECONDS",
-    callback=_finite,
+    callback=finite_number,
     help="Longest wait for one answer, from sending to its last byte; then the step fails.",
 )
 report_option = click.option(

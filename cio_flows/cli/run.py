@@ -25,6 +25,7 @@ from .options import (
     env_file_option,
     exchange_output,
     fail_invalid,
+    finite_number,
     flow_argument,
     junit_option,
     query_options,
@@ -89,6 +90,7 @@ from .options import (
 @click.option(
     "--settle-grace",
     type=click.FloatRange(0),
+    callback=finite_number,  # NaN passes FloatRange, and would poll Customer.io forever
     metavar="SECONDS",
     help="With --resume: how long an unknown send may take to show in Customer.io before it"
     " is sent again (default 60; 3 on a loopback address, an emulator).",
@@ -330,6 +332,7 @@ def runs_show(run_id: str) -> None:
     "--older-than",
     "days",
     type=click.FloatRange(0),
+    callback=finite_number,
     required=True,
     metavar="DAYS",
     help="Delete runs started more than DAYS ago (not `once` keys, not runs still going).",

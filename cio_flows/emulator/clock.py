@@ -9,6 +9,7 @@ ISO-8601}` sets where it starts; `reset()` puts it back there.
 
 from __future__ import annotations
 
+import math
 import re
 import time
 from datetime import UTC, datetime
@@ -16,6 +17,11 @@ from typing import Any
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*([smhdw])")
+# The clock must stay a datetime (ISO stamps, the web page): no duration past 1,000 years and
+# no time past the last second of year 9999. NaN or infinity would turn every stamp into NaN.
+MAX_DURATION = 1000 * 365.25 * 86400
+LATEST = 253_402_300_799.0  # 9999-12-31T23:59:59Z
+EARLIEST = -62_135_596_800.0  # 0001-01-01T00:00:00Z
 
 
 class ClockError(ValueError):
@@ -42,6 +48,10 @@ def parse_duration(value: Any, what: str = "duration") -> float:
             seconds = sum(float(n) * _UNITS[u] for n, u in parts)
     else:
         raise ClockError(f"{what}: expected seconds or a duration like '2h', found {value!r}")
+    if not math.isfinite(seconds) or seconds > MAX_DURATION:
+        raise ClockError(
+            f"{what}: expected a finite duration of at most 1000 years, found {value!r}"
+        )
     if seconds < 0:
         raise ClockError(f"{what}: must not be negative, found {value!r}")
     return seconds
@@ -52,6 +62,8 @@ def parse_start(value: Any) -> float:
     if isinstance(value, datetime):
         moment = value
     elif isinstance(value, int | float) and not isinstance(value, bool):
+        if not (math.isfinite(value) and EARLIEST <= value <= LATEST):
+            raise ClockError(f"clock.start: expected a time before the year 10000, found {value!r}")
         return float(value)
     elif isinstance(value, str):
         try:
@@ -99,6 +111,8 @@ class Clock:
     def advance(self, seconds: float) -> float:
         if seconds < 0:
             raise ClockError("the clock only moves forward")
+        if not self.now() + seconds <= LATEST:  # NaN too
+            raise ClockError(f"the clock cannot pass {iso(LATEST)}")
         self.offset += seconds
         return self.now()
 

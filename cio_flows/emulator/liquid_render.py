@@ -10,11 +10,12 @@ rendering (a filter's error) makes the message `failed` with the reason as `fail
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from liquid import BoundTemplate, Environment
-from liquid.exceptions import LiquidError
+from liquid.exceptions import FilterArgumentError, LiquidError
 
 from .store import Store
 
@@ -26,6 +27,32 @@ class _Bounded(Environment):
     loop_iteration_limit = 100_000
     local_namespace_limit = 1_000_000  # bytes held by {% assign %} / {% capture %}
     output_stream_limit = 2_000_000  # characters rendered
+
+    def setup_tags_and_filters(self, *, extra: bool = False) -> None:
+        super().setup_tags_and_filters(extra=extra)
+        self.filters = {name: _range_capped(f) for name, f in self.filters.items()}
+
+
+MAX_RANGE = _Bounded.loop_iteration_limit
+
+
+def _range_capped(func: Callable[..., Any]) -> Callable[..., Any]:
+    """A filter that refuses a range longer than a loop may run: `(1..50000000) | join` would
+    otherwise build the whole list (seconds and gigabytes) before any other limit sees it."""
+
+    @functools.wraps(func)
+    def capped(*args: Any, **kwargs: Any) -> Any:
+        for value in (*args, *kwargs.values()):
+            if isinstance(value, range) and len(value) > MAX_RANGE:
+                raise FilterArgumentError(
+                    f"a range of {len(value):,} items (at most {MAX_RANGE:,})", token=None
+                )
+        return func(*args, **kwargs)
+
+    for flag in ("with_context", "with_environment"):  # how liquid calls the filter
+        if getattr(func, flag, False):
+            setattr(capped, flag, True)
+    return capped
 
 
 _ENV = _Bounded()
@@ -54,6 +81,8 @@ def render(source: str, context: dict[str, Any]) -> str:
         return _parse(source).render(**context)
     except LiquidError as exc:
         raise RenderError(" ".join(str(exc).split())) from None
+    except (ArithmeticError, ValueError, TypeError) as exc:  # a filter's own error: `date` of 1e15
+        raise RenderError(f"{type(exc).__name__}: {exc}") from None
 
 
 def customer(store: Store, pk: int | None) -> dict[str, Any]:

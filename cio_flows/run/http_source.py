@@ -38,7 +38,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urljoin
+from urllib.parse import urljoin, urlsplit
 
 from ..errors import DataFileError, Location
 
@@ -146,7 +146,7 @@ class HttpSource:
             if style == "cursor":
                 params[str(paginate.get("param", "starting_after"))] = cursor
             else:
-                url, params = urljoin(url, cursor), {}
+                url, params = self._same_origin(url, urljoin(url, cursor), page), {}
         raise self._error(
             f"the source has more than {self.max_pages} pages",
             expected=f"at most {self.max_pages} pages (for_each.http.max_pages)",
@@ -218,10 +218,22 @@ class HttpSource:
                         expected="a 2xx answer",
                         found=_snippet(answer),
                     )
-                body = _json_body(answer, self._error, page, shown)
+                deadline = time.monotonic() + self.timeout
+                body = _json_body(answer, self._error, page, shown, deadline)
                 self.pages.append(PageRead("GET", shown, answer.status_code))
                 return body
         raise AssertionError("unreachable")  # the loop returns or raises
+
+    def _same_origin(self, url: str, following: str, page: int) -> str:
+        """The next page's URL, when it is on the source's own scheme, host and port: the
+        source's headers (its key) must never go where a page's body points."""
+        if _origin(following) != _origin(url):
+            raise self._error(
+                f"page {page}: the next page is on another server; its headers are not sent there",
+                expected=f"a next page on {_origin(url)}",
+                found=f"{_origin(following)}",
+            )
+        return following
 
     def _pace(self) -> None:
         if self.rate <= 0:
@@ -278,30 +290,43 @@ def _json_body(
     error: Callable[..., DataFileError],
     page: int,
     url: str,
+    deadline: float,
 ) -> Any:
-    """The page's JSON, read with a size cap (a runaway or hostile server cannot fill memory)."""
+    """The page's JSON, read within the page's timeout and a size cap (a server that drips or
+    never ends cannot hold the run or fill memory); JSON without NaN or nesting past the
+    decoder's stack."""
     import requests
 
-    chunks: list[bytes] = []
-    size = 0
+    from ..wire.bodies import AnswerTooLarge, AnswerTooSlow, read_body
+
     try:
-        for chunk in answer.iter_content(1 << 16):
-            size += len(chunk)
-            if size > MAX_PAGE_BYTES:
-                raise error(
-                    f"page {page}: {url}: the answer is larger than {MAX_PAGE_BYTES // 2**20} MB",
-                )
-            chunks.append(chunk)
+        data = read_body(answer, deadline, MAX_PAGE_BYTES)
+    except AnswerTooLarge:
+        raise error(
+            f"page {page}: {url}: the answer is larger than {MAX_PAGE_BYTES // 2**20} MB"
+        ) from None
+    except AnswerTooSlow:
+        raise error(f"page {page}: {url}: the answer did not arrive within the timeout") from None
     except requests.RequestException as exc:
         raise error(f"page {page}: {url}: the answer broke off ({type(exc).__name__})") from None
     try:
-        return json.loads(b"".join(chunks))
-    except ValueError:
+        return json.loads(data, parse_constant=_not_a_number)
+    except (ValueError, RecursionError) as exc:
+        reason = "nested too deep" if isinstance(exc, RecursionError) else "not JSON"
         raise error(
-            f"page {page}: {url}: the answer is not JSON",
-            expected="a JSON body",
-            found=_printable(b"".join(chunks)[:200]),
+            f"page {page}: {url}: the answer is {reason}",
+            expected="a JSON body (no NaN or Infinity)",
+            found=_printable(data[:200]),
         ) from None
+
+
+def _not_a_number(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}".lower()
 
 
 def _printable(data: bytes) -> str:

@@ -177,6 +177,7 @@ class Planner:
     failing row, StepFinished per skipped (row, step); `rows` counts the rows planned."""
 
     def __init__(self, run: PreparedRun, *, batch: bool | None = None) -> None:
+        run.check_rows_given()
         self.run = run
         self.transport = RecordingTransport()
         self.pipeline = PlanPipeline(run, self.transport)
@@ -256,6 +257,7 @@ def preflight_static(run: PreparedRun) -> None:
 def preflight(run: PreparedRun) -> None:
     """Everything that can be checked before sending, credentials included: exit 2 material."""
     run.check_credentials()
+    run.check_rows_given()
     preflight_static(run)
 
 

@@ -176,6 +176,19 @@ class PreparedRun:
         # errors name the query's rows: "query rows:12" is its 12th row (one a line)
         return DataSource(spool, fetched=True, label="query rows")
 
+    def check_rows_given(self) -> None:
+        """A flow whose rows come from outside (`for_each` with no `file`, `http` or `query`, as
+        `serve`'s webhook flows) runs and plans only with --data: exit 2, not a failed row."""
+        spec = self.flow.for_each
+        if spec is None or self.data is not None or spec.file or spec.http or spec.query:
+            return
+        raise FlowInputError(
+            "this flow's rows come from outside: for_each names no file, http source or query",
+            location=spec.location,
+            expected="--data FILE (or `cio-flows serve FLOW`, which gives each delivery as a row)",
+            found="no rows",
+        )
+
     def _read_http_source(self, spec: dict[str, Any]) -> DataSource:
         """Every page of the HTTP source read now, into a spool file the rows stream from."""
         location = self.flow.locate(("for_each", "http"))

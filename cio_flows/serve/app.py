@@ -43,7 +43,7 @@ def make_app(
             delivery_id = headers.get("svix-id") or headers.get("webhook-id") or _digest(body)
         try:
             row = json.loads(body)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested past the decoder's stack
             row = None
         if not isinstance(row, dict):
             log(f"delivery {delivery_id[:64]!r}: 400 the body is not a JSON object")

@@ -17,13 +17,28 @@ from typing import Any
 
 from .. import api
 from ..errors import FlowInputError, JournalError
-from ..run.events import EXIT_INVALID
+from ..run.events import DATA, EXIT_FAILED, EXIT_INVALID, INPUT, PAYLOAD, TEMPLATE, Event
 from ..run.journal import Journal
 from ..run.prepare import RunOptions
 from ..run.session import journal_path
 
 # Headers a flow may read as request.headers (never credentials or cookies).
 HIDDEN_HEADERS = frozenset({"authorization", "cookie", "proxy-authorization"})
+# Failures of the delivery's own data (a field missing, a payload the schema refuses): a retry
+# of the same body fails the same way, so the answer is 422, not a 5xx the sender retries.
+INPUT_FAILURES = frozenset({PAYLOAD, TEMPLATE, DATA, INPUT})
+
+
+class _FailureKinds:
+    """A run listener: the kinds of every failure the run reported."""
+
+    def __init__(self) -> None:
+        self.kinds: set[str] = set()
+
+    def __call__(self, event: Event) -> None:
+        failure = getattr(event, "failure", None)
+        if failure is not None:
+            self.kinds.add(failure.kind)
 
 
 @dataclass(frozen=True)
@@ -79,8 +94,9 @@ class DeliveryRunner:
             resume=run_id if earlier else None,
             context={**self.options.context, "request": {"headers": visible}},
         )
+        failures = _FailureKinds()
         try:
-            summary = api.run_flow(self.flow, options)
+            summary = api.run_flow(self.flow, options, listeners=[failures])
         except FlowInputError as exc:
             row_file.unlink(missing_ok=True)
             reason = self.redact(exc.describe())
@@ -92,8 +108,9 @@ class DeliveryRunner:
             row_file.unlink(missing_ok=True)
             body = {"status": "ok", "run_id": summary.run_id, "counts": summary.counts}
             return Outcome(200, body, f"{shown}: 200 {counts} (run {summary.run_id})")
-        if summary.exit_code == EXIT_INVALID:
-            body = {"status": "invalid", "run_id": summary.run_id}
+        invalid_row = failures.kinds and failures.kinds <= INPUT_FAILURES
+        if summary.exit_code == EXIT_INVALID or (summary.exit_code == EXIT_FAILED and invalid_row):
+            body = {"status": "invalid", "run_id": summary.run_id, "counts": summary.counts}
             return Outcome(422, body, f"{shown}: 422 {counts} (run {summary.run_id})")
         body = {"status": "failed", "run_id": summary.run_id, "counts": summary.counts}
         return Outcome(

@@ -112,7 +112,7 @@ def error_detail(raw: requests.Response) -> str:
     escaped (it is the server's text); never the request payload. Any other shape says nothing."""
     try:
         body = raw.json()
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested past the decoder's stack
         return ""
     messages: list[str] = []
     if isinstance(body, dict):

@@ -171,7 +171,7 @@ class Transport:
             return None
         try:
             return raw.json()
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested past the decoder's stack
             kind = raw.headers.get("Content-Type") or "no Content-Type"
             raise TransportError(
                 f"HTTP {raw.status_code} answer is not JSON ({printable(kind[:60])}):"
@@ -329,5 +329,5 @@ def _decode(raw: requests.Response) -> Any:
         return None
     try:
         return raw.json()
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
