@@ -226,3 +226,14 @@ def test_without_an_app_key_nothing_is_read_and_the_exit_is_2() -> None:
     result = CliRunner().invoke(main, ["workspace", "pull"], env=env)
     assert result.exit_code == 2
     assert "CUSTOMERIO_APP_TOKEN" in result.output
+
+
+def test_a_name_with_line_breaks_stays_inside_its_comment() -> None:
+    """A segment named with a line break (from a real workspace's App API) is quoted in a
+    comment: it must not add lines of YAML to the file."""
+    pulled = Pulled(source="https://api.customer.io")
+    for brk in ("\n", "\r", "\u2028", "\x85"):
+        name = f"VIP{brk}people: [{{id: injected}}]{brk}clock: nope"
+        pulled.note("segments", f"Segment 9 ({name}) is dynamic there: manual here.")
+    loaded = yaml.safe_load(pulled.to_yaml())
+    assert set(loaded) == {"version", "name"}  # no `people` or `clock` came from a name

@@ -9,6 +9,8 @@ from typing import Any
 
 import yaml
 
+from ..printable import printable
+
 
 @dataclass
 class Pulled:
@@ -23,7 +25,10 @@ class Pulled:
     notes: dict[str, list[str]] = field(default_factory=dict)
 
     def note(self, section: str, text: str) -> None:
-        self.notes.setdefault(section, []).append(text)
+        # A note quotes the workspace's names (a segment's, a campaign's): one comment line
+        # each, so a name holding a line break cannot add lines of YAML to the file.
+        one_line = printable(text).replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
+        self.notes.setdefault(section, []).append(one_line)
 
     def to_yaml(self) -> str:
         out = io.StringIO()
