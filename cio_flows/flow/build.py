@@ -72,7 +72,6 @@ def _build_step(
 ) -> Step:
     kind = next(key for key in raw if key in known)
     path = (section, index)
-    options = {k: v for k, v in raw.items() if k not in known and k != "name"}
     payload = raw[kind]
     save = raw.get("save")
     return Step(
@@ -88,7 +87,6 @@ def _build_step(
         expect=_expectations(raw.get("expect"), (*path, "expect"), source),
         wait_until=_wait(raw.get("wait_until"), (*path, "wait_until"), source),
         loop=raw.get("loop"),
-        options=options,
         expect_status=_expect_status(raw.get("expect_status"), (*path, "expect_status"), source),
         validate=raw.get("validate", True) is not False,
         once=None if raw.get("once") is None else str(raw["once"]),

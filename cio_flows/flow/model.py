@@ -111,7 +111,6 @@ class Step:
     expect: tuple[Condition, ...] = ()
     wait_until: Wait | None = None
     loop: Any = None  # an expression or a list; the step runs once per item as `item`
-    options: Mapping[str, Any] = field(default_factory=dict)
     expect_status: ExpectStatus | None = None  # the API's refusal is this step's answer
     validate: bool = True  # False: the payload is sent without schema validation
     # `once: KEY_TEMPLATE`: a step whose rendered key the journal holds (from any run) is skipped

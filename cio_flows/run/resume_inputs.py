@@ -79,7 +79,7 @@ def step_hash(step: Step) -> str:
             step.wait_until.max_interval,
         ],
         "loop": step.loop,
-        "options": dict(step.options),
+        "once": step.once,
         "expect_status": None if step.expect_status is None else step.expect_status.text,
         "validate": step.validate,
         "use": None if scope is None else [list(scope.with_values), list(scope.vars), scope.save],
