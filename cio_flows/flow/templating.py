@@ -218,4 +218,35 @@ def _undefined_reason(exc: UndefinedError) -> str:
 
 def evaluate_condition(source: str, context: dict[str, Any], location: Location | None) -> Any:
     """A condition written without braces, as in Ansible's `when:` (braces tolerated)."""
-    return render_string(as_expression(source), context, location)
+    compiled = _condition(source)
+    if compiled is None:
+        if source.strip().startswith("{{"):  # `{{ a }} and {{ b }}`: text, always truthy
+            raise TemplateError(
+                "a condition is one expression: text around or between braces renders to a"
+                f" string, which is always true (found {source.strip()[:80]!r})",
+                location=location,
+            )
+        return render_string(as_expression(source), context, location)  # its syntax error
+    return _render(compiled, context, location)
+
+
+@lru_cache(maxsize=4096)
+def _condition(source: str) -> Compiled | None:
+    """The condition as one native expression, braces optional; None when it is not one.
+    A string literal holding braces (`x == "{{"`) stays an expression: as a template it would
+    be text, rendered to the string "False", which is true."""
+    text = source.strip()
+    expr = text[2:-2] if text.startswith("{{") and text.endswith("}}") else text
+    try:
+        evaluate = ENVIRONMENT.compile_expression(expr, undefined_to_none=False)
+        ast = ENVIRONMENT.parse("{{ (" + expr + ") }}")
+    except TemplateSyntaxError:
+        return None
+
+    def render_native(context: dict[str, Any]) -> Any:
+        value = evaluate(**context)
+        if isinstance(value, Undefined):
+            value._fail_with_undefined_error()
+        return value
+
+    return Compiled(source, render_native, ast)
