@@ -29,7 +29,9 @@ from IPython.core.magic import Magics, cell_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 
 from ..errors import CioFlowsError
-from .flows import describe_summary
+from ..run.prepare import RunOptions
+from .flows import describe_summary, plan_table
+from .paths import find_path
 from .workspace import Workspace
 
 
@@ -89,10 +91,17 @@ class FlowMagics(Magics):
 
     def _call(self, line: str, cell: str, magic: str, method: str) -> pd.DataFrame:
         args = parse_argstring(getattr(self, magic), line)
-        workspace = self.workspace(args.emulator)
+        # A plan sends nothing: without --emulator it needs no workspace, nor its keys, as
+        # `cio-flows plan` needs none.
+        offline = method == "plan_table" and not args.emulator
+        workspace = None if offline else self.workspace(args.emulator)
         with cell_file(cell) as path:
             try:
-                table = getattr(workspace, method)(path, args.data, **parse_vars(args.var))
+                if workspace is None:
+                    data = find_path(args.data) if args.data is not None else None
+                    table = plan_table(path, RunOptions(vars=parse_vars(args.var), data=data))
+                else:
+                    table = getattr(workspace, method)(path, args.data, **parse_vars(args.var))
             except CioFlowsError as exc:  # an invalid cell: its message, not a traceback
                 raise UsageError(str(exc).replace(str(path), "<cell>")) from None
         return table
