@@ -237,3 +237,23 @@ def test_a_name_with_line_breaks_stays_inside_its_comment() -> None:
         pulled.note("segments", f"Segment 9 ({name}) is dynamic there: manual here.")
     loaded = yaml.safe_load(pulled.to_yaml())
     assert set(loaded) == {"version", "name"}  # no `people` or `clock` came from a name
+
+
+def test_an_out_file_in_a_missing_folder_is_exit_2_before_any_read(tmp_path: Path) -> None:
+    with Emulator(workspace=SOURCE) as emu:
+        before = len(emu.inspect.requests("app"))
+        env = {"CUSTOMERIO_APP_TOKEN": DEMO_CREDENTIALS.app_key, "CUSTOMERIO_APP_URL": emu.url}
+        out = tmp_path / "missing" / "pulled.yaml"
+        result = CliRunner().invoke(main, ["workspace", "pull", "--out", str(out)], env=env)
+        assert result.exit_code == 2, result.output
+        assert "does not exist" in result.output
+        assert result.exception is None or isinstance(result.exception, SystemExit)
+        assert len(emu.inspect.requests("app")) == before
+
+
+def test_a_refused_app_key_is_exit_3() -> None:
+    with Emulator(workspace=SOURCE) as emu:
+        env = {"CUSTOMERIO_APP_TOKEN": "not-the-key-0123456789", "CUSTOMERIO_APP_URL": emu.url}
+        result = CliRunner().invoke(main, ["workspace", "pull"], env=env)
+    assert result.exit_code == 3, result.output
+    assert "401" in result.output and "not-the-key-0123456789" not in result.output

@@ -11,7 +11,7 @@ import click
 
 from .. import api, pull
 from ..errors import FlowInputError, TransportError
-from ..run.events import EXIT_INVALID, EXIT_UNAVAILABLE
+from ..run.events import EXIT_INVALID, EXIT_REFUSED, EXIT_UNAVAILABLE, REFUSED_STATUSES
 from ..run.prepare import RunOptions
 from .options import env_file_option, region_option
 
@@ -43,6 +43,9 @@ def pull_command(out: Path | None, people: int, region: str | None, env_file) ->
     file; what the App API does not show is said in comments."""
     environ = api.environ_with_files(env_file) if env_file else dict(os.environ)
     redact = api.redactor(RunOptions(environ=environ))
+    if out is not None and not out.parent.is_dir():  # found before a single read
+        click.echo(f"error: --out {out}: the folder {out.parent} does not exist", err=True)
+        sys.exit(EXIT_INVALID)
     try:
         pulled = pull.pull(environ, people=people, region=region)
     except FlowInputError as exc:
@@ -50,12 +53,16 @@ def pull_command(out: Path | None, people: int, region: str | None, env_file) ->
         sys.exit(EXIT_INVALID)
     except TransportError as exc:
         click.echo(redact(f"error: reading the workspace failed: {exc}"), err=True)
-        sys.exit(EXIT_UNAVAILABLE)
+        sys.exit(EXIT_REFUSED if exc.status in REFUSED_STATUSES else EXIT_UNAVAILABLE)
     text = pulled.to_yaml()
     if out is None:
         click.echo(text, nl=False)
         return
-    out.write_text(text, encoding="utf-8")
+    try:
+        out.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        click.echo(f"error: --out {out}: cannot write it: {exc.strerror or exc}", err=True)
+        sys.exit(EXIT_INVALID)
     counts = ", ".join(
         f"{len(getattr(pulled, s))} {s}"
         for s in ("templates", "segments", "campaigns", "broadcasts", "people")
