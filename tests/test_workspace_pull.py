@@ -239,16 +239,18 @@ def test_a_name_with_line_breaks_stays_inside_its_comment() -> None:
     assert set(loaded) == {"version", "name"}  # no `people` or `clock` came from a name
 
 
-def test_an_out_file_in_a_missing_folder_is_exit_2_before_any_read(tmp_path: Path) -> None:
+def test_an_out_file_that_cannot_be_written_is_exit_2_before_any_read(tmp_path: Path) -> None:
+    (tmp_path / "a_file").write_text("")
     with Emulator(workspace=SOURCE) as emu:
         before = len(emu.inspect.requests("app"))
         env = {"CUSTOMERIO_APP_TOKEN": DEMO_CREDENTIALS.app_key, "CUSTOMERIO_APP_URL": emu.url}
-        out = tmp_path / "missing" / "pulled.yaml"
+        out = tmp_path / "a_file" / "pulled.yaml"  # a folder that is a file
         result = CliRunner().invoke(main, ["workspace", "pull", "--out", str(out)], env=env)
         assert result.exit_code == 2, result.output
-        assert "does not exist" in result.output
+        assert "cannot write it" in result.output
         assert result.exception is None or isinstance(result.exception, SystemExit)
         assert len(emu.inspect.requests("app")) == before
+        assert "templates" in pull_file(emu, tmp_path / "new" / "folder" / "pulled.yaml")
 
 
 def test_a_refused_app_key_is_exit_3() -> None:

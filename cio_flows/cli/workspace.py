@@ -43,9 +43,12 @@ def pull_command(out: Path | None, people: int, region: str | None, env_file) ->
     file; what the App API does not show is said in comments."""
     environ = api.environ_with_files(env_file) if env_file else dict(os.environ)
     redact = api.redactor(RunOptions(environ=environ))
-    if out is not None and not out.parent.is_dir():  # found before a single read
-        click.echo(f"error: --out {out}: the folder {out.parent} does not exist", err=True)
-        sys.exit(EXIT_INVALID)
+    if out is not None:  # its folder made (as --report's), or the error found before any read
+        try:
+            out.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            click.echo(f"error: --out {out}: cannot write it: {exc.strerror or exc}", err=True)
+            sys.exit(EXIT_INVALID)
     try:
         pulled = pull.pull(environ, people=people, region=region)
     except FlowInputError as exc:
