@@ -145,6 +145,8 @@ def run_flow(
             hashed = hash_rows(
                 run, session.path, changed_only=options.changed, record=not options.resume
             )
+            if hashed.not_kept:  # said before the first row, as --changed's note is
+                run.notes.append(f"journal {session.path}: {hashed.not_kept}")
             if options.changed:
                 run.leave_out(hashed.unchanged, hashed.note())
         settled = session.settle_unknown(run)  # a resume: reads Customer.io for unknown sends

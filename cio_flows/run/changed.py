@@ -44,6 +44,9 @@ class ChangedRows:
 
     compared_with: str | None = None
     unchanged: set[int] = field(default_factory=set)  # row numbers
+    # Why the hashes could not be kept (the journal's disk full, say): the run goes on, and
+    # stops sending when its own outcomes cannot be written, as any run does.
+    not_kept: str | None = None
 
     def note(self) -> str:
         if self.compared_with is None:
@@ -186,7 +189,10 @@ def hash_rows(
                     yield key, step_key, value
 
         if record:
-            table.record(run.run_id, records())
+            try:
+                table.record(run.run_id, records())
+            except sqlite3.Error as exc:
+                found.not_kept = f"request hashes for --changed not kept: {exc}"
         else:  # a resume: the hashes were kept when the run started
             for _ in records():
                 pass
