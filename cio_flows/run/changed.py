@@ -11,6 +11,7 @@ Templates that differ on every run (`run.id`, `now()`, `uuid()`) make every row 
 from __future__ import annotations
 
 import hashlib
+import json
 import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -58,7 +59,12 @@ class ChangedRows:
 
 
 def _digest(value: Any) -> int:
-    text = orjson.dumps(value, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS, default=str)
+    try:
+        text = orjson.dumps(
+            value, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS, default=str
+        )
+    except TypeError:  # an integer past 64 bits (a row's 1e300 | int), which orjson refuses
+        text = json.dumps(value, sort_keys=True, default=str, separators=(",", ":")).encode()
     return int.from_bytes(hashlib.sha256(text).digest()[:8], "big", signed=True)
 
 
