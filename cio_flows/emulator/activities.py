@@ -27,7 +27,7 @@ from typing import Any
 
 from .app_api import ID_TYPES, lookup_person
 from .core import APP, ApiError, Req, collect, route
-from .messages import ACTIVITY_LIMIT, MESSAGE_TYPE, _limit, lifecycle
+from .messages import ACTIVITY_LIMIT, MESSAGE_TYPE, lifecycle, page_limit
 from .openapi import deref, operations
 from .state import State
 from .store import CIO_ID, ID
@@ -300,7 +300,7 @@ def decode_key(cursor: str | None) -> Key | None:
 
 
 def _page(state: State, req: Req, pk: int | None, since: float) -> dict[str, Any]:
-    limit = _limit(req, ACTIVITY_LIMIT)
+    limit = page_limit(req, ACTIVITY_LIMIT)
     query = Query(
         pk=pk,
         since=since,

@@ -255,7 +255,7 @@ def _int_param(req: Req, name: str) -> int | None:
         raise ApiError(400, f"'{name}' must be an integer") from None
 
 
-def _limit(req: Req, bounds: tuple[int, int]) -> int:
+def page_limit(req: Req, bounds: tuple[int, int]) -> int:
     raw = req.query.get("limit")
     if raw in (None, ""):
         return bounds[0]
@@ -278,7 +278,7 @@ def _window(req: Req, at: float) -> tuple[int, int]:
 def page_of(rows: list[Any], req: Req, key: str, bounds, view=None) -> dict[str, Any]:
     """Offset cursor over a list already in answer order (newest first); `view` turns the
     page's rows (only those) into what the answer shows."""
-    limit = _limit(req, bounds)
+    limit = page_limit(req, bounds)
     offset = decode_cursor(req.query.get("start"))
     chunk = rows[offset : offset + limit]
     more = offset + limit < len(rows)
@@ -360,7 +360,7 @@ def message_page(
     a page reads only as many rows as it shows, however deep it is."""
     start = req.query.get("start")
     before = decode_cursor(start) if start else None
-    limit = _limit(req, MESSAGES_LIMIT)
+    limit = page_limit(req, MESSAGES_LIMIT)
     seqs = filtered_messages(state, req, pk, before, limit + 1)
     shown = seqs[:limit]
     return {"messages": view(shown), "next": encode_cursor(shown[-1]) if len(seqs) > limit else ""}
