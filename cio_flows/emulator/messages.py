@@ -250,9 +250,12 @@ def _int_param(req: Req, name: str) -> int | None:
     if raw in (None, ""):
         return None
     try:
-        return int(raw)
+        value = int(raw)
     except ValueError:
         raise ApiError(400, f"'{name}' must be an integer") from None
+    if not -(2**62) <= value <= 2**62:  # SQLite holds 64 bits; the window adds to it
+        raise ApiError(400, f"'{name}' is out of range")
+    return value
 
 
 def page_limit(req: Req, bounds: tuple[int, int]) -> int:
