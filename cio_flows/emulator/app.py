@@ -229,6 +229,9 @@ class Dispatcher:
                 return finish(200, EMPTY, f"ignored: {exc.message}")
             body = error_body(style, exc.status, exc.message, exc.field, exc.reason)
             return finish(exc.status, body, exc.message)
+        except OverflowError:  # a number past SQLite's 64 bits (an id, a timestamp), or inf
+            message = "a number in the request is out of range"
+            return finish(400, error_body(style, 400, message), message)
         except Exception:  # never crash the server; the transaction was rolled back
             log.exception("emulator handler failed for %s %s", scope["method"], scope["path"])
             return finish(500, error_body(style, 500, "internal server error"), "exception")
