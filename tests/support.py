@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from collections import defaultdict
+from pathlib import Path
 
 
 def cli(*args: str) -> list[str]:
@@ -41,3 +42,28 @@ steps:
       identifiers: {id: jane}
     expect: response.delivery_id
 """
+
+
+# `cio-flows` in a process that writes its own peak memory (VmHWM, in kB) to the file named by
+# $CIO_TEST_PEAK_FILE as it exits. A child's ru_maxrss (wait4) would carry the size of the
+# pytest process it was forked from, hundreds of MB late in a run.
+_PEAK_CLI = (
+    "import atexit, os, re, runpy, sys\n"
+    "def peak():\n"
+    "    status = open('/proc/self/status').read()\n"
+    "    kb = re.search(r'VmHWM:\\s+(\\d+)', status).group(1)\n"
+    "    open(os.environ['CIO_TEST_PEAK_FILE'], 'w').write(kb)\n"
+    "atexit.register(peak)\n"
+    "sys.argv[0] = 'cio-flows'\n"
+    "runpy.run_module('cio_flows.cli', run_name='__main__')\n"
+)
+
+
+def cli_measured(*args: str) -> list[str]:
+    """The command line of a `cio-flows` process that reports its peak memory (peak_mb)."""
+    return [sys.executable, "-c", _PEAK_CLI, *args]
+
+
+def peak_mb(peak_file: Path) -> float:
+    """What a cli_measured process wrote to its $CIO_TEST_PEAK_FILE."""
+    return int(peak_file.read_text()) / 1024

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
+import tempfile
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 from conftest import SECRETS, env_for
+from support import cli_measured, peak_mb
 
 from cio_flows.errors import TemplateError
 from cio_flows.flow.sandbox import TemplateEnv
@@ -43,11 +44,14 @@ class Finished:
 
 
 def run_process(args: list[str], env: dict[str, str], cwd: Path | None = None) -> Finished:
-    """`cio-flows ARGS` as its own process, with its peak memory (wait4's ru_maxrss)."""
+    """`cio-flows ARGS` as its own process, with its own peak memory (support.cli_measured)."""
     environ = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": os.environ.get("PYTHONPATH", "")}
     environ.update(env)
+    handle, peak_name = tempfile.mkstemp(prefix="cio-peak-")
+    os.close(handle)
+    environ["CIO_TEST_PEAK_FILE"] = peak_name
     process = subprocess.Popen(
-        [sys.executable, "-m", "cio_flows.cli", *map(str, args)],
+        cli_measured(*map(str, args)),
         env=environ,
         cwd=cwd,
         stdout=subprocess.PIPE,
@@ -59,12 +63,11 @@ def run_process(args: list[str], env: dict[str, str], cwd: Path | None = None) -
     with ThreadPoolExecutor(2) as readers:
         out = readers.submit(process.stdout.read)  # type: ignore[union-attr]
         err = readers.submit(process.stderr.read)  # type: ignore[union-attr]
-        _, status, usage = os.wait4(process.pid, 0)
-        finished = Finished(
-            os.waitstatus_to_exitcode(status), out.result(), err.result(), usage.ru_maxrss / 1024
-        )
+        code = process.wait()
+        peak = peak_mb(Path(peak_name)) if Path(peak_name).stat().st_size else float("inf")
+        finished = Finished(code, out.result(), err.result(), peak)
     killer.cancel()
-    process.returncode = finished.code
+    Path(peak_name).unlink(missing_ok=True)
     return finished
 
 

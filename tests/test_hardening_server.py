@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import itertools
 import os
-import re
 import sqlite3
 import subprocess
 import sys
@@ -21,6 +20,7 @@ from pathlib import Path
 import pytest
 from conftest import SECRETS, env_for
 from hostile_server import HostileServer, Reply, Seen, json_reply, serve
+from support import cli_measured, peak_mb
 
 from cio_flows.errors import StepFailure
 from cio_flows.wire import kinds
@@ -260,32 +260,18 @@ def run_measured(flow_dir: Path, flow: str, server: HostileServer) -> tuple[int,
     """Exit status, output and peak memory (bytes) of a real `cio-flows run`."""
     path = flow_dir / "flow.yaml"
     path.write_text(flow)
-    out = flow_dir / "out.txt"
+    out, peak_file = flow_dir / "out.txt", flow_dir / "peak.txt"
     with out.open("w") as sink:
         done = subprocess.run(
-            [sys.executable, "-c", _PEAK, "run", str(path)],
-            env={**os.environ, **env_for(server.url)},
+            cli_measured("run", str(path)),
+            env={**os.environ, **env_for(server.url), "CIO_TEST_PEAK_FILE": str(peak_file)},
             stdout=sink,
             stderr=subprocess.STDOUT,
             timeout=300,
         )
     output = out.read_text()
     assert "Traceback" not in output and "MemoryError" not in output, output
-    peak = int(re.search(r"^peak-kb: (\d+)$", output, re.M).group(1)) * 1024
-    return done.returncode, output, peak
-
-
-# The CLI in a process that says its own peak memory as it exits. VmHWM is this process's
-# high-water mark; a child's ru_maxrss would include the (large) pytest process it forked from.
-_PEAK = (
-    "import atexit, re, runpy, sys\n"
-    "def peak():\n"
-    "    status = open('/proc/self/status').read()\n"
-    "    print('peak-kb: ' + re.search(r'VmHWM:\\s+(\\d+)', status).group(1), flush=True)\n"
-    "atexit.register(peak)\n"
-    "sys.argv[0] = 'cio-flows'\n"
-    "runpy.run_module('cio_flows.cli', run_name='__main__')\n"
-)
+    return done.returncode, output, int(peak_mb(peak_file) * 2**20)
 
 
 def test_a_gzip_bomb_fails_the_step_in_little_memory(flow_dir, server, gzip_bomb):
