@@ -67,3 +67,17 @@ def cli_measured(*args: str) -> list[str]:
 def peak_mb(peak_file: Path) -> float:
     """What a cli_measured process wrote to its $CIO_TEST_PEAK_FILE."""
     return int(peak_file.read_text()) / 1024
+
+
+# A test runner started in the background has SIGINT ignored, and children inherit that (Python
+# then installs no KeyboardInterrupt handler); a terminal's Ctrl-C reaches a process whose SIGINT
+# is at Python's default, as this command line's is.
+_CTRL_C_CLI = (
+    "import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+    "sys.argv[0] = 'cio-flows'; from cio_flows.cli import main; main()"
+)
+
+
+def cli_ctrl_c(*args: str) -> list[str]:
+    """The command line of a `cio-flows` process that Ctrl-C (SIGINT) stops as on a terminal."""
+    return [sys.executable, "-c", _CTRL_C_CLI, *args]

@@ -7,21 +7,15 @@ import os
 import queue
 import signal
 import subprocess
-import sys
 import threading
 
 import pytest
 import requests
 from conftest import SECRETS
+from support import cli_ctrl_c
 
 pytestmark = pytest.mark.slow  # real processes stopped with Ctrl-C
 
-# A test runner started in the background has SIGINT ignored, and children inherit that; a
-# terminal's Ctrl-C reaches a process whose SIGINT is at Python's default, as here.
-CLI = (
-    "import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
-    "sys.argv[0] = 'cio-flows'; from cio_flows.cli import main; main()"
-)
 WAIT = 120  # generous: a loaded machine starts Python slowly; nothing here times anything
 WORKSPACE = """\
 templates:
@@ -45,7 +39,7 @@ class Child:
 
     def __init__(self, *args: str, env: dict[str, str]) -> None:
         self.process = subprocess.Popen(
-            [sys.executable, "-c", CLI, *args],
+            cli_ctrl_c(*args),
             env=env,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,

@@ -15,7 +15,6 @@ import signal
 import socket
 import sqlite3
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -27,6 +26,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 from conftest import env_for
+from support import cli_ctrl_c
 
 from cio_flows.cli import main
 from cio_flows.wire.retry import RetryPolicy
@@ -245,14 +245,6 @@ def test_connection_refused_names_host_and_counts_every_attempt(write_flow, quic
     assert attempts == 6  # the journal counts the attempts the message reports
 
 
-# A test runner started in the background has SIGINT ignored, and children inherit that; a
-# terminal's Ctrl-C reaches a process whose SIGINT is at Python's default, as here.
-RESTORE_SIGINT_THEN_CLI = (
-    "import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
-    "sys.argv[0] = 'cio-flows'; from cio_flows.cli import main; main()"
-)
-
-
 @pytest.mark.slow
 def test_ctrl_c_during_a_long_backoff_stops_promptly(fault_server, write_flow):
     flow = write_flow(
@@ -261,7 +253,7 @@ def test_ctrl_c_during_a_long_backoff_stops_promptly(fault_server, write_flow):
     fault_server.answer = lambda path: (503, {"Retry-After": "20"}, {"errors": []})
     env = {**os.environ, **env_for(fault_server.url)}  # the journal under tmp_path (conftest)
     child = subprocess.Popen(
-        [sys.executable, "-c", RESTORE_SIGINT_THEN_CLI, "run", str(flow)],
+        cli_ctrl_c("run", str(flow)),
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

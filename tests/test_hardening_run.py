@@ -21,7 +21,7 @@ import pytest
 from click.testing import CliRunner
 from conftest import env_for
 from hostile_server import HostileServer, Reply, serve, wait_for
-from support import cli
+from support import cli_ctrl_c
 
 from cio_flows.cli import main
 
@@ -96,7 +96,7 @@ def test_a_second_signal_ends_a_run_waiting_on_answers(tmp_path, hanging_server,
     flow.write_text(SENDS_FLOW)
     env = {**os.environ, **env_for(hanging_server.url)}
     process = subprocess.Popen(
-        cli("run", str(flow), "--workers", "2", "--timeout", "600"),
+        cli_ctrl_c("run", str(flow), "--workers", "2", "--timeout", "600"),
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -9,7 +9,7 @@ import subprocess
 import time
 
 import pytest
-from support import cli, message_ids
+from support import cli, cli_ctrl_c, message_ids
 
 from cio_flows import RunOptions, run_flow
 from cio_flows.api import options_for_emulator
@@ -52,7 +52,7 @@ def cli_env(emulator, tmp_path) -> dict[str, str]:
 def start_run_until(emulator, env, flow, *, workers: int, requests: int):
     """Start `cio-flows run` row by row; return (process, run id) once `requests` have arrived."""
     process = subprocess.Popen(
-        cli("run", str(flow), "--no-batch", "--workers", str(workers)),
+        cli_ctrl_c("run", str(flow), "--no-batch", "--workers", str(workers)),
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
