@@ -295,3 +295,13 @@ def test_resume_reads_the_source_again_and_sends_only_what_did_not_succeed(
         assert first.exit_code == again.exit_code == 0
         assert len(emulator.inspect.requests()) == sent  # every row was done: nothing sent
         assert len(clerk.page_reads) == 4  # 2 pages a run, read again by the resume
+
+
+def test_plan_without_the_source_settings_names_the_variable(tmp_path: Path) -> None:
+    env = {k: v for k, v in _env(tmp_path).items() if not k.startswith("CLERK_")}
+    done = subprocess.run(
+        cli("plan", str(SYNC)), env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 2
+    assert "the environment variable CLERK_API_URL is not set" in done.stderr
+    assert "Traceback" not in done.stderr

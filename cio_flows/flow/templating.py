@@ -210,9 +210,11 @@ def _undefined_reason(exc: UndefinedError) -> str:
     found = re.match(r"'(\w+)' is undefined", message)
     if found:
         return f"undefined name '{found.group(1)}'"
-    attr = re.match(r"'.*' has no attribute '(.+)'", message)
+    attr = re.match(r"'(.*)' has no attribute '(.+)'", message)
+    if attr and attr.group(1).endswith("TemplateEnv object"):  # env.NAME of an unset variable
+        return f"the environment variable {attr.group(2)} is not set (env.{attr.group(2)})"
     if attr:
-        return f"undefined name or field '{attr.group(1)}'"
+        return f"undefined name or field '{attr.group(2)}'"
     return message
 
 
