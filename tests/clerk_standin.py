@@ -7,13 +7,17 @@ import base64
 import hashlib
 import hmac
 import json
+import subprocess
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+from support import cli
 
 SECRET_KEY = "sk_test_clerk_standin_9f8e7d6c5b4a"
 WEBHOOK_SECRET = "whsec_" + base64.b64encode(b"clerk-standin-signing-key-0123456789").decode()
@@ -100,3 +104,37 @@ def svix_headers(
         "svix-signature": f"v1,{signature}",
         "content-type": "application/json",
     }
+
+
+@contextmanager
+def serving(flow: Path, env: dict[str, str]) -> Iterator[str]:
+    """The address of `cio-flows serve FLOW --verify svix` (this module's signing secret) on a
+    free port; on leaving, the server is stopped, its log printed (shown when a test fails)
+    and checked for tracebacks."""
+    process = subprocess.Popen(
+        cli(
+            "serve",
+            str(flow),
+            "--port",
+            "0",
+            "--verify",
+            "svix",
+            "--secret-env",
+            "CLERK_WEBHOOK_SECRET",
+        ),
+        env={**env, "CLERK_WEBHOOK_SECRET": WEBHOOK_SECRET},
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert process.stderr is not None
+        line = process.stderr.readline()
+        assert "serving" in line, line
+        yield line.split(" at ", 1)[1].split()[0]
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+        log = process.stderr.read() if process.stderr else ""
+        print(log)
+        assert "Traceback" not in log

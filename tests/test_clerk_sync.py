@@ -14,7 +14,14 @@ from pathlib import Path
 
 import pytest
 import requests
-from clerk_standin import SECRET_KEY, WEBHOOK_SECRET, clerk_api, clerk_user, svix_headers
+from clerk_standin import (
+    SECRET_KEY,
+    WEBHOOK_SECRET,
+    clerk_api,
+    clerk_user,
+    serving,
+    svix_headers,
+)
 from support import cli
 
 from cio_flows.emulator import Emulator
@@ -147,36 +154,11 @@ def test_retry_after_is_capped_and_parsed_safely() -> None:
 
 
 @pytest.fixture()
-def served(tmp_path: Path) -> Iterator[tuple[str, Emulator, subprocess.Popen[str]]]:
+def served(tmp_path: Path) -> Iterator[tuple[str, Emulator]]:
     with Emulator() as emulator:
-        env = _env(tmp_path, CLERK_WEBHOOK_SECRET=WEBHOOK_SECRET)
-        env.update(_emulator_env(emulator))
-        process = subprocess.Popen(
-            cli(
-                "serve",
-                str(WEBHOOK),
-                "--port",
-                "0",
-                "--verify",
-                "svix",
-                "--secret-env",
-                "CLERK_WEBHOOK_SECRET",
-            ),
-            env=env,
-            stderr=subprocess.PIPE,
-            stdout=subprocess.DEVNULL,
-            text=True,
-        )
-        try:
-            assert process.stderr is not None
-            line = process.stderr.readline()
-            assert "serving" in line, line
-            url = line.split(" at ", 1)[1].split()[0]
-            yield url, emulator, process
-        finally:
-            process.terminate()
-            process.wait(timeout=30)
-            print(process.stderr.read() if process.stderr else "")  # the log, shown on failure
+        env = {**_env(tmp_path), **_emulator_env(emulator)}
+        with serving(WEBHOOK, env) as url:
+            yield url, emulator
 
 
 def _deliver(
@@ -197,7 +179,7 @@ def _welcomes(emulator: Emulator, user_id: str) -> int:
 
 @pytest.mark.slow
 def test_a_signed_user_created_identifies_and_welcomes_once(served) -> None:
-    url, emulator, _ = served
+    url, emulator = served
     event = {"type": "user.created", "object": "event", "data": clerk_user(42)}
     first = _deliver(url, event, "msg_2abc")
     assert first.status_code == 200, first.text
@@ -214,7 +196,7 @@ def test_a_signed_user_created_identifies_and_welcomes_once(served) -> None:
 
 @pytest.mark.slow
 def test_bad_or_stale_signatures_are_refused_and_send_nothing(served) -> None:
-    url, emulator, _ = served
+    url, emulator = served
     before = len(emulator.inspect.requests())
     event = {"type": "user.created", "data": clerk_user(7)}
     forged = "whsec_" + "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVo="
@@ -229,7 +211,7 @@ def test_bad_or_stale_signatures_are_refused_and_send_nothing(served) -> None:
 
 @pytest.mark.slow
 def test_user_deleted_deletes_and_a_non_object_body_is_400(served) -> None:
-    url, emulator, _ = served
+    url, emulator = served
     user = clerk_user(9)
     assert _deliver(url, {"type": "user.created", "data": user}, "msg_c9").status_code == 200
     deleted = _deliver(url, {"type": "user.deleted", "data": {"id": user["id"]}}, "msg_d9")

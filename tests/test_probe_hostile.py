@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 import requests
-from clerk_standin import WEBHOOK_SECRET, svix_headers
+from clerk_standin import WEBHOOK_SECRET, serving, svix_headers
 from conftest import env_for
 from hostile_server import HostileServer, Reply, Seen, json_reply, serve
 from support import cli
@@ -169,39 +169,13 @@ def served(tmp_path: Path) -> Iterator[tuple[str, Emulator]]:
         env = {
             **{k: v for k, v in os.environ.items() if not k.startswith("CUSTOMERIO_")},
             "CIO_FLOWS_JOURNAL": str(tmp_path / "journal.db"),
-            "CLERK_WEBHOOK_SECRET": WEBHOOK_SECRET,
             "CUSTOMERIO_SITE_ID": keys.site_id,
             "CUSTOMERIO_TRACK_TOKEN": keys.track_key,
             "CUSTOMERIO_APP_TOKEN": keys.app_key,
             **{f"CUSTOMERIO_{f}_URL": emulator.url for f in ("TRACK", "PIPELINES", "APP")},
         }
-        process = subprocess.Popen(
-            cli(
-                "serve",
-                str(WEBHOOK),
-                "--port",
-                "0",
-                "--verify",
-                "svix",
-                "--secret-env",
-                "CLERK_WEBHOOK_SECRET",
-            ),
-            env=env,
-            stderr=subprocess.PIPE,
-            stdout=subprocess.DEVNULL,
-            text=True,
-        )
-        try:
-            assert process.stderr is not None
-            line = process.stderr.readline()
-            assert "serving" in line, line
-            yield line.split(" at ", 1)[1].split()[0], emulator
-        finally:
-            process.terminate()
-            process.wait(timeout=30)
-            log = process.stderr.read() if process.stderr else ""
-            print(log)
-            assert "Traceback" not in log
+        with serving(WEBHOOK, env) as url:
+            yield url, emulator
 
 
 def _deliver(url: str, body: bytes, msg_id: str) -> requests.Response:
