@@ -139,16 +139,15 @@ def run_flow(
             run = PreparedRun(changed, options)
         preflight(run)
         session.start(run, flow)  # locks the run id; nothing was sent before
-        if session.path is not None and (options.changed or not options.resume):
-            # this run's request hashes (kept once: a resume has them), and with --changed the
-            # rows whose hashes equal the last passed run's
-            hashed = hash_rows(
-                run, session.path, changed_only=options.changed, record=not options.resume
-            )
+        if options.changed and session.path is not None:
+            # every row hashed before sending, to leave out those whose hashes equal the last
+            # passed run's; the hashes are kept then (a resume keeps them for all rows too)
+            hashed = hash_rows(run, session.path, changed_only=True)
             if hashed.not_kept:  # said before the first row, as --changed's note is
                 run.notes.append(f"journal {session.path}: {hashed.not_kept}")
-            if options.changed:
-                run.leave_out(hashed.unchanged, hashed.note())
+            run.leave_out(hashed.unchanged, hashed.note())
+        else:  # the run's request hashes travel with its outcomes into the journal
+            run.keep_request_hashes = session.path is not None
         settled = session.settle_unknown(run)  # a resume: reads Customer.io for unknown sends
         summary = execute(
             run,

@@ -265,8 +265,8 @@ def test_a_journal_write_failure_mid_run_stops_sending_and_exits_4(recording_ser
     rows = 400
     flow, journal = write_flow(tmp_path, rows), tmp_path / "journal.db"
     env = cli_env(recording_server, journal)
-    # Room for the run's request hashes (kept before the first send, for --changed) and some
-    # outcomes; the disk fills while rows are being sent.
+    # Room for some outcomes (and the request hashes committed with them); the disk fills
+    # while rows are being sent.
     result = subprocess.run(
         [sys.executable, "-c", _LIMITED, str(160 * 1024), "run", str(flow), "--workers", "4"],
         env=env,

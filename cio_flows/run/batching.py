@@ -104,7 +104,7 @@ class BatchedStep:
         """Queue the row's batch item; or its outcome when it fails or must go alone."""
         pipeline, run = self.pipeline, self.pipeline.run
         try:
-            payload = run.render(step, pipeline.context(step, state), state.row)
+            payload = pipeline.render(step, state, pipeline.context(step, state))
             keys = run.keys(state.row_key, step)
             item = batch_item(step.kind, payload, keys, run.people_family)
         except FlowInputError as exc:

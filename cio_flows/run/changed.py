@@ -2,7 +2,12 @@
 request the step renders for that row; `--changed` leaves out the rows whose hashes all equal
 those of the last passed run of the same flow in the same journal. New keys are sent.
 
-The hashes are taken in one pass over the rows before sending (the data was checked already).
+A run keeps them as it goes (RequestHasher): the hash of each payload it renders travels on
+the step's StepFinished and the journal commits it with the outcome, so no row is rendered
+twice, and each process of a run writes its own rows' hashes. A step the run did not render
+for a row (`when` false, an earlier step failed) is hashed on the side. `run --changed` needs
+every row's hashes before sending, to choose the rows: it hashes them in one pass first
+(hash_rows) and keeps those.
 A step whose payload reads an earlier answer (`steps.NAME`), or loops, cannot be rendered
 before the run: its hash is that of the step and the row's data, so it changes when either does.
 Templates that differ on every run (`run.id`, `now()`, `uuid()`) make every row changed.
@@ -22,20 +27,11 @@ import orjson
 
 from ..errors import FlowInputError
 from ..flow.model import Step
-from .journal_schema import PASSED, open_database
+from .journal_schema import INSERT_REQUEST_HASH, PASSED, open_database
 from .prepare import PreparedRun
 from .resume_inputs import step_hash
 from .rows import Row
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS request_hashes (
-    run_id TEXT NOT NULL,
-    row_key TEXT NOT NULL,
-    step_key TEXT NOT NULL,
-    hash INTEGER NOT NULL,
-    PRIMARY KEY (run_id, row_key, step_key)
-) WITHOUT ROWID;
-"""
 _BATCH = 5000  # rows per transaction
 
 
@@ -115,12 +111,41 @@ def _step_digest(
     return _digest([step.kind, plan.fingerprint, row.data])
 
 
+class RequestHasher:
+    """A run's request hashes from what it renders: the same values row_hashes gives.
+
+    `of_payload` hashes a payload the run rendered (before validation, which may fill in a
+    schema's defaults); `on_the_side` a step the run did not render for the row."""
+
+    def __init__(self, run: PreparedRun) -> None:
+        self.run = run
+        self._plans = {plan.step.key: plan for plan in _plans(run)}
+
+    def renders(self, step: Step) -> bool:
+        """Whether the step's hash is that of its rendered payload (else of step and row)."""
+        return self._plans[step.key].renderable
+
+    def of_payload(self, step: Step, payload: Any) -> int:
+        return _digest([step.kind, payload])
+
+    def on_the_side(self, step: Step, row: Row) -> int | None:
+        """The step's hash for a row the run did not render it for; None when the row's vars
+        do not render (row_hashes keeps nothing for such a row)."""
+        plan = self._plans[step.key]
+        if not plan.renderable:
+            return _digest([step.kind, plan.fingerprint, row.data])
+        try:  # the row's context afresh, as row_hashes takes it
+            context = self.run.base_context(row)
+        except FlowInputError:
+            return None
+        return _step_digest(self.run, plan, context, {}, row)
+
+
 class RequestHashes:
-    """The journal's request_hashes table, on a connection of its own."""
+    """The journal's request_hashes table, on a connection of its own (`--changed`)."""
 
     def __init__(self, path: Path) -> None:
         self.db = open_database(path)
-        self.db.executescript(_SCHEMA)
 
     def close(self) -> None:
         self.db.close()
@@ -157,14 +182,15 @@ class RequestHashes:
     def _insert(self, batch: list[tuple[str, str, str, int]]) -> None:
         with self.db:  # one transaction
             self.db.execute("BEGIN IMMEDIATE")
-            self.db.executemany("INSERT OR REPLACE INTO request_hashes VALUES (?, ?, ?, ?)", batch)
+            self.db.executemany(INSERT_REQUEST_HASH, batch)
 
 
 def hash_rows(
     run: PreparedRun, journal: Path, *, changed_only: bool, record: bool = True
 ) -> ChangedRows:
-    """Keep this run's request hashes in the journal; with changed_only, find the rows whose
-    hashes equal the last passed run's, which the run then leaves out."""
+    """Hash every row before sending (`--changed`); with record, keep the hashes in the
+    journal; with changed_only, find the rows whose hashes equal the last passed run's, which
+    the run then leaves out."""
     found = ChangedRows()
     if run.data is None:
         return found
@@ -199,7 +225,7 @@ def hash_rows(
                 table.record(run.run_id, records())
             except sqlite3.Error as exc:
                 found.not_kept = f"request hashes for --changed not kept: {exc}"
-        else:  # a resume: the hashes were kept when the run started
+        else:  # `plan --changed`: nothing is run
             for _ in records():
                 pass
     finally:

@@ -111,6 +111,9 @@ class StepFinished:
     saved: Any = None  # what the step saved (steps.<save>), for the journal and a resume
     failure: Failure | None = None  # set when failed or unknown; `error` is its message
     once_key: str | None = None  # the step's `once` key, when it succeeded: the journal keeps it
+    # The hash of the step's request for this row, kept by the journal for `run --changed`
+    # (run/changed.py); None when the run keeps none (or a resume replayed the step).
+    request_hash: int | None = None
 
 
 @dataclass(frozen=True)

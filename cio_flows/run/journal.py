@@ -52,6 +52,7 @@ from .journal_reads import (
 from .journal_schema import (
     FAILED_RUN,
     IN_FLIGHT,
+    INSERT_REQUEST_HASH,
     INTERRUPTED,
     PASSED,
     RUNNING,
@@ -112,6 +113,7 @@ class Journal:
         self._buffer: list[Record] = []
         self._marks: list[Record] = []  # in_flight rows, committed with the outcomes
         self._onces: list[Record] = []  # once_keys rows, likewise
+        self._hashes: list[Record] = []  # request_hashes rows (run/changed.py), likewise
         self._awaiting: set[StepId] = set()  # marked here: its outcome is committed at once
         self._appended = 0  # records ever put in the buffer...
         self._committed = 0  # ...and how many of them are committed
@@ -194,13 +196,17 @@ class Journal:
         attempts: int = 0,
         error: str | None = None,
         result: Any = None,
+        request_hash: int | None = None,
     ) -> None:
-        """Upsert one outcome (buffered). `result` must be JSON-able."""
+        """Upsert one outcome (buffered). `result` must be JSON-able. `request_hash`, the hash
+        of the step's request for `--changed` (run/changed.py), is committed with it."""
         self._raise_if_failed()
         error = None if error is None else self._redact(error)
         result_json = None if result is None else self._redact(json.dumps(result, default=str))
         with self._buf_lock:
             ticket = self._append((run_id, row_key, step_key, status, attempts, error, result_json))
+            if request_hash is not None:
+                self._hashes.append((run_id, row_key, step_key, request_hash))
             live = self._live.get(run_id)
             if live is not None:
                 live.counts[status] = live.counts.get(status, 0) + 1
@@ -291,6 +297,7 @@ class Journal:
             batch, self._buffer = self._buffer, []
             marks, self._marks = self._marks, []
             onces, self._onces = self._onces, []
+            hashes, self._hashes = self._hashes, []
             ticket = self._appended
             progress = [(json.dumps(v.counts), v.rows, k) for k, v in self._live.items()]
         if self._db is None and batch:
@@ -305,6 +312,7 @@ class Journal:
                 self._db.executemany(_UPSERT_OUTCOME, batch)
                 self._db.executemany(_UPSERT_IN_FLIGHT, marks)
                 self._db.executemany(_INSERT_ONCE, onces)
+                self._db.executemany(INSERT_REQUEST_HASH, hashes)
                 self._db.executemany(
                     "UPDATE runs SET counts = ?, rows = ? WHERE run_id = ?", progress
                 )
@@ -315,6 +323,7 @@ class Journal:
                     self._buffer[:0] = batch
                     self._marks[:0] = marks
                     self._onces[:0] = onces
+                    self._hashes[:0] = hashes
                 raise
             self._db.execute("COMMIT")
             if durable:

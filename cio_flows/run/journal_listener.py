@@ -41,6 +41,7 @@ def journal_listener(journal: Journal, run_id: str) -> Callable[[Event], None]:
                 event.attempts,
                 event.error,
                 result,
+                event.request_hash,
             )
         elif isinstance(event, RowFailed | RunError):
             # Not a step's outcome: kept under a key no resume looks up, for the record.

@@ -73,7 +73,17 @@ CREATE TABLE IF NOT EXISTS once_keys (
     step_key TEXT NOT NULL,
     done_at REAL NOT NULL
 ) WITHOUT ROWID;
+-- Per row key and step, a hash of the request the run rendered (run/changed.py): a later
+-- `run --changed` leaves out the rows whose hashes equal those of the last passed run.
+CREATE TABLE IF NOT EXISTS request_hashes (
+    run_id TEXT NOT NULL,
+    row_key TEXT NOT NULL,
+    step_key TEXT NOT NULL,
+    hash INTEGER NOT NULL,
+    PRIMARY KEY (run_id, row_key, step_key)
+) WITHOUT ROWID;
 """
+INSERT_REQUEST_HASH = "INSERT OR REPLACE INTO request_hashes VALUES (?, ?, ?, ?)"
 
 
 def default_journal_path() -> Path:

@@ -117,6 +117,8 @@ class PreparedRun:
         self.row_count: int | None = None  # rows in the data, once checked: the progress total
         self.dropped_rows: dict[int, str] = {}  # duplicate-key rows left out: number -> why
         self.unchanged_rows: set[int] = set()  # --changed: rows left out (run/changed.py)
+        # The journal keeps the run's request hashes from what it renders (run/changed.py)
+        self.keep_request_hashes = False
         self.notes: list[str] = []  # said before the first row (RunStarted.notes)
         self.data = self._data_source()
         if self.options.rows is not None and self.flow.for_each is None and self.data is None:
@@ -368,12 +370,21 @@ class PreparedRun:
             return str(key)
         return str(row.number)
 
-    def render(self, step: Step, context: dict[str, Any], row: Row | None) -> dict[str, Any]:
-        """The step's payload rendered and validated; raises FlowInputError naming step and row."""
+    def render(
+        self,
+        step: Step,
+        context: dict[str, Any],
+        row: Row | None,
+        seen: Callable[[Any], None] | None = None,
+    ) -> dict[str, Any]:
+        """The step's payload rendered and validated; raises FlowInputError naming step and row.
+        `seen` is given the payload as rendered, before validation may fill in defaults."""
         row_number = row.number if row else None
         locate = self._payload_locators[step.key]
         try:
             payload: dict[str, Any] = self.rendered(step, context)
+            if seen is not None:
+                seen(payload)
             if step.validate:
                 check_payload(step.kind, payload, locate, step=step.name, row=row_number)
         except FlowInputError as exc:

@@ -30,6 +30,7 @@ from ..flow.templating import evaluate_condition, render_string
 from ..wire import kinds
 from ..wire.kinds import Request, Response
 from ..wire.protocol import Transport
+from .changed import RequestHasher
 from .events import (
     CREDENTIALS,
     DATA,
@@ -102,6 +103,7 @@ class RowState:
     failed: bool = False
     scopes: dict[str, dict[str, Any]] = field(default_factory=dict)  # used flows' contexts
     once_keys: dict[str, str] = field(default_factory=dict)  # step key -> its claimed once key
+    request_hashes: dict[str, int] = field(default_factory=dict)  # step key -> rendered's hash
 
     @property
     def number(self) -> int | None:
@@ -166,6 +168,9 @@ class StepPipeline:
         self.in_flight = in_flight
         self.sleep = sleep
         self.once = once
+        # The journal keeps each (row, step) request hash, taken from what is rendered here.
+        keep = run.keep_request_hashes and run.data is not None
+        self.hashes = RequestHasher(run) if keep else None
 
     # --- results ----------------------------------------------------------------------------
 
@@ -189,6 +194,11 @@ class StepPipeline:
         once_key = state.once_keys.pop(step.key, None) if state.once_keys else None
         if once_key is not None and status != OK and self.once is not None:
             self.once.release(once_key)
+        request_hash = None
+        if self.hashes is not None and state.row is not None:
+            request_hash = state.request_hashes.pop(step.key, None)
+            if request_hash is None and not _replayed(state, step, status):
+                request_hash = self.hashes.on_the_side(step, state.row)  # not rendered: rare
         return StepFinished(
             step,
             state.number,
@@ -201,6 +211,7 @@ class StepPipeline:
             saved,
             failure,
             once_key if status == OK else None,
+            request_hash,
         )
 
     def failed(
@@ -290,6 +301,18 @@ class StepPipeline:
         """The context the step renders in: the row's, or its used flow's scope."""
         return self.run.step_context(step, state.context, state.scopes)
 
+    def render(self, step: Step, state: RowState, context: dict[str, Any]) -> dict[str, Any]:
+        """The step's payload for the row, validated; when the journal keeps request hashes,
+        the hash of the payload as rendered waits in `state` for the step's outcome."""
+        hashes = self.hashes
+        if hashes is None or not hashes.renders(step):
+            return self.run.render(step, context, state.row)
+
+        def seen(payload: Any) -> None:
+            state.request_hashes[step.key] = hashes.of_payload(step, payload)
+
+        return self.run.render(step, context, state.row, seen)
+
     def run_step(self, step: Step, state: RowState) -> StepFinished:
         """Everything for one step of one row: settle early, or send and settle."""
         return self.settle_early(step, state) or self.send(step, state)
@@ -335,21 +358,21 @@ class StepPipeline:
     def _perform(self, step: Step, state: RowState, sender: CountingSend) -> Any:
         context = self.context(step, state)
         if step.loop is None:
-            return self._send_and_wait(step, state.row, state.row_key, context, sender)
+            return self._send_and_wait(step, state, state.row_key, context, sender)
         return [
-            self._send_and_wait(step, state.row, key, item_context, sender)
+            self._send_and_wait(step, state, key, item_context, sender)
             for key, item_context in self.run.loop_contexts(step, state.row_key, context)
         ]
 
     def _send_and_wait(
         self,
         step: Step,
-        row: Row | None,
+        state: RowState,
         row_key: str,
         context: dict[str, Any],
         sender: CountingSend,
     ) -> Any:
-        payload = self.run.render(step, context, row)
+        payload = self.render(step, state, context)
         keys = self.run.keys(row_key, step)
         self.run.build_request(step, payload, keys)  # mapping errors before any send
         operation = kinds.get(step.kind)
@@ -397,6 +420,12 @@ class StepPipeline:
                     expected=expected,
                     found=found,
                 )
+
+
+def _replayed(state: RowState, step: Step, status: Status) -> bool:
+    """A step a resume replays (ok before): its request hash was kept with that outcome."""
+    previous = state.before.get(step.key)
+    return status == OK and previous is not None and previous.status == OK
 
 
 def row_failure(exc: FlowInputError, row_number: int | None) -> Failure:
