@@ -27,6 +27,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+from .jinja_env import OMIT, drop_omitted
 from .model import Path_
 
 # Big or deep payloads keep the closures: generated code would gain little and could hit
@@ -41,16 +42,24 @@ class _Slow(Exception):
 
 
 class _Generator:
-    def __init__(self, parts: Any, locate: Callable[[Path_], Any]) -> None:
+    def __init__(self, parts: Any, locate: Callable[[Path_], Any], omits: bool) -> None:
         self.parts = parts
         self.locate = locate
+        # With omits, the function also drops what `omit_if_empty` left out (drop_omitted):
+        # `d` is set when a value might hold the marker or a container from the context, and
+        # only then is the payload walked; otherwise it is all fresh containers and plain values,
+        # which drop_omitted would only copy.
+        self.omits = omits
         self.namespace: dict[str, Any] = {
             "_Slow": _Slow,
             "_to_json": parts.to_json,
             "_max": parts.max_size,
             "_render": parts.render,
+            "_O": OMIT,
+            "_dirty": might_omit,
         }
         self.lines: list[str] = []
+        self.always_dirty = False
         self.prefixes: dict[tuple[str, ...], str] = {(): "c"}
         self.nodes = 0
         self.temps = 0
@@ -100,29 +109,45 @@ class _Generator:
         return self.const(value)
 
     def const(self, value: Any) -> str:
+        if might_omit(value):
+            self.always_dirty = True
         return self.name("_k", value)
+
+    def check_dirty(self, var: str) -> None:
+        """`d = 1` when a rendered value might need drop_omitted."""
+        if self.omits:
+            self.lines.append(f"if _dirty({var}): d = 1")
 
     def string(self, source: str, path: Path_) -> str:
         spec = self.parts.lookup_spec(source)
         var = self.temp()
         if spec is not None:  # `{{ row.email }}`: the value itself, made JSON as _render does
             self.lines.append(f"{var} = {self.lookup(*spec)}")
-            self.lines.append(f"if type({var}) is not str or len({var}) > _max:")
-            self.lines.append(f"    {var} = _to_json({var})")
+            if self.omits:  # a plain string without the marker is the common case
+                self.lines.append(f"if type({var}) is not str or len({var}) > _max or _O in {var}:")
+                self.lines.append(f"    {var} = _to_json({var})")
+                self.lines.append(f"    if _dirty({var}): d = 1")
+            else:
+                self.lines.append(f"if type({var}) is not str or len({var}) > _max:")
+                self.lines.append(f"    {var} = _to_json({var})")
             return var
         text = self.text(source)
         if text is not None:
             self.lines.append(f"{var} = {text}")
             self.lines.append(f"if len({var}) > _max: raise _Slow")
+            if self.omits:
+                self.lines.append(f"if _O in {var}: d = 1")
             return var
         try:
             compiled = self.parts.compile_template(source)
         except Exception:  # a syntax error: the closure reports it with its location
             leaf = self.parts.leaf(source, self.locate, path)
             self.lines.append(f"{var} = {self.name('_leaf', leaf)}(c)")
+            self.check_dirty(var)
             return var
         location = self.name("_loc", self.locate(path))
         self.lines.append(f"{var} = _render({self.name('_t', compiled)}, c, {location})")
+        self.check_dirty(var)
         return var
 
     def text(self, source: str) -> str | None:
@@ -152,32 +177,54 @@ class _Generator:
         return "".join(["(", " + ".join(pieces), ")"])
 
 
+def might_omit(value: Any) -> bool:
+    """Whether drop_omitted could change `value` or copy a container of it: False for plain
+    values (strings without the marker, numbers, booleans, None)."""
+    kind = type(value)
+    if kind is str:
+        return OMIT in value
+    return kind not in _PLAIN
+
+
+_PLAIN = frozenset({int, float, bool, type(None)})
+
+
 def generate_renderer(
     value: Any,
     locate: Callable[[Path_], Any],
     path: Path_,
     slow: Callable[[dict[str, Any]], Any],
     parts: Any,
+    *,
+    omits: bool = False,
 ) -> Callable[[dict[str, Any]], Any] | None:
-    """A generated renderer giving what `slow` gives, or None when one would not pay."""
+    """A generated renderer giving what `slow` gives (with omits, what drop_omitted makes of
+    it), or None when one would not pay."""
     if not isinstance(value, dict | list):
         return None  # a lone string or constant: the closure is as fast
-    generator = _Generator(parts, locate)
+    generator = _Generator(parts, locate, omits)
     try:
         result = generator.value(value, path, 0)
     except _Slow:
         return None
-    body = ["if type(c) is not dict: raise _Slow", *generator.lines, f"return {result}"]
+    if omits:
+        start = "d = 1" if generator.always_dirty else "d = 0"
+        body = [start, "if type(c) is not dict: raise _Slow", *generator.lines]
+        body += [f"r = {result}", "return _drop(r) if d else r"]
+        fallback = "return _drop(_slow(c))"
+    else:
+        body = ["if type(c) is not dict: raise _Slow", *generator.lines, f"return {result}"]
+        fallback = "return _slow(c)"
     source = "\n".join(
         [
             "def render(c):",
             "    try:",
             *("        " + line for line in body),
             "    except Exception:",
-            "        return _slow(c)",
+            "        " + fallback,
         ]
     )
-    namespace = {**generator.namespace, "_slow": slow}
+    namespace = {**generator.namespace, "_slow": slow, "_drop": drop_omitted}
     exec(compile(source, "<cio-flows payload>", "exec"), namespace)
     render: Callable[[dict[str, Any]], Any] = namespace["render"]
     return render

@@ -21,7 +21,7 @@ from jinja2.sandbox import SecurityError
 
 from ..errors import Location, NotJsonError, TemplateError, TemplateLimitError
 from .codegen import generate_renderer
-from .jinja_env import ENVIRONMENT, as_expression, is_template
+from .jinja_env import ENVIRONMENT, as_expression, drop_omitted, is_template
 from .model import Path_
 from .sandbox import MAX_SIZE, render_budget, to_json
 
@@ -142,6 +142,16 @@ def compile_value(value: Any, locate: Locate, path: Path_ = ()) -> Renderer:
     """
     slow = _compile_tree(value, locate, path)
     return generate_renderer(value, locate, path, slow, _RenderParts()) or slow
+
+
+def compile_payload(value: Any, locate: Locate) -> Renderer:
+    """As compile_value, the result without what `omit_if_empty` left out (drop_omitted).
+
+    The generated renderer drops the fields itself, and walks the payload again only when a
+    value it rendered might hold the marker (most rows of most steps: never)."""
+    slow = _compile_tree(value, locate, ())
+    fast = generate_renderer(value, locate, (), slow, _RenderParts(), omits=True)
+    return fast or (lambda context: drop_omitted(slow(context)))
 
 
 class _RenderParts:

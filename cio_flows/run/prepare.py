@@ -19,7 +19,7 @@ from jinja2 import meta, nodes
 
 from ..errors import CredentialsError, FlowInputError, Location, PayloadError, TemplateError
 from ..flow.composition import ScopeContexts
-from ..flow.jinja_env import HELPERS, Helpers, drop_omitted
+from ..flow.jinja_env import HELPERS, Helpers
 from ..flow.model import Flow, ForEach, Step
 from ..flow.payloads import check_payload
 from ..flow.sandbox import TemplateEnv
@@ -27,6 +27,7 @@ from ..flow.template_checks import iter_templates, row_fields
 from ..flow.templating import (
     Locate,
     Renderer,
+    compile_payload,
     compile_template,
     compile_value,
     evaluate_condition,
@@ -139,7 +140,7 @@ class PreparedRun:
         # Compiled once per step: rendering a row walks no YAML and computes no positions.
         self._payload_locators = {step.key: self._payload_locator(step) for step in flow.all_steps}
         self._renderers = {
-            step.key: compile_value(step.payload, self._payload_locators[step.key])
+            step.key: compile_payload(step.payload, self._payload_locators[step.key])
             for step in flow.all_steps
         }
         self._scopes = ScopeContexts(flow)  # the contexts of used flows' steps (`use`)
@@ -393,7 +394,7 @@ class PreparedRun:
 
     def rendered(self, step: Step, context: dict[str, Any]) -> Any:
         """The step's payload rendered, not validated (render() validates it)."""
-        return drop_omitted(self._renderers[step.key](context))
+        return self._renderers[step.key](context)  # omitted fields dropped (compile_payload)
 
     def keys(self, row_key: str, step: Step) -> StepKeys:
         return step_keys(self.run_id, row_key, step.key)

@@ -1,0 +1,108 @@
+"""The per-core fast paths give exactly what the general paths give, on hostile inputs.
+
+Each fast path (payloads that skip drop_omitted's walk, row keys looked up without Jinja, the
+uuid5 of messageIds) is compared with the plain computation it replaces: same value, same
+types, same error, and no container shared with the row.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pytest
+
+from cio_flows.errors import TemplateError
+from cio_flows.flow.jinja_env import OMIT, drop_omitted
+from cio_flows.flow.templating import compile_payload, compile_value
+
+
+class _Text(str):
+    """A str subclass, as a row source might hand over."""
+
+
+ROWS: list[Any] = [
+    {"id": "u1", "email": "a@x.io", "phone": "", "tags": ["a", ""], "n": "1.5"},
+    {"id": "ü-ñ-漢字-😀", "email": "\u0000", "phone": None, "tags": [], "n": "0"},
+    {"id": 7, "email": 3.25, "phone": True, "tags": {"k": ""}, "n": "-0.0"},
+    {"id": OMIT, "email": "x" + OMIT + "y", "phone": [OMIT, "p"], "tags": [OMIT], "n": "1"},
+    {"id": "\x00cio-flows:", "email": "omit\x00", "phone": "1", "tags": None, "n": "2"},
+    {"id": _Text("sub" + OMIT), "email": _Text("t"), "phone": "", "tags": [{"x": OMIT}], "n": "3"},
+    {"id": "u9", "email": "e", "phone": "p", "tags": ["t"], "n": "nan"},  # float nan: refused
+    {"id": "u10", "email": "e", "tags": ["t"], "n": "1"},  # no phone column
+    {"id": None, "email": None, "phone": None, "tags": None, "n": "1e400"},
+    {"id": 10**400, "email": {"a": [1, 2]}, "phone": {}, "tags": [[]], "n": "5"},
+]
+
+PAYLOADS: list[Any] = [
+    {"userId": "{{ row.id }}", "traits": {"email": "{{ row.email }}", "n": "{{ row.n | float }}"}},
+    {
+        "userId": "{{ row.id }}",
+        "traits": {
+            "phone": "{{ row.phone | omit_if_empty }}",
+            "tags": ["vip", "{{ row.tags | omit_if_empty }}", "{{ row.email | omit_if_empty }}"],
+            "greeting": "Hi {{ row.email }}{{ row.id }}!",
+        },
+    },
+    {"a": "{{ row.tags }}", "b": "{{ row.email ~ row.id }}", "{{ row.id }}": "key"},
+    {"literal": "x" + OMIT, "list": [OMIT, "{{ row.id }}"], "n": 1, "f": 1.5, "z": None},
+    {"built": "{{ '\\x00cio-flows:' ~ 'omit\\x00' }}", "d": "{{ {'k': row.phone} }}"},
+    {"loop": "{% for t in row.tags or [] %}{{ t }},{% endfor %}", "u": "{{ row.missing }}"},
+    ["{{ row.id }}", {"x": "{{ row.phone | omit_if_empty }}"}, "{{ row.email }}"],
+    {"bad": "{{ row.id ", "ok": "{{ row.id }}"},
+]
+
+
+def _outcome(render: Any, context: dict[str, Any]) -> Any:
+    try:
+        return ("ok", render(context))
+    except TemplateError as exc:
+        return ("error", str(exc))
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equal, with the same types all the way down (1 == 1.0 == True is not enough)."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, dict):
+        return list(a) == list(b) and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, list | tuple):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, float) and math.isnan(a):
+        return math.isnan(b)
+    return bool(a == b)
+
+
+def _containers(value: Any) -> list[int]:
+    if isinstance(value, dict):
+        return [id(value), *(i for v in value.values() for i in _containers(v))]
+    if isinstance(value, list):
+        return [id(value), *(i for v in value for i in _containers(v))]
+    return []
+
+
+@pytest.mark.parametrize("payload", PAYLOADS)
+def test_payloads_render_as_drop_omitted_of_the_plain_render(payload: Any) -> None:
+    fast = compile_payload(payload, lambda _path: None)
+    plain = compile_value(payload, lambda _path: None)
+    for row in ROWS:
+        context = {"row": row}
+        got = _outcome(fast, context)
+        expected = _outcome(lambda c: drop_omitted(plain(c)), context)
+        assert got[0] == expected[0], (payload, row, got, expected)
+        assert _same(got[1], expected[1]), (payload, row, got, expected)
+        if got[0] == "ok":  # nothing the row holds is handed out to be changed
+            assert not set(_containers(got[1])) & set(_containers(row)), (payload, row)
+
+
+def test_a_context_that_is_not_a_plain_mapping_takes_the_general_path() -> None:
+    payload = {"a": "{{ row.id | omit_if_empty }}", "b": ["{{ row.id }}"]}
+    fast = compile_payload(payload, lambda _path: None)
+    plain = compile_value(payload, lambda _path: None)
+
+    class Row(dict[str, Any]):
+        pass
+
+    for row in (Row(id=""), Row(id="x"), {"id": ""}):
+        context = {"row": row}
+        assert _same(fast(context), drop_omitted(plain(context)))
