@@ -144,7 +144,27 @@ def fast_step_check(kind: str) -> Callable[[Any], Any]:
 
 @cache
 def _fast_step_check(kind: str, generation: int) -> Callable[[Any], Any]:
-    return fastjsonschema.compile(copy.deepcopy(kinds.get(kind).payload_schema))
+    return fastjsonschema.compile(without_negated_if(copy.deepcopy(kinds.get(kind).payload_schema)))
+
+
+def without_negated_if(schema: dict[str, Any]) -> dict[str, Any]:
+    """The schema with a root `if: {not: A}, then: B` (no else) as `anyOf: [A, B]`: the same
+    instances valid, but the compiled check of a valid payload raises nothing. fastjsonschema
+    runs `not` as a check that must fail, and a failing check builds an exception holding the
+    whole schema: 1.4 µs of each valid identify or track. Only the fast check uses this form;
+    errors still come from the schema as written."""
+    negated = schema.get("if")
+    if (
+        "then" not in schema
+        or "else" in schema
+        or not isinstance(negated, dict)
+        or list(negated) != ["not"]
+    ):
+        return schema
+    either = {"anyOf": [negated["not"], schema["then"]]}
+    del schema["if"], schema["then"]
+    schema["allOf"] = [*schema.get("allOf", []), either]
+    return schema
 
 
 def is_valid(name: str, instance: Any) -> bool:

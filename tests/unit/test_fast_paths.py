@@ -7,14 +7,18 @@ types, same error, and no container shared with the row.
 
 from __future__ import annotations
 
+import copy
 import math
 from typing import Any
 
+import fastjsonschema
 import pytest
 
 from cio_flows.errors import TemplateError
 from cio_flows.flow.jinja_env import OMIT, drop_omitted
+from cio_flows.flow.schemas import without_negated_if
 from cio_flows.flow.templating import compile_payload, compile_value
+from cio_flows.wire import kinds
 
 
 class _Text(str):
@@ -106,3 +110,46 @@ def test_a_context_that_is_not_a_plain_mapping_takes_the_general_path() -> None:
     for row in (Row(id=""), Row(id="x"), {"id": ""}):
         context = {"row": row}
         assert _same(fast(context), drop_omitted(plain(context)))
+
+
+@pytest.mark.parametrize("kind", sorted(kind.name for kind in kinds.all_kinds()))
+def test_the_fast_payload_check_accepts_what_the_schema_as_written_accepts(kind: str) -> None:
+    schema = kinds.get(kind).payload_schema
+    as_written = fastjsonschema.compile(copy.deepcopy(schema))
+    fast = fastjsonschema.compile(without_negated_if(copy.deepcopy(schema)))
+    ids: list[dict[str, Any]] = [
+        {},
+        {"userId": "u1"},
+        {"anonymousId": "a1"},
+        {"userId": "u1", "anonymousId": "a1"},
+        {"userId": ""},
+        {"userId": 5},
+        {"anonymousId": None},
+    ]
+    rest: list[Any] = [{}, {"event": "e"}, {"event": "e", "properties": {"a": 1}}, {"x": 1}]
+    instances = [{**a, **b} for a in ids for b in rest] + [None, [], "u1", 3]
+    for instance in instances:
+        assert _valid(as_written, instance) == _valid(fast, instance), (kind, instance)
+
+
+def test_only_a_root_negated_if_without_else_is_rewritten() -> None:
+    kept = [
+        {"if": {"required": ["a"]}, "then": {"required": ["b"]}},
+        {"if": {"not": {"required": ["a"]}}, "then": {}, "else": {"required": ["b"]}},
+        {"if": {"not": {"required": ["a"]}, "type": "object"}, "then": {"required": ["b"]}},
+        {"properties": {"if": {"not": {}}, "then": {}}},
+    ]
+    for schema in kept:
+        assert without_negated_if(copy.deepcopy(schema)) == schema
+    rewritten = without_negated_if(
+        {"allOf": [{"type": "object"}], "if": {"not": {"required": ["a"]}}, "then": {"x": 1}}
+    )
+    assert rewritten == {"allOf": [{"type": "object"}, {"anyOf": [{"required": ["a"]}, {"x": 1}]}]}
+
+
+def _valid(check: Any, instance: Any) -> bool:
+    try:
+        check(instance)
+    except fastjsonschema.JsonSchemaException:
+        return False
+    return True
