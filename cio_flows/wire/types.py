@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import cached_property
 from typing import Any, Protocol
 from urllib.parse import quote, urlencode
 
@@ -49,22 +48,31 @@ class Response:
 class StepKeys:
     """Deterministic dedupe keys for one (run, row, step), so a resent request is not a duplicate.
 
-    Computed on first use: most steps need one of the two, many need neither.
+    Computed on first use: most steps need one of the two, many need neither. (Plain slots,
+    not cached_property, whose lock costs more than the uuid5: one is read per event.)
     """
+
+    __slots__ = ("_event_id", "_make_event_id", "_make_message_id", "_message_id")
 
     def __init__(self, message_id: Callable[[], str], event_id: Callable[[], str]) -> None:
         self._make_message_id = message_id
         self._make_event_id = event_id
+        self._message_id: str | None = None
+        self._event_id: str | None = None
 
-    @cached_property
+    @property
     def message_id(self) -> str:
         """Pipelines messageId (a UUID)."""
-        return self._make_message_id()
+        if self._message_id is None:
+            self._message_id = self._make_message_id()
+        return self._message_id
 
-    @cached_property
+    @property
     def event_id(self) -> str:
         """Track event id (a ULID)."""
-        return self._make_event_id()
+        if self._event_id is None:
+            self._event_id = self._make_event_id()
+        return self._event_id
 
 
 Send = Callable[[Request], Response]

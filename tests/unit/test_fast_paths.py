@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import math
+import uuid
 from typing import Any
 
 import fastjsonschema
@@ -18,7 +19,9 @@ from cio_flows.errors import TemplateError
 from cio_flows.flow.jinja_env import OMIT, drop_omitted
 from cio_flows.flow.schemas import without_negated_if
 from cio_flows.flow.templating import compile_payload, compile_value
+from cio_flows.run.keys import step_keys
 from cio_flows.wire import kinds
+from cio_flows.wire.types import StepKeys
 
 
 class _Text(str):
@@ -153,3 +156,40 @@ def _valid(check: Any, instance: Any) -> bool:
     except fastjsonschema.JsonSchemaException:
         return False
     return True
+
+
+# messageIds are stable across versions: uuid5 of "run/row/step" in this namespace, forever.
+_NAMESPACE = uuid.UUID("8d6f8c4e-3f7a-5a51-9b52-6b3c2c1e9a10")
+
+
+@pytest.mark.parametrize(
+    ("run", "row", "step"),
+    [
+        ("20261205010101abcdef", "u0000001", "steps.0"),
+        ("", "", ""),
+        ("r", "ü/漢字/😀", "steps.1/steps.0"),
+        ("r", "a" * 5000, "finally.0"),
+        ("r", "\x00\n#0", "steps.0"),
+    ],
+)
+def test_message_ids_are_uuid5_of_the_run_row_and_step(run: str, row: str, step: str) -> None:
+    expected = str(uuid.uuid5(_NAMESPACE, f"{run}/{row}/{step}"))
+    assert step_keys(run, row, step).message_id == expected
+
+
+def test_every_variant_digit_is_set_as_uuid5_sets_it() -> None:
+    ids = [step_keys("run", str(i), "steps.0").message_id for i in range(400)]
+    assert {message_id[19] for message_id in ids} == set("89ab")  # all 16 SHA-1 digits seen
+    assert ids == [str(uuid.uuid5(_NAMESPACE, f"run/{i}/steps.0")) for i in range(400)]
+
+
+def test_step_keys_are_computed_once_each_on_first_use() -> None:
+    calls: list[str] = []
+
+    def make(value: str) -> Any:
+        return lambda: calls.append(value) or value
+
+    step = StepKeys(make("m"), make("e"))
+    assert calls == []
+    assert (step.message_id, step.message_id, step.event_id, step.event_id) == ("m", "m", "e", "e")
+    assert calls == ["m", "e"]
