@@ -61,6 +61,15 @@ def _lookup_spec(source: str) -> tuple[list[str], list[Filter]] | None:
     return path, functions
 
 
+def row_column(source: str) -> str | None:
+    """`x` for a template that is just `{{ row.x }}` (no filters), else None: its value, when
+    a string, is what the template renders, so a caller may read it from the row directly."""
+    spec = _lookup_spec(source)
+    if spec is None or spec[1] or len(spec[0]) != 2 or spec[0][0] != "row":
+        return None
+    return spec[0][1]
+
+
 @lru_cache(maxsize=4096)
 def compile_template(source: str) -> Compiled:
     """Compile once; raises jinja2.TemplateSyntaxError."""

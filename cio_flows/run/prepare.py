@@ -22,7 +22,7 @@ from ..flow.composition import ScopeContexts
 from ..flow.jinja_env import HELPERS, Helpers
 from ..flow.model import Flow, ForEach, Step
 from ..flow.payloads import check_payload
-from ..flow.sandbox import TemplateEnv
+from ..flow.sandbox import MAX_SIZE, TemplateEnv
 from ..flow.template_checks import iter_templates, row_fields
 from ..flow.templating import (
     Locate,
@@ -33,6 +33,7 @@ from ..flow.templating import (
     evaluate_condition,
     render_string,
     render_value,
+    row_column,
 )
 from ..redact import Redactor, environ_secrets
 from ..wire import kinds
@@ -136,6 +137,10 @@ class PreparedRun:
         }
         # Vars in order, --var values as given; compiled once, rendered per row.
         self._var_renderers = [(name, self._var_renderer(name, value)) for name, value in flow.vars]
+        self._key_column = self._plain_key_column()
+        # The pre-pass reads such a key without building the row's context, when building it
+        # could neither fail (the row's key is then None) nor record a helper source.
+        self._prepass_plain_key = self._key_column is not None and self._context_cannot_fail()
         self._check_data_rows()  # after the vars: a row key may use them
         # Compiled once per step: rendering a row walks no YAML and computes no positions.
         self._payload_locators = {step.key: self._payload_locator(step) for step in flow.all_steps}
@@ -281,10 +286,41 @@ class PreparedRun:
         return max(high - low + 1, 0) - dropped
 
     def _data_row_key(self, row: Row) -> str | None:
+        if self._prepass_plain_key:
+            key = self._plain_key(row)
+            if key is not None:
+                return key
         try:
             return self.row_key(row, self.base_context(row))
         except FlowInputError:  # that row fails on its own when it runs
             return None
+
+    def _plain_key_column(self) -> str | None:
+        """The column of a `key: "{{ row.x }}"` that reads the row itself (no var or context
+        name `row` hides it), else None."""
+        spec = self.flow.for_each
+        if spec is None or not spec.key or "row" in self.options.context:
+            return None
+        if any(name == "row" for name, _ in self.flow.vars):
+            return None
+        return row_column(spec.key)
+
+    def _plain_key(self, row: Row) -> str | None:
+        """The row's key read from its column, when that is what rendering the key gives (a
+        string cell of a plain mapping, as the `{{ a.b }}` lookup reads it), else None."""
+        data, column = row.data, self._key_column
+        if type(data) is not dict or column not in data:
+            return None
+        value = data[column]
+        return value if type(value) is str and len(value) <= MAX_SIZE else None
+
+    def _context_cannot_fail(self) -> bool:
+        """Whether base_context can neither fail nor record: no helper source, and every var
+        given on the command line or free of templates."""
+        if self.options.template_helpers is not None:
+            return False
+        given = self.options.vars
+        return all(name in given or not any(iter_templates(v)) for name, v in self.flow.vars)
 
     def _locate_row_field(self, step: Step, name: str) -> Location:
         for path, source in iter_templates(step.payload, (*step.path, step.kind)):
@@ -366,6 +402,10 @@ class PreparedRun:
     def row_key(self, row: Row | None, context: dict[str, Any]) -> str:
         if row is None:
             return "-"
+        if self._key_column is not None:
+            key = self._plain_key(row)
+            if key is not None:  # what the template renders, without rendering it
+                return key
         if self.flow.for_each and self.flow.for_each.key:
             key = render_string(self.flow.for_each.key, context, self.flow.for_each.location)
             return str(key)

@@ -8,8 +8,10 @@ types, same error, and no container shared with the row.
 from __future__ import annotations
 
 import copy
+import json
 import math
 import uuid
+from pathlib import Path
 from typing import Any
 
 import fastjsonschema
@@ -17,9 +19,11 @@ import pytest
 
 from cio_flows.errors import TemplateError
 from cio_flows.flow.jinja_env import OMIT, drop_omitted
+from cio_flows.flow.loader import load_flow
 from cio_flows.flow.schemas import without_negated_if
-from cio_flows.flow.templating import compile_payload, compile_value
+from cio_flows.flow.templating import compile_payload, compile_value, render_string
 from cio_flows.run.keys import step_keys
+from cio_flows.run.prepare import PreparedRun, RunOptions
 from cio_flows.wire import kinds
 from cio_flows.wire.types import StepKeys
 
@@ -193,3 +197,89 @@ def test_step_keys_are_computed_once_each_on_first_use() -> None:
     assert calls == []
     assert (step.message_id, step.message_id, step.event_id, step.event_id) == ("m", "m", "e", "e")
     assert calls == ["m", "e"]
+
+
+KEYED_FLOW = """version: 1
+name: keyed
+vars:
+  {vars}
+for_each:
+  file: rows.jsonl
+  key: "{key}"
+  on_duplicate_key: first
+steps:
+  - name: track
+    track:
+      userId: "u"
+      event: e
+"""
+
+KEY_CELLS: list[Any] = [
+    "a",
+    "ü-漢字-😀",
+    "",
+    " a ",
+    OMIT,
+    "7",
+    7,
+    7.0,
+    True,
+    None,
+    ["a"],
+    {"a": 1},
+    "a",  # a duplicate of the first row: left out (on_duplicate_key: first)
+    7,
+]
+
+
+def _prepared(tmp_path: Path, rows: list[dict[str, Any]], key: str, vars_: str) -> PreparedRun:
+    (tmp_path / "rows.jsonl").write_text(
+        "".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8"
+    )
+    flow = tmp_path / "flow.yaml"
+    flow.write_text(KEYED_FLOW.format(key=key, vars=vars_), encoding="utf-8")
+    return PreparedRun(load_flow(flow), RunOptions(environ={}, run_id="r"))
+
+
+def _rendered_key(run: PreparedRun, row: Any, source: str) -> Any:
+    """The key the general way: the template rendered in the row's whole context."""
+    where = run.flow.for_each.location if run.flow.for_each else None
+    try:
+        return str(render_string(source, run.base_context(row), where))
+    except TemplateError as exc:
+        return ("error", str(exc))
+
+
+@pytest.mark.parametrize(
+    ("key", "vars_"),
+    [
+        ("{{ row.id }}", "{}"),
+        ("{{ row.id }}", "{plain: 1, listed: [a, b]}"),
+        ("{{ row.items }}", "{}"),  # a column named as a dict method: the cell, as the lookup
+        ("{{ row.id | string }}", "{}"),  # a filter: not the plain path, rendered
+    ],
+)
+def test_row_keys_read_from_the_row_are_the_rendered_keys(
+    tmp_path: Path, key: str, vars_: str
+) -> None:
+    column = "items" if "items" in key else "id"
+    rows = [{column: cell, "n": 1} for cell in KEY_CELLS] + [{"n": 1}]  # last: no such column
+    run = _prepared(tmp_path, rows, key, vars_)
+    for row in run.data.rows() if run.data else []:
+        expected = _rendered_key(run, row, key)
+        try:
+            got: Any = run.row_key(row, run.base_context(row))
+        except TemplateError as exc:
+            got = ("error", str(exc))
+        assert got == expected and type(got) is type(expected), (row, got, expected)
+    # The pre-pass keyed every row as the run does: 7 is "7" (row 6), as are rows 7 and 14;
+    # row 13 repeats row 1's "a".
+    assert sorted(run.dropped_rows) == [7, 13, 14], run.dropped_rows
+
+
+def test_the_pre_pass_keys_no_row_whose_context_fails(tmp_path: Path) -> None:
+    # Row 2's var divides by zero: its context fails, so it has no key in the pre-pass (it
+    # fails when it runs) and is not taken for a duplicate of row 1.
+    rows = [{"id": "a", "n": 1}, {"id": "a", "n": 0}, {"id": "b", "n": 1}, {"id": "b", "n": 2}]
+    run = _prepared(tmp_path, rows, "{{ row.id }}", "{inverse: '{{ 10 // row.n }}'}")
+    assert run.dropped_rows.keys() == {4}
