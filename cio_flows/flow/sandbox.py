@@ -17,7 +17,7 @@ import re
 import string
 import threading
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from functools import wraps
 from typing import Any
 
@@ -46,23 +46,43 @@ MAX_JSON_INDENT = 64
 
 # --- the render budget -------------------------------------------------------------------------
 
-_budget = threading.local()  # renders run on many threads (workers) at once
+
+class _Budget(threading.local):
+    """Operations left to the render running on this thread; None outside one. (A class
+    default, so that a thread that never rendered reads None without an AttributeError raised
+    and caught on every filter call.)"""
+
+    left: int | None = None
 
 
-@contextmanager
-def render_budget() -> Iterator[None]:
-    """A budget of MAX_OPERATIONS for the render done inside, on this thread. Outside one
-    (the generated renderers' inlined `{{ row.x | filter }}`), nothing is counted: a fixed
-    chain of filters cannot loop."""
-    _budget.left = MAX_OPERATIONS
-    try:
-        yield
-    finally:
+_budget = _Budget()  # renders run on many threads (workers) at once
+
+
+class _RenderBudget:
+    """`with render_budget():` as a plain class (a generator context manager costs a
+    microsecond a render, and conditions render once a row)."""
+
+    __slots__ = ()
+
+    def __enter__(self) -> None:
+        _budget.left = MAX_OPERATIONS
+
+    def __exit__(self, *exc_info: object) -> None:
         _budget.left = None
 
 
+_RENDER_BUDGET = _RenderBudget()
+
+
+def render_budget() -> AbstractContextManager[None]:
+    """A budget of MAX_OPERATIONS for the render done inside, on this thread. Outside one
+    (the generated renderers' inlined `{{ row.x | filter }}`), nothing is counted: a fixed
+    chain of filters cannot loop."""
+    return _RENDER_BUDGET
+
+
 def _charge(count: int = 1) -> None:
-    left = getattr(_budget, "left", None)
+    left = _budget.left
     if left is None:
         return
     left -= count
@@ -309,13 +329,19 @@ def _shape(value: Any) -> tuple[int, int]:
     return size, depth
 
 
+# Filters whose arguments are checked before they run (the others: only their result).
+_ARGUMENT_CHECKS = frozenset({*_SIZE_ARGUMENTS, "format", "join", "replace", *_TEXT_CHECKS})
+
+
 def _guard_filter(name: str, function: Any) -> Any:
     """The filter, checking its arguments before and its result after."""
+    # Filters marked pass_environment/pass_context get it first; the value follows.
+    offset = 1 if hasattr(function, "jinja_pass_arg") else 0
+    if name not in _ARGUMENT_CHECKS:
+        return _guard_result(function, offset)
 
     @wraps(function)
     def guarded(*args: Any, **kwargs: Any) -> Any:
-        # Filters marked pass_environment/pass_context get it first; the value follows.
-        offset = 1 if hasattr(function, "jinja_pass_arg") else 0
         refuse_secrets(*args[offset:], *kwargs.values())
         rest = args[offset + 1 :]
         if name in _SIZE_ARGUMENTS:
@@ -332,6 +358,23 @@ def _guard_filter(name: str, function: Any) -> Any:
             _check_replace(args[offset], args[offset + 1], args[offset + 2])
         if name in _TEXT_CHECKS and len(args) > offset:
             _TEXT_CHECKS[name](args[offset], *rest, **kwargs)
+        _charge()
+        return check_size(function(*args, **kwargs))
+
+    return guarded
+
+
+def _guard_result(function: Any, offset: int) -> Any:
+    """A filter with no argument to check first (`float`, `lower`): what `guarded` does for
+    it, without the per-call branching (it runs once a row in `{{ row.x | float }}`)."""
+
+    @wraps(function)
+    def guarded(*args: Any, **kwargs: Any) -> Any:
+        for value in args[offset:]:
+            if type(value) is SecretText:
+                raise value.refusal()
+        if kwargs:
+            refuse_secrets(*kwargs.values())
         _charge()
         return check_size(function(*args, **kwargs))
 

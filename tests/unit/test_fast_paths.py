@@ -10,16 +10,19 @@ from __future__ import annotations
 import copy
 import json
 import math
+import threading
 import uuid
 from pathlib import Path
 from typing import Any
 
 import fastjsonschema
 import pytest
+from jinja2.sandbox import SecurityError
 
-from cio_flows.errors import TemplateError
-from cio_flows.flow.jinja_env import OMIT, drop_omitted
+from cio_flows.errors import TemplateError, TemplateLimitError
+from cio_flows.flow.jinja_env import ENVIRONMENT, OMIT, drop_omitted
 from cio_flows.flow.loader import load_flow
+from cio_flows.flow.sandbox import MAX_OPERATIONS, MAX_SIZE, SecretText, render_budget
 from cio_flows.flow.schemas import without_negated_if
 from cio_flows.flow.templating import compile_payload, compile_value, render_string
 from cio_flows.run.keys import step_keys
@@ -283,3 +286,28 @@ def test_the_pre_pass_keys_no_row_whose_context_fails(tmp_path: Path) -> None:
     rows = [{"id": "a", "n": 1}, {"id": "a", "n": 0}, {"id": "b", "n": 1}, {"id": "b", "n": 2}]
     run = _prepared(tmp_path, rows, "{{ row.id }}", "{inverse: '{{ 10 // row.n }}'}")
     assert run.dropped_rows.keys() == {4}
+
+
+def test_filters_without_argument_checks_still_refuse_secrets_and_check_results() -> None:
+    secret = SecretText("GITHUB_TOKEN", "s3cret")
+    for name in ("lower", "float", "trim", "string"):
+        with pytest.raises(SecurityError, match="GITHUB_TOKEN is secret"):
+            ENVIRONMENT.filters[name](secret)
+    with pytest.raises(SecurityError):  # a secret as a keyword argument
+        ENVIRONMENT.filters["default"]("", default_value=secret)
+    with pytest.raises(TemplateLimitError):  # the result is checked after
+        ENVIRONMENT.filters["reverse"]("x" * (MAX_SIZE + 1))
+
+
+def test_filters_count_against_the_render_budget_only_inside_a_render() -> None:
+    results: list[Any] = []
+    worker = threading.Thread(target=lambda: results.append(ENVIRONMENT.filters["float"]("1.5")))
+    worker.start()
+    worker.join()
+    assert results == [1.5]  # a thread that never rendered: nothing counted, no error
+    with render_budget():
+        for _ in range(MAX_OPERATIONS):
+            ENVIRONMENT.filters["lower"]("A")
+        with pytest.raises(TemplateLimitError, match="loop steps and calls"):
+            ENVIRONMENT.filters["lower"]("A")
+    assert ENVIRONMENT.filters["lower"]("A") == "a"  # the budget ended with the render
