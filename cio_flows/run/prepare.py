@@ -261,7 +261,10 @@ class PreparedRun:
         if self.data is not None:
             keyed = bool(self.flow.for_each and self.flow.for_each.key)
             on_duplicate = self.flow.for_each.on_duplicate_key if self.flow.for_each else "fail"
-            checked = self.data.check_keys(self._data_row_key if keyed else None, on_duplicate)
+            column = self._key_column if self._prepass_plain_key else None
+            checked = self.data.check_keys(
+                self._data_row_key if keyed else None, on_duplicate, key_column=column
+            )
             self.row_count, self.dropped_rows = checked.count, checked.dropped
             if self.options.rows is not None:
                 self.row_count = self._count_in_slice(checked.count + len(checked.dropped))

@@ -19,12 +19,14 @@ from typing import TYPE_CHECKING, Any, BinaryIO, TextIO, TypeVar
 import ijson
 
 from ..errors import DataFileError, Location
+from ..flow.sandbox import MAX_SIZE
 from .row_nesting import MAX_ROW_DEPTH, NestingGuard, NestingScan, check_line_nesting
 
 if TYPE_CHECKING:
     from _csv import Reader as CsvReader
 
 _Handle = TypeVar("_Handle", BinaryIO, TextIO)
+_Made = TypeVar("_Made")
 
 FORMATS = {
     ".csv": "csv",
@@ -116,16 +118,20 @@ class DataSource:
         """
         return self.check_keys(key_of, "fail").count
 
-    def check_keys(self, key_of: KeyOf | None, on_duplicate: str = "fail") -> Checked:
+    def check_keys(
+        self, key_of: KeyOf | None, on_duplicate: str = "fail", key_column: str | None = None
+    ) -> Checked:
         """As check(); duplicate keys are refused ("fail") or all but the first or the last row
-        of each key are left out ("first", "last"), each of them named in `Checked.dropped`."""
+        of each key are left out ("first", "last"), each of them named in `Checked.dropped`.
+
+        key_column: a column whose cell, when a string of at most MAX_SIZE characters, is what
+        key_of gives (a `{{ row.x }}` key): a CSV's rows are then keyed without being built."""
         if key_of is None:
             return Checked(sum(1 for _ in self.rows()))
         hashes = _KeyHashes()
         count = 0
-        for row in self.rows():
+        for key in self._row_keys(key_of, key_column):
             count += 1
-            key = key_of(row)
             if key is not None:
                 hashes.add(key)
         suspects = hashes.colliding()
@@ -146,6 +152,14 @@ class DataSource:
                         f" line {kept.line}, kept (on_duplicate_key: {on_duplicate})"
                     )
         return Checked(count - len(dropped), dropped)
+
+    def _row_keys(self, key_of: KeyOf, key_column: str | None) -> Iterator[str | None]:
+        """Every row's key, in file order."""
+        if key_column is not None and self.format == "csv":
+            yield from self._csv_keys(key_of, key_column)
+            return
+        for row in self.rows():
+            yield key_of(row)
 
     def _duplicates(self, key_of: KeyOf, suspects: set[int]) -> dict[str, list[Row]]:
         """Second pass over the rows whose key hash collided: every key on two rows or more,
@@ -252,7 +266,35 @@ class DataSource:
         return header
 
     def _csv_records(self, reader: CsvReader, header: list[str]) -> Iterator[Row]:
-        width = len(header)
+        yield from self._csv_cells(
+            reader,
+            len(header),
+            lambda number, line, record: Row(number, line, _mapping(header, record)),
+        )
+
+    def _csv_keys(self, key_of: KeyOf, column: str) -> Iterator[str | None]:
+        """Each row's key as `_row_keys` gives it, the cell itself when it is the key: no row
+        mapping is built for the pre-pass, and the checks and errors are the rows' own."""
+        with self._text() as handle:
+            reader = csv.reader(handle, strict=True)
+            header = self._csv_header(reader)
+            if column not in header:  # key_of says what a missing column makes of a key
+                yield from map(key_of, self._csv_records(reader, header))
+                return
+            index = header.index(column)
+
+            def key(number: int, line: int, record: list[str]) -> str | None:
+                cell = record[index]
+                if len(cell) <= MAX_SIZE:
+                    return cell
+                return key_of(Row(number, line, _mapping(header, record)))
+
+            yield from self._csv_cells(reader, len(header), key)
+
+    def _csv_cells(
+        self, reader: CsvReader, width: int, make: Callable[[int, int, list[str]], _Made]
+    ) -> Iterator[_Made]:
+        """make(number, line, cells) for each record, once its cells are counted."""
         number = 0
         start = reader.line_num + 1  # where the next record starts: a quoted cell may span lines
         try:
@@ -261,7 +303,7 @@ class DataSource:
                     number += 1
                     if len(record) != width:
                         raise self._cell_count_error(start, number, width, len(record))
-                    yield Row(number, start, dict(zip(header, record, strict=True)))
+                    yield make(number, start, record)
                 start = reader.line_num + 1
         except csv.Error as exc:
             raise self._csv_error(exc, start, number + 1) from None
@@ -406,6 +448,11 @@ class DataSource:
                 f"invalid JSON: {_first_line(exc)}",
                 location=Location(self.shown, line, 1),
             ) from None
+
+
+def _mapping(header: list[str], record: list[str]) -> dict[str, str]:
+    """A CSV row's mapping; its cells were counted (strict=True would count them again)."""
+    return dict(zip(header, record, strict=False))
 
 
 class _ItemBuilder:

@@ -19,14 +19,16 @@ import fastjsonschema
 import pytest
 from jinja2.sandbox import SecurityError
 
-from cio_flows.errors import TemplateError, TemplateLimitError
+from cio_flows.errors import DataFileError, TemplateError, TemplateLimitError
 from cio_flows.flow.jinja_env import ENVIRONMENT, OMIT, drop_omitted
 from cio_flows.flow.loader import load_flow
 from cio_flows.flow.sandbox import MAX_OPERATIONS, MAX_SIZE, SecretText, render_budget
 from cio_flows.flow.schemas import without_negated_if
 from cio_flows.flow.templating import compile_payload, compile_value, render_string
+from cio_flows.run import rows as rows_module
 from cio_flows.run.keys import step_keys
 from cio_flows.run.prepare import PreparedRun, RunOptions
+from cio_flows.run.rows import DataSource
 from cio_flows.wire import kinds
 from cio_flows.wire.types import StepKeys
 
@@ -311,3 +313,68 @@ def test_filters_count_against_the_render_budget_only_inside_a_render() -> None:
         with pytest.raises(TemplateLimitError, match="loop steps and calls"):
             ENVIRONMENT.filters["lower"]("A")
     assert ENVIRONMENT.filters["lower"]("A") == "a"  # the budget ended with the render
+
+
+CORPUS = Path(__file__).resolve().parent.parent / "corpus" / "data"
+
+CSV_FILES = {
+    "plain.csv": "id,email\nu1,a\nu2,b\n",
+    "duplicates.csv": 'id,email\nu1,a\n\nu2,b\nu1,c\n"u2",d\nu3,e\nu1,f\n',
+    "quoted.csv": 'id,note\n"u\n1","two\nlines"\nu2,x\n"u\n1",y\n',
+    "unicode.csv": "\ufeffid,n\nü-漢字-😀,1\n😀,2\nü-漢字-😀,3\n,4\n,5\n",
+    "no_key_column.csv": "email,n\na,1\na,2\n",
+    "short_row.csv": "id,email\nu1,a\nu2\nu1,c\n",
+    "late_quote.csv": 'id,email\nu1,a\nu1,"b\n',
+    "bad_utf8.csv": b"id,email\nu1,a\nu\xff2,b\n",
+    "empty.csv": "",
+    "header_only.csv": "id,email\n",
+}
+
+
+def _key_by_column(row: Any) -> str | None:
+    """What a `{{ row.id }}` key gives when the cell is there (the test's stand-in for
+    PreparedRun's key); None when the column is missing."""
+    return row.data.get("id")
+
+
+def _checked(source: DataSource, on_duplicate: str, column: str | None) -> Any:
+    try:
+        checked = source.check_keys(_key_by_column, on_duplicate, key_column=column)
+    except DataFileError as exc:
+        return ("error", str(exc), exc.row)
+    return ("ok", checked.count, checked.dropped)
+
+
+@pytest.mark.parametrize("on_duplicate", ["fail", "first", "last"])
+def test_csv_keys_read_from_the_column_check_as_the_rows_do(
+    tmp_path: Path, on_duplicate: str
+) -> None:
+    paths = [p for p in sorted(CORPUS.glob("*.csv"))]
+    for name, text in CSV_FILES.items():
+        path = tmp_path / name
+        if isinstance(text, bytes):
+            path.write_bytes(text)
+        else:
+            path.write_text(text, encoding="utf-8")
+        paths.append(path)
+    for path in paths:
+        source = DataSource(path)
+        by_rows = _checked(source, on_duplicate, None)
+        assert _checked(source, on_duplicate, "id") == by_rows, path.name
+
+
+def test_a_csv_pre_pass_by_column_builds_no_row(tmp_path: Path, monkeypatch: Any) -> None:
+    path = tmp_path / "users.csv"
+    path.write_text("id,n\n" + "".join(f"u{i},{i}\n" for i in range(50)), encoding="utf-8")
+    built: list[int] = []
+    real_row = rows_module.Row
+
+    def counting_row(number: int, line: int, data: dict[str, Any]) -> Any:
+        built.append(number)
+        return real_row(number, line, data)
+
+    monkeypatch.setattr(rows_module, "Row", counting_row)
+    assert DataSource(path).check_keys(_key_by_column, "fail", key_column="id").count == 50
+    assert built == []
+    assert DataSource(path).check_keys(_key_by_column, "fail").count == 50
+    assert len(built) == 50

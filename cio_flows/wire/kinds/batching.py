@@ -20,7 +20,7 @@ import orjson
 from ...printable import printable
 from ..timestamps import to_unix
 from ..types import Request, StepKeys
-from .people import event_id, track_attributes, with_message_id
+from .people import event_id, track_attributes
 from .registry import BatchItem, get
 
 MAX_BATCH_BYTES = 500 * 1024
@@ -31,8 +31,10 @@ _ENVELOPE_BYTES = len('{"batch":[]}')
 
 def _identify_or_track(kind: str) -> BatchItem:
     def item(payload: dict[str, Any], keys: StepKeys, family: str) -> dict[str, Any] | None:
-        if family == "pipelines":
-            return {"type": kind, **with_message_id(payload, keys)}
+        if family == "pipelines":  # {"type": kind, **with_message_id(payload, keys)}, one copy
+            if "messageId" in payload:
+                return {"type": kind, **payload}
+            return {"type": kind, **payload, "messageId": keys.message_id}
         if "userId" not in payload:  # Track v2 needs a person; anonymous events go one by one
             return None
         entry: dict[str, Any] = {"type": "person", "identifiers": {"id": str(payload["userId"])}}
