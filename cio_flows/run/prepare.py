@@ -377,6 +377,9 @@ class PreparedRun:
             yield None
             return
         dropped, last = self.dropped_rows, (self.options.rows or (None, None))[1]
+        if not dropped and not self.unchanged_rows and self.options.rows is None:
+            yield from self.data.rows()  # every row: nothing to look up per row
+            return
         for row in self.data.rows():
             if last is not None and row.number > last:
                 return  # --rows: the slice is over, the rest of the file is not read
