@@ -549,6 +549,8 @@ def to_json(value: Any) -> Any:
         return value  # the common cases, without a walk
     if kind is int and value.bit_length() <= MAX_INT_BITS:
         return value
+    if kind is float and math.isfinite(value):  # `{{ row.amount | float }}`
+        return value
     if isinstance(value, list | tuple | Mapping):
         check_size(value)
     return _convert(value)
