@@ -30,6 +30,7 @@ from cio_flows.run.keys import step_keys
 from cio_flows.run.prepare import PreparedRun, RunOptions
 from cio_flows.run.rows import DataSource
 from cio_flows.wire import kinds
+from cio_flows.wire.kinds.batching import encode_item
 from cio_flows.wire.types import StepKeys
 
 
@@ -378,3 +379,20 @@ def test_a_csv_pre_pass_by_column_builds_no_row(tmp_path: Path, monkeypatch: Any
     assert built == []
     assert DataSource(path).check_keys(_key_by_column, "fail").count == 50
     assert len(built) == 50
+
+
+ITEMS: list[Any] = [
+    {"type": "identify", "userId": "u1", "messageId": "6ae5ec84-ddb7-518d-ab93-07721f6910fa"},
+    {"amount": 1.99, "tiny": [1e-05, 7e-05, 1e-07, 0.00001, 5e-324], "big": [1e16, 1.5e300]},
+    {"odd": [float("nan"), float("inf"), -float("inf"), -0.0, 0.0], "none": None},
+    {"text": "e-5, 0.0000 null", "keys": {"e-7}": "x"}, "ü": '漢字😀\u2028\x00\x1f"\\/'},
+    {"int": 2**70, "neg": -(2**64), "bool": [True, False], "nested": [[{"a": [1, 2.5]}]]},
+    {1: "an int key", 2.5: "a float key", None: "a null key", False: "a bool key"},
+    {"x": 100000000000000000000.0, "y": 1e21, "z": 123456789.123456789},
+]
+
+
+@pytest.mark.parametrize("item", ITEMS)
+def test_batch_items_encode_as_json_dumps_does(item: Any) -> None:
+    expected = json.dumps(item, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    assert encode_item(item) == expected
