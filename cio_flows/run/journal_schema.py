@@ -115,7 +115,6 @@ def open_database(path: Path) -> sqlite3.Connection:
         db.execute("PRAGMA synchronous=NORMAL")
         db.execute("PRAGMA busy_timeout=5000")
         _check_intact(db)
-        _check_intact(db)
         db.executescript(_SCHEMA)
         _check_writable(db)
     except sqlite3.Error as exc:
@@ -149,9 +148,6 @@ def sqlite_reason(exc: sqlite3.Error) -> str:
         return "is not a SQLite database (not a cio-flows journal?)"
     if name.startswith("SQLITE_READONLY"):
         return "is read-only: a run must record what it sends"
-    if name.startswith("SQLITE_CORRUPT") or str(exc).startswith("is damaged"):
-        text = str(exc) if str(exc).startswith("is damaged") else f"is damaged ({exc})"
-        return f"{text}: restore it or start a new run with another --journal"
     if name.startswith("SQLITE_CORRUPT") or str(exc).startswith("is damaged"):
         text = str(exc) if str(exc).startswith("is damaged") else f"is damaged ({exc})"
         return f"{text}: restore it or start a new run with another --journal"
