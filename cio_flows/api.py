@@ -142,7 +142,7 @@ def run_flow(
         if options.changed and session.path is not None:
             # every row hashed before sending, to leave out those whose hashes equal the last
             # passed run's; the hashes are kept then (a resume keeps them for all rows too)
-            hashed = hash_rows(run, session.path, changed_only=True)
+            hashed = hash_rows(run, session.path, changed_only=True, checked=True)
             if hashed.not_kept:  # said before the first row, as --changed's note is
                 run.notes.append(f"journal {session.path}: {hashed.not_kept}")
             run.leave_out(hashed.unchanged, hashed.note())

@@ -144,8 +144,8 @@ class RequestHasher:
 class RequestHashes:
     """The journal's request_hashes table, on a connection of its own (`--changed`)."""
 
-    def __init__(self, path: Path) -> None:
-        self.db = open_database(path)
+    def __init__(self, path: Path, *, checked: bool = False) -> None:
+        self.db = open_database(path, checked=checked)
 
     def close(self) -> None:
         self.db.close()
@@ -186,16 +186,21 @@ class RequestHashes:
 
 
 def hash_rows(
-    run: PreparedRun, journal: Path, *, changed_only: bool, record: bool = True
+    run: PreparedRun,
+    journal: Path,
+    *,
+    changed_only: bool,
+    record: bool = True,
+    checked: bool = False,
 ) -> ChangedRows:
     """Hash every row before sending (`--changed`); with record, keep the hashes in the
     journal; with changed_only, find the rows whose hashes equal the last passed run's, which
-    the run then leaves out."""
+    the run then leaves out. `checked`: the run's Journal has just checked the file intact."""
     found = ChangedRows()
     if run.data is None:
         return found
     try:
-        table = RequestHashes(journal)
+        table = RequestHashes(journal, checked=checked)
     except sqlite3.Error:
         return found
     try:

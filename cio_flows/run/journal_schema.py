@@ -98,8 +98,9 @@ def default_journal_path() -> Path:
     return user_data_path("cio-flows", appauthor=False) / "journal.db"
 
 
-def open_database(path: Path) -> sqlite3.Connection:
-    """Open, create and check the journal for writing; JournalError says why not."""
+def open_database(path: Path, *, checked: bool = False) -> sqlite3.Connection:
+    """Open, create and check the journal for writing; JournalError says why not. `checked`:
+    this process checked the file intact moments ago (quick_check reads all of it)."""
     if path.is_dir():
         raise JournalError(path, "is a directory, not a journal file")
     if path.exists() and not (os.access(path, os.W_OK) and path.stat().st_mode & 0o222):
@@ -114,7 +115,8 @@ def open_database(path: Path) -> sqlite3.Connection:
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=NORMAL")
         db.execute("PRAGMA busy_timeout=5000")
-        _check_intact(db)
+        if not checked:
+            _check_intact(db)
         db.executescript(_SCHEMA)
         _check_writable(db)
     except sqlite3.Error as exc:
