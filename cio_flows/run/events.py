@@ -98,7 +98,7 @@ class Failure:
         return self.message
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class StepFinished:
     step: Step
     row_number: int | None
@@ -114,6 +114,39 @@ class StepFinished:
     # The hash of the step's request for this row, kept by the journal for `run --changed`
     # (run/changed.py); None when the run keeps none (or a resume replayed the step).
     request_hash: int | None = None
+
+    def __init__(
+        self,
+        step: Step,
+        row_number: int | None,
+        row_key: str | None,
+        status: Status,
+        elapsed: float,
+        attempts: int = 0,
+        error: str | None = None,
+        detail: Any = None,
+        saved: Any = None,
+        failure: Failure | None = None,
+        once_key: str | None = None,
+        request_hash: int | None = None,
+    ) -> None:
+        """The dataclass's own __init__, filling the frozen instance's dict in one update
+        rather than one object.__setattr__ a field (1.5 -> 0.6 us; one is made per event).
+        A test keeps these parameters the fields, in order, with their defaults."""
+        self.__dict__.update(
+            step=step,
+            row_number=row_number,
+            row_key=row_key,
+            status=status,
+            elapsed=elapsed,
+            attempts=attempts,
+            error=error,
+            detail=detail,
+            saved=saved,
+            failure=failure,
+            once_key=once_key,
+            request_hash=request_hash,
+        )
 
 
 @dataclass(frozen=True)

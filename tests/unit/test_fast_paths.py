@@ -8,10 +8,12 @@ types, same error, and no container shared with the row.
 from __future__ import annotations
 
 import copy
+import inspect
 import json
 import math
 import threading
 import uuid
+from dataclasses import MISSING, FrozenInstanceError, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +28,7 @@ from cio_flows.flow.sandbox import MAX_OPERATIONS, MAX_SIZE, SecretText, render_
 from cio_flows.flow.schemas import without_negated_if
 from cio_flows.flow.templating import compile_payload, compile_value, render_string
 from cio_flows.run import rows as rows_module
+from cio_flows.run.events import StepFinished
 from cio_flows.run.keys import step_keys
 from cio_flows.run.prepare import PreparedRun, RunOptions
 from cio_flows.run.rows import DataSource
@@ -396,3 +399,18 @@ ITEMS: list[Any] = [
 def test_batch_items_encode_as_json_dumps_does(item: Any) -> None:
     expected = json.dumps(item, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
     assert encode_item(item) == expected
+
+
+def test_step_finished_takes_its_fields_as_a_dataclass_would() -> None:
+    parameters = list(inspect.signature(StepFinished.__init__).parameters.values())[1:]
+    assert [(p.name, p.default) for p in parameters] == [
+        (f.name, inspect.Parameter.empty if f.default is MISSING else f.default)
+        for f in fields(StepFinished)
+    ]
+    values = {f.name: object() for f in fields(StepFinished)}
+    event = StepFinished(**values)
+    assert all(getattr(event, name) is value for name, value in values.items())
+    assert event == StepFinished(*values.values())
+    assert replace(event, status="x").status == "x"
+    with pytest.raises(FrozenInstanceError):
+        event.status = "x"  # type: ignore[misc]
