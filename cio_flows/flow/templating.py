@@ -70,6 +70,37 @@ def row_column(source: str) -> str | None:
     return spec[0][1]
 
 
+# What a row_lookup gives for a row it leaves to the general way (render_string).
+NOT_PLAIN: Any = object()
+
+
+def row_lookup(source: str) -> Callable[[Any], Any] | None:
+    """For a template that is `{{ row.a.b | f | g }}` (filters that need no context): a
+    function of a row's data giving what rendering the template in the row's context gives,
+    or NOT_PLAIN for a row the general way must render (a field missing or not in a plain
+    mapping, a filter's error, a result that is not JSON), which then also raises the error.
+    None for other templates. Only the row is read: a caller keeps `row` from being shadowed."""
+    spec = _lookup_spec(source)
+    if spec is None or len(spec[0]) < 2 or spec[0][0] != "row":
+        return None
+    path, filters = spec[0][1:], spec[1]
+
+    def lookup(data: Any) -> Any:
+        value = data
+        for part in path:  # as the `{{ a.b }}` lookup walks it (compile_template)
+            if type(value) is not dict or part not in value:
+                return NOT_PLAIN
+            value = value[part]
+        try:
+            for apply in filters:
+                value = apply(value)
+            return to_json(value)
+        except Exception:
+            return NOT_PLAIN
+
+    return lookup
+
+
 @lru_cache(maxsize=4096)
 def compile_template(source: str) -> Compiled:
     """Compile once; raises jinja2.TemplateSyntaxError."""

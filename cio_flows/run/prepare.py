@@ -22,9 +22,10 @@ from ..flow.composition import ScopeContexts
 from ..flow.jinja_env import HELPERS, Helpers
 from ..flow.model import Flow, ForEach, Step
 from ..flow.payloads import check_payload
-from ..flow.sandbox import MAX_SIZE, TemplateEnv
+from ..flow.sandbox import TemplateEnv
 from ..flow.template_checks import iter_templates, row_fields
 from ..flow.templating import (
+    NOT_PLAIN,
     Locate,
     Renderer,
     compile_payload,
@@ -34,6 +35,7 @@ from ..flow.templating import (
     render_string,
     render_value,
     row_column,
+    row_lookup,
 )
 from ..redact import Redactor, environ_secrets
 from ..wire import kinds
@@ -137,10 +139,14 @@ class PreparedRun:
         }
         # Vars in order, --var values as given; compiled once, rendered per row.
         self._var_renderers = [(name, self._var_renderer(name, value)) for name, value in flow.vars]
-        self._key_column = self._plain_key_column()
-        # The pre-pass reads such a key without building the row's context, when building it
-        # could neither fail (the row's key is then None) nor record a helper source.
-        self._prepass_plain_key = self._key_column is not None and self._context_cannot_fail()
+        # A key like `{{ row.x }}` or `{{ row.email | lower }}` is read from the row itself;
+        # the pre-pass then builds no context for it when building one could neither fail
+        # (the row's key is then None) nor record a helper source.
+        key = self._key_reading_the_row()
+        self._key_lookup = row_lookup(key) if key else None
+        self._prepass_plain_key = self._key_lookup is not None and self._context_cannot_fail()
+        # `{{ row.x }}`: a CSV's pre-pass reads the cell (DataSource.check_keys).
+        self._key_column = row_column(key) if key else None
         self._check_data_rows()  # after the vars: a row key may use them
         # Compiled once per step: rendering a row walks no YAML and computes no positions.
         self._payload_locators = {step.key: self._payload_locator(step) for step in flow.all_steps}
@@ -298,24 +304,21 @@ class PreparedRun:
         except FlowInputError:  # that row fails on its own when it runs
             return None
 
-    def _plain_key_column(self) -> str | None:
-        """The column of a `key: "{{ row.x }}"` that reads the row itself (no var or context
-        name `row` hides it), else None."""
+    def _key_reading_the_row(self) -> str | None:
+        """The for_each key, when no var or context name `row` hides the row from it."""
         spec = self.flow.for_each
         if spec is None or not spec.key or "row" in self.options.context:
             return None
         if any(name == "row" for name, _ in self.flow.vars):
             return None
-        return row_column(spec.key)
+        return spec.key
 
     def _plain_key(self, row: Row) -> str | None:
-        """The row's key read from its column, when that is what rendering the key gives (a
-        string cell of a plain mapping, as the `{{ a.b }}` lookup reads it), else None."""
-        data, column = row.data, self._key_column
-        if type(data) is not dict or column not in data:
-            return None
-        value = data[column]
-        return value if type(value) is str and len(value) <= MAX_SIZE else None
+        """The row's key read from the row, as rendering the key gives it; None when the row
+        must be rendered the general way (which raises its error, if any)."""
+        assert self._key_lookup is not None
+        value = self._key_lookup(row.data)
+        return None if value is NOT_PLAIN else str(value)
 
     def _context_cannot_fail(self) -> bool:
         """Whether base_context can neither fail nor record: no helper source, and every var
@@ -408,7 +411,7 @@ class PreparedRun:
     def row_key(self, row: Row | None, context: dict[str, Any]) -> str:
         if row is None:
             return "-"
-        if self._key_column is not None:
+        if self._key_lookup is not None:
             key = self._plain_key(row)
             if key is not None:  # what the template renders, without rendering it
                 return key
