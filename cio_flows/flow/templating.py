@@ -147,18 +147,23 @@ def _render_text(template: Template, context: dict[str, Any]) -> str:
 def _compile_lookup(source: str, path: list[str], filters: list[Filter]) -> Compiled:
     """A dotted path over mappings, then plain filters; anything else takes Jinja's own way."""
     slow = _compile_jinja(source)
+    return Compiled(source, _lookup_render(path, filters, slow.render), slow.ast)
 
+
+def _lookup_render(
+    path: list[str], filters: list[Filter], slow: Callable[[dict[str, Any]], Any]
+) -> Callable[[dict[str, Any]], Any]:
     def lookup(context: dict[str, Any]) -> Any:
         value: Any = context
         for part in path:
             if type(value) is not dict or part not in value:
-                return slow.render(context)  # Jinja raises the proper undefined error
+                return slow(context)  # Jinja raises the proper undefined error
             value = value[part]
         for apply in filters:
             value = apply(value)
         return value
 
-    return Compiled(source, lookup, slow.ast)
+    return lookup
 
 
 Locate = Callable[[Path_], Location]
@@ -301,4 +306,9 @@ def _condition(source: str) -> Compiled | None:
             value._fail_with_undefined_error()
         return value
 
+    spec = _lookup_spec("{{ " + expr + " }}")
+    # `when: row.vip`: looked up without a Jinja context (9 us) when that reads what Jinja
+    # reads: a name that is also a dict attribute (`row.items`) is Jinja's to resolve.
+    if spec is not None and not any(hasattr(dict, part) for part in spec[0]):
+        return Compiled(source, _lookup_render(*spec, render_native), ast)
     return Compiled(source, render_native, ast)

@@ -24,9 +24,20 @@ from jinja2.sandbox import SecurityError
 from cio_flows.errors import DataFileError, TemplateError, TemplateLimitError
 from cio_flows.flow.jinja_env import ENVIRONMENT, OMIT, drop_omitted
 from cio_flows.flow.loader import load_flow
-from cio_flows.flow.sandbox import MAX_OPERATIONS, MAX_SIZE, SecretText, render_budget
+from cio_flows.flow.sandbox import (
+    MAX_OPERATIONS,
+    MAX_SIZE,
+    SecretText,
+    TemplateEnv,
+    render_budget,
+)
 from cio_flows.flow.schemas import without_negated_if
-from cio_flows.flow.templating import compile_payload, compile_value, render_string
+from cio_flows.flow.templating import (
+    compile_payload,
+    compile_value,
+    evaluate_condition,
+    render_string,
+)
 from cio_flows.run import rows as rows_module
 from cio_flows.run.events import StepFinished
 from cio_flows.run.keys import step_keys
@@ -427,3 +438,45 @@ def test_step_finished_takes_its_fields_as_a_dataclass_would() -> None:
     assert replace(event, status="x").status == "x"
     with pytest.raises(FrozenInstanceError):
         event.status = "x"  # type: ignore[misc]
+
+
+CONDITION_ROWS: list[Any] = [
+    {"vip": "yes", "a": {"b": 0}, "items": "i", "n": "5"},
+    {"vip": "", "a": {"b": [1]}, "items": "", "n": "x"},
+    {"vip": 0, "a": {}, "n": None},
+    {"vip": None, "a": "not a mapping", "n": 2.5},
+    {"vip": ["x"], "a": {"b": {"c": 1}}, "n": []},
+    {},
+]
+
+
+@pytest.mark.parametrize(
+    "condition",
+    [
+        "row.vip",
+        "{{ row.vip }}",
+        " row.vip ",
+        "row.a.b",
+        "row.items",  # a dict attribute: Jinja's to resolve
+        "row.n | int",
+        "row.vip | lower | trim",
+        "row.vip | omit_if_empty",
+        "env.HOME",
+        "steps.saved.id",
+        "run.id",
+    ],
+)
+def test_conditions_looked_up_hold_as_jinja_evaluates_them(condition: str) -> None:
+    # In parentheses the same expression is no lookup: Jinja evaluates it.
+    inner = condition.strip().removeprefix("{{").removesuffix("}}")
+    by_jinja = f"({inner})"
+    for row in [*CONDITION_ROWS, _Text("not a mapping")]:
+        context = {
+            "row": row,
+            "env": TemplateEnv({"HOME": "/home"}),
+            "steps": {"saved": {"id": row.get("vip")} if isinstance(row, dict) else None},
+            "run": {"id": "r1"},
+        }
+        got = _outcome(lambda c: evaluate_condition(condition, c, None), context)
+        expected = _outcome(lambda c: evaluate_condition(by_jinja, c, None), context)
+        assert _same(got[1], expected[1]) and got[0] == expected[0], (row, got, expected)
