@@ -16,7 +16,7 @@ import math
 import re
 import string
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from contextlib import AbstractContextManager
 from functools import wraps
 from typing import Any
@@ -397,6 +397,13 @@ class Sandbox(ImmutableSandboxedEnvironment):
             self.globals.pop(name, None)
         self.globals[COUNTED] = _counted
         self.filters = {name: _guard_filter(name, f) for name, f in self.filters.items()}
+
+    def make_globals(self, d: MutableMapping[str, Any] | None) -> MutableMapping[str, Any]:
+        """A template's globals as one plain dict, not Jinja's ChainMap over the environment's:
+        each render copies them twice (the context, its globals' keys), and a ChainMap copies
+        some ten times slower (4 of the 9 us of `{{ a ~ b }}`). Nothing is lost: the globals
+        are complete before any template is made (jinja_env.py) and never change after."""
+        return {**self.globals, **(d or {})}
 
     def _parse(self, source: str, name: str | None, filename: str | None) -> nodes.Template:
         """The template's tree, each `{% for %}` iterating through _counted (the budget)."""

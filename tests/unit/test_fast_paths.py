@@ -480,3 +480,18 @@ def test_conditions_looked_up_hold_as_jinja_evaluates_them(condition: str) -> No
         got = _outcome(lambda c: evaluate_condition(condition, c, None), context)
         expected = _outcome(lambda c: evaluate_condition(by_jinja, c, None), context)
         assert _same(got[1], expected[1]) and got[0] == expected[0], (row, got, expected)
+
+
+def test_templates_see_the_environment_globals_and_nothing_removed() -> None:
+    template = ENVIRONMENT.from_string("{{ x }}")
+    assert dict(template.globals) == dict(ENVIRONMENT.globals)
+    assert {"now", "unix_now", "uuid", "range", "dict"} <= set(template.globals)
+    for name in ("lipsum", "cycler", "joiner", "namespace"):
+        with pytest.raises(TemplateError, match=f"undefined name '{name}'"):
+            render_string("{{ " + name + "() }}", {}, None)
+    assert render_string("{{ range(3) | list }}", {}, None) == [0, 1, 2]
+    assert render_string("{% for i in range(2) %}{{ i }}{% endfor %}", {}, None) == "01"
+    assert len(render_string("{{ uuid() }}", {}, None)) == 36
+    # A template's own globals stay its own.
+    own = ENVIRONMENT.from_string("{{ extra }}", globals={"extra": 1})
+    assert own.render() == "1" and "extra" not in ENVIRONMENT.globals
