@@ -109,6 +109,7 @@ def run_flow(
     from .reporting.html_report import HtmlReport
     from .reporting.trace import all_of
     from .run.changed import hash_rows
+    from .run.processes import ProcessRun, process_count
     from .run.session import RunSession, sigterm_as_ctrl_c
 
     options = options or RunOptions()
@@ -149,20 +150,30 @@ def run_flow(
         else:  # the run's request hashes travel with its outcomes into the journal
             run.keep_request_hashes = session.path is not None
         settled = session.settle_unknown(run)  # a resume: reads Customer.io for unknown sends
-        summary = execute(
-            run,
-            [
-                *session.listeners(),
-                *reports(options, redact),
-                *([html_report] if html_report else []),
-                *listeners,
-            ],
-            previous=session.previous,
-            resend_unknown=options.resend_unknown,
-            in_flight=session.in_flight(),
-            once=session.once_book(),
-            settled=settled,
-        )
+        others: list[Listener] = reports(options, redact)
+        if html_report is not None:
+            others.append(html_report)
+        others += listeners
+        processes = process_count(run, options.processes, emulated=emulator_root is not None)
+        if processes > 1:
+            summary = ProcessRun(
+                run,
+                processes,
+                session,
+                [*session.listeners(outcomes=False), *others],
+                resend_unknown=options.resend_unknown,
+                settled=settled,
+            ).execute()
+        else:
+            summary = execute(
+                run,
+                [*session.listeners(), *others],
+                previous=session.previous,
+                resend_unknown=options.resend_unknown,
+                in_flight=session.in_flight(),
+                once=session.once_book(),
+                settled=settled,
+            )
         summary = session.settle(summary)
         if after_run is not None and emulator_root is not None:
             after_run(emulator_root)

@@ -99,7 +99,7 @@ class _Recorder(BaseHTTPRequestHandler):
     do_PUT = do_POST
 
 
-def record_run(tmp_path: Path, family: str) -> dict:
+def record_run(tmp_path: Path, family: str, processes: int = 1) -> dict:
     flow = tmp_path / "flow.yaml"
     flow.write_text(FLOW, encoding="utf-8")
     write_data(tmp_path)
@@ -113,7 +113,14 @@ def record_run(tmp_path: Path, family: str) -> dict:
     else:
         environ.update(CUSTOMERIO_SITE_ID="site", CUSTOMERIO_TRACK_TOKEN="token")
     journal = tmp_path / f"journal-{family}.db"
-    options = RunOptions(run_id=RUN_ID, workers=1, batch=True, environ=environ, journal=journal)
+    options = RunOptions(
+        run_id=RUN_ID,
+        workers=1,
+        batch=True,
+        processes=processes,
+        environ=environ,
+        journal=journal,
+    )
     try:
         summary = run_flow(flow, options)
     finally:
@@ -127,13 +134,14 @@ def record_run(tmp_path: Path, family: str) -> dict:
         ).fetchall()
     return {
         "exit_code": summary.exit_code,
+        "processes": summary.processes,
         "requests": handler.requests,
         "journal": [list(o) for o in outcomes],
     }
 
 
-def recorded(tmp_path: Path) -> dict:
-    return {family: record_run(tmp_path, family) for family in ("pipelines", "track")}
+def recorded(tmp_path: Path, processes: int = 1) -> dict:
+    return {family: record_run(tmp_path, family, processes) for family in ("pipelines", "track")}
 
 
 def digest(result: dict) -> dict:
@@ -168,6 +176,20 @@ def test_batched_runs_send_the_golden_requests_and_journal(tmp_path):
         assert got["first_items"] == want["first_items"]
         assert got["journal_failures"] == want["journal_failures"]
         assert got == want, f"{family}: the requests or the journal differ from the golden run"
+
+
+def test_a_run_in_worker_processes_sends_the_golden_requests_and_journal(tmp_path):
+    """Two forked workers (run/processes.py) take alternate chunks: the same batches, ids and
+    journal rows as one process, only in another order."""
+    result = json.loads(json.dumps(recorded(tmp_path, processes=2)).replace(str(tmp_path), "TMP"))
+    golden = json.loads(GOLDEN.read_text(encoding="utf-8"))
+    assert {run["processes"] for run in result.values()} == {2}
+    for family in ("pipelines", "track"):
+        got, want = digest(result)[family], golden[family]
+        assert sorted(got.pop("requests")) == sorted(want.pop("requests"))
+        assert got.pop("first_items") != []
+        want.pop("first_items")
+        assert got == want, f"{family}: the journal differs from the golden run"
 
 
 @pytest.mark.parametrize("family", ["pipelines"])

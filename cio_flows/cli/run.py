@@ -65,6 +65,13 @@ from .options import (
     help="Rows in parallel; steps within a row stay in order.",
 )
 @click.option(
+    "--processes",
+    type=click.IntRange(1, 64),
+    default=None,
+    help="Worker processes for a batched run [default: one per core when the data has 5,000"
+    " rows or more, and the run does not use an emulator of its own].",
+)
+@click.option(
     "--batch/--no-batch",
     default=True,
     show_default=True,
@@ -132,6 +139,7 @@ def run(
     emulator_workspace,
     emulator_ui: bool,
     workers,
+    processes,
     batch,
     resume_id,
     resend_unknown,
@@ -156,6 +164,7 @@ def run(
         rows=rows,
         changed=changed,
         workers=workers,
+        processes=processes,
         batch=batch,
         resume=resume_id,
         resend_unknown=resend_unknown,

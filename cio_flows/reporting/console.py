@@ -116,6 +116,7 @@ class ConsoleReporter:
             f"{s.counts[k]} {k}" for k in (OK, FAILED, UNKNOWN, SKIPPED) if s.counts[k]
         )
         rows = f" over {s.rows} row(s)" if s.rows > 1 else ""
+        rows += f" in {s.processes} processes" if s.processes > 1 else ""
         self._write(
             f"summary: {counts or 'nothing ran'}{rows} in {s.elapsed:.2f} s"
             f" ({s.requests} request(s), {s.retries} retried, {s.throttled} throttled)"

@@ -236,6 +236,7 @@ class JsonReport:
             "requests": s.requests,
             "retries": s.retries,
             "throttled": s.throttled,
+            "processes": s.processes,
             "interrupted": s.interrupted,
             "settled": [dict(item) for item in s.settled],
             "steps": [stats.as_dict(s.elapsed) for stats in c.steps.values()],

@@ -192,6 +192,7 @@ class RunSummary:
     requests: int = 0
     retries: int = 0
     throttled: int = 0
+    processes: int = 1  # worker processes the run used (run/processes.py)
     interrupted: bool = False
     # A second signal: the rows in flight were not waited for. Their sends not safe to repeat
     # are in flight in the journal (unknown on resume); a front door exits at once (os._exit).

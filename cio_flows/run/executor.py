@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import Any
 
@@ -64,8 +64,11 @@ class Executor:
         in_flight: InFlightMarker | None = None,
         once: OnceBook | None = None,
         pipeline: StepPipeline | None = None,
+        share: tuple[int, int] = (0, 1),
     ) -> None:
         self.run = run
+        # (i, n): only chunks c with c % n == i, the share of worker process i of n (processes.py)
+        self.share = share
         self.transport = transport
         self.workers = max(1, workers)
         self.previous = previous
@@ -121,19 +124,7 @@ class Executor:
     # --- the run ----------------------------------------------------------------------------
 
     def execute(self) -> RunSummary:
-        run = self.run
-        targets = {f: run.endpoints.root(f) for f in FAMILIES}
-        self.emit(
-            RunStarted(
-                run.run_id,
-                run.flow.name,
-                str(run.flow.path),
-                run.region,
-                targets,
-                run.row_count,
-                notes=(*run.dropped_rows.values(), *run.notes),
-            )
-        )
+        self.emit(run_started(self.run))
         started = time.monotonic()
         try:
             self._run_rows()
@@ -169,14 +160,10 @@ class Executor:
             for row in self.run.rows():
                 yield self._run_row, row
             return
-        chunk: list[Row | None] = []  # a run without data is one row: None
-        for row in self.run.rows():
-            chunk.append(row)
-            if len(chunk) >= self.chunk_size:
+        mine, processes = self.share
+        for number, chunk in enumerate(chunked(self.run.rows(), self.chunk_size)):
+            if number % processes == mine:
                 yield self._run_chunk, chunk
-                chunk = []
-        if chunk:
-            yield self._run_chunk, chunk
 
     def run_unit(self, unit: Any) -> None:
         """One work item of `units()` (a row, or a chunk of rows when batching), in this thread."""
@@ -325,6 +312,31 @@ class Executor:
             with self.turns.released():
                 outcome = self.pipeline.run_step(step, state)
             yield state, outcome
+
+
+def run_started(run: PreparedRun) -> RunStarted:
+    """What a run announces before its first row."""
+    return RunStarted(
+        run.run_id,
+        run.flow.name,
+        str(run.flow.path),
+        run.region,
+        {family: run.endpoints.root(family) for family in FAMILIES},
+        run.row_count,
+        notes=(*run.dropped_rows.values(), *run.notes),
+    )
+
+
+def chunked(rows: Iterable[Row | None], size: int) -> Iterator[list[Row | None]]:
+    """Rows in lists of `size` (a run without data is one row: None)."""
+    chunk: list[Row | None] = []
+    for row in rows:
+        chunk.append(row)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
 
 
 def _raise_first(done: set[Future[None]]) -> None:

@@ -28,7 +28,8 @@ import socket
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -381,9 +382,30 @@ class Journal:
 
     # --- the engine's listener --------------------------------------------------------------
 
-    def listener(self, run_id: str) -> Callable[[Event], None]:
-        """A listener recording the outcomes of run `run_id` as the engine emits them."""
-        return journal_listener(self, run_id)
+    def listener(
+        self, run_id: str, *, outcomes: bool = True, run: bool = True
+    ) -> Callable[[Event], None]:
+        """A listener recording the outcomes of run `run_id` as the engine emits them (see
+        journal_listener for a run split over processes)."""
+        return journal_listener(self, run_id, outcomes=outcomes, run=run)
+
+    @contextmanager
+    def paused(self) -> Iterator[None]:
+        """No commit (no SQLite call through this journal) while inside."""
+        with self._db_lock:
+            yield
+
+    def attach(self, run_id: str) -> None:
+        """Record outcomes of run `run_id`, which another process of the same run started and
+        holds locked (a worker process: processes.py); committed on the timer as a run's are."""
+        self._start_flusher()
+
+    def count_outcome(self, run_id: str, status: str) -> None:
+        """One more outcome of `run_id`, recorded by a worker process: the progress counts."""
+        with self._buf_lock:
+            live = self._live.get(run_id)
+            if live is not None:
+                live.counts[status] = live.counts.get(status, 0) + 1
 
     def is_running_here(self, run_id: str) -> bool:
         """Whether this journal has started `run_id` and not finished it yet."""

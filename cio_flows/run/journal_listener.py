@@ -25,11 +25,26 @@ if TYPE_CHECKING:
 ROW_ERROR, RUN_ERROR = "(row)", "(run)"
 
 
-def journal_listener(journal: Journal, run_id: str) -> Callable[[Event], None]:
-    """A listener recording the outcomes of run `run_id` as the engine emits them."""
+def journal_listener(
+    journal: Journal, run_id: str, *, outcomes: bool = True, run: bool = True
+) -> Callable[[Event], None]:
+    """A listener recording the outcomes of run `run_id` as the engine emits them.
+
+    A run in several processes (processes.py) splits the work: each worker process records
+    its rows' outcomes (`run=False`), the parent the run's start, progress and end
+    (`outcomes=False`).
+    """
 
     def listen(event: Event) -> None:
-        if isinstance(event, StepFinished):
+        if isinstance(event, StepFinished) and not outcomes:
+            journal.count_outcome(run_id, event.status)
+        elif isinstance(event, RowFailed) and not outcomes:
+            journal.count_outcome(run_id, FAILED)
+        elif not run and isinstance(event, RunFinished):
+            journal.flush()
+        elif not run and isinstance(event, RowFinished | RunStarted):
+            pass
+        elif isinstance(event, StepFinished):
             result = event.saved if event.step.save else None
             if event.once_key is not None:  # committed with the outcome, which follows
                 journal.record_once(event.once_key, run_id, event.row_key or "-", event.step.key)

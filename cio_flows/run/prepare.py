@@ -64,6 +64,8 @@ class RunOptions:
     run_id: str | None = None
     workers: int = 8  # rows in parallel; steps within a row stay in order
     batch: bool = True  # coalesce identify/track over rows into batch calls
+    # worker processes of a batched run (run/processes.py); None: one per core for big data
+    processes: int | None = None
     environ: Mapping[str, str] | None = None  # default os.environ
     root: Path | None = None  # where `use:` may read flows (None: flow/loader.py's default)
     transport: TransportSettings = field(default_factory=TransportSettings)

@@ -12,7 +12,7 @@ import signal
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -71,6 +71,7 @@ def stored_options(options: RunOptions) -> dict[str, Any]:
         "database_given": options.database is not None,
         "workers": options.workers,
         "batch": options.batch,
+        "processes": options.processes,
     }
 
 
@@ -81,6 +82,16 @@ def _keepable_url(url: str | None) -> bool:
     _, _, rest = url.partition("://")
     credentials = rest.split("@", 1)[0] if "@" in rest else ""
     return ":" not in credentials
+
+
+@dataclass(frozen=True)
+class WorkerJournal:
+    """What a worker process writes the journal with (RunSession.for_worker)."""
+
+    journal: Journal
+    listener: Listener
+    in_flight: InFlightMarker
+    previous: PreviousLookup | None
 
 
 class RunSession:
@@ -142,10 +153,7 @@ class RunSession:
             if stored.get("data") and query is None:
                 data = Path(stored["data"])
         self._stored_inputs = stored_for(journal.inputs(run_id))
-        self.previous = lambda row_key: {
-            **journal.row_outcomes(run_id, row_key),
-            **self._settled_rows.get(row_key, {}),
-        }
+        self.previous = self.previous_in(journal, run_id)
         rows = options.rows
         if rows is None and stored.get("rows"):
             rows = (stored["rows"][0], stored["rows"][1])  # the slice the run was given
@@ -159,6 +167,14 @@ class RunSession:
             rows=rows,
             changed=options.changed or bool(stored.get("changed")),
         )
+
+    def previous_in(self, journal: Journal, run_id: str) -> PreviousLookup:
+        """Each row's outcomes in the earlier attempt of `run_id`, read through `journal` (a
+        worker process reads through its own), with the unknown sends settled since."""
+        return lambda row_key: {
+            **journal.row_outcomes(run_id, row_key),
+            **self._settled_rows.get(row_key, {}),
+        }
 
     def reconcile(self, run: PreparedRun, flow_path: str | Path) -> Flow | None:
         """On resume, check the flow and data are those of the run resumed: FlowInputError
@@ -223,11 +239,36 @@ class RunSession:
             return None
         return OnceBook(self.journal.once_done, ignore=self.options.ignore_once)
 
-    def listeners(self) -> list[Listener]:
-        """The journal's listener: each (row, step) outcome, and the run's end."""
+    def listeners(self, *, outcomes: bool = True) -> list[Listener]:
+        """The journal's listener: each (row, step) outcome, and the run's end; without
+        `outcomes` (a run in worker processes, which record theirs) the run's progress and end."""
         if self.journal is None or self.run_id is None:
             return []
-        return [self.journal.listener(self.run_id)]
+        return [self.journal.listener(self.run_id, outcomes=outcomes)]
+
+    def for_worker(self) -> WorkerJournal | None:
+        """In a worker process of this run (processes.py): a journal connection of its own,
+        recording its rows' outcomes and in-flight marks; the run stays this session's."""
+        if self.path is None or self.run_id is None:
+            return None
+        journal = Journal(self.path, redactor=self._redactor)
+        journal.attach(self.run_id)
+        previous = None if self.previous is None else self.previous_in(journal, self.run_id)
+        return WorkerJournal(
+            journal,
+            journal.listener(self.run_id, run=False),
+            journal.in_flight_marker(self.run_id),
+            previous,
+        )
+
+    @contextmanager
+    def quiet(self) -> Iterator[None]:
+        """No journal commit in flight meanwhile (forking: SQLite must not be mid-call)."""
+        if self.journal is None:
+            yield
+            return
+        with self.journal.paused():
+            yield
 
     def in_flight(self) -> InFlightMarker | None:
         """Commits each send that is not safe to repeat before it leaves."""

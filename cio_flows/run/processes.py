@@ -1,0 +1,385 @@
+"""A batched run over several processes (`run --processes N`): forked worker processes, each
+rendering, validating and sending its share of the chunks, while this process keeps the run's
+listeners (console, progress bar, reports, the caller's) and the journal's record of the run.
+
+Why: a batched run is Python work (templates, validation, ids, JSON) done one core at a time
+under the GIL. Why fork: a worker starts from the prepared run (templates and schemas compiled,
+the data checked) at no cost.
+
+What holds as in one process:
+- Rows: chunk c goes to worker c mod N, so a row's steps stay in order in one process, and a
+  send's messageId depends on the run id, row key and step only (keys.py), whichever process
+  sends it, before or after a resume.
+- The journal: each worker records its rows' outcomes and in-flight marks through a connection
+  of its own (SQLite in WAL mode takes one writer at a time); this process records the run's
+  start, progress and end, and holds the run lock, which the workers inherit: no other process
+  resumes the run before the last worker is gone.
+- Rate limits: each worker paces every API family at 1/N of its rate.
+- Events: a worker forwards every event but RunStarted/RunFinished; this process hands them to
+  the listeners in the order each worker emitted them, then one RunFinished with the workers'
+  summaries merged.
+- Signals: workers ignore SIGINT (a terminal sends it to the whole process group) and take
+  SIGTERM as Ctrl-C; this process forwards each Ctrl-C or SIGTERM it gets as one SIGTERM, so a
+  first signal lets the steps in flight finish everywhere and a second stops waiting for them.
+  A worker whose parent is killed (SIGKILL) is killed with it (PR_SET_PDEATHSIG), as its
+  threads would be in one process: what it had in flight is in the journal, and a resume settles
+  it; no worker goes on sending for a run nobody watches, or holds its lock.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import gc
+import multiprocessing
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field, fields, replace
+from multiprocessing.connection import Connection, wait
+from typing import Any
+
+from ..wire.ratelimit import RateLimits
+from ..wire.transport import Transport
+from .batching import batchable
+from .dispatch import Dispatcher
+from .events import (
+    FAILED,
+    INPUT,
+    Event,
+    Failure,
+    Listener,
+    RowFinished,
+    RunError,
+    RunFinished,
+    RunStarted,
+    RunSummary,
+    Status,
+    StepFinished,
+)
+from .executor import Executor, run_started
+from .prepare import PreparedRun
+from .session import RunSession
+
+AUTO_ROWS = 5_000  # fewer data rows: one process (a fork costs more than it saves)
+MAX_AUTO = 8  # processes chosen without --processes, at most
+FORWARD_EVENTS = 512  # events a worker sends in one message...
+FORWARD_SECONDS = 0.2  # ...or fewer, when this long has passed (the progress bar moves)
+_STEP_FIELDS = tuple(f.name for f in fields(StepFinished))
+assert _STEP_FIELDS[0] == "step"  # a forwarded outcome is (step index, the other fields)
+
+
+def available_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def process_count(run: PreparedRun, requested: int | None, *, emulated: bool) -> int:
+    """How many processes run `run`: `requested`, or (None) one per core for a batched run of
+    at least AUTO_ROWS data rows against Customer.io (an emulator in this process serves every
+    request on this process's core: it would only wait more). One when the run cannot be split,
+    with the reason added to the run's notes when more were asked for."""
+    if requested == 1:
+        return 1
+    reason = unsplittable(run)
+    if reason is not None:
+        if requested is not None:
+            run.notes.append(f"--processes {requested}: {reason}: the run uses one process")
+        return 1
+    if requested is not None:
+        return requested
+    rows = run.row_count or 0
+    if emulated or rows < AUTO_ROWS:
+        return 1
+    return max(1, min(available_cores(), MAX_AUTO))
+
+
+def unsplittable(run: PreparedRun) -> str | None:
+    """Why `run` cannot go to worker processes, or None."""
+    options, settings = run.options, run.options.transport
+    if not sys.platform.startswith("linux"):
+        return "worker processes are forked, on Linux only"
+    if threading.current_thread() is not threading.main_thread():
+        return "not called from the main thread, which signals reach"
+    if not (options.batch and run.data is not None and any(map(batchable, run.flow.all_steps))):
+        return "it is not batched (no data rows, --no-batch, or no step that batches)"
+    if any(step.once is not None for step in run.flow.all_steps):
+        return "a step has `once`, whose keys are claimed in one process"
+    if (
+        settings.on_exchange is not None
+        or settings.session_factory is not None
+        or options.template_helpers is not None
+    ):
+        return "its requests are traced, recorded or replayed in this process"
+    if settings.rate_limits.limiters is not None:
+        return "its rate limits are shared with other runs in this process"
+    return None
+
+
+def rate_share(limits: RateLimits, processes: int) -> RateLimits:
+    """Each worker's pacing: 1/N of every family's rate (limiters of its own)."""
+    return RateLimits({bucket: rate / processes for bucket, rate in limits.rates.items()})
+
+
+@dataclass
+class _Worker:
+    index: int
+    process: multiprocessing.process.BaseProcess
+    conn: Connection
+    summary: RunSummary | None = None
+    crash: str | None = None  # what the worker said when it broke
+
+
+@dataclass
+class ProcessRun:
+    """Run `run` in `count` worker processes; `execute()` returns the merged summary."""
+
+    run: PreparedRun
+    count: int
+    session: RunSession
+    listeners: Sequence[Listener]
+    resend_unknown: bool = False
+    settled: list[dict[str, str]] = field(default_factory=list)
+    parent: int = field(default_factory=os.getpid)
+    _signals: int = 0
+
+    def execute(self) -> RunSummary:
+        started = time.monotonic()
+        dispatcher = Dispatcher(self.listeners, redact=self.run.redactor())
+        workers = self._start_workers()
+        dispatcher(run_started(self.run))
+        with self._signals_forwarded(workers):
+            self._receive(workers, dispatcher)
+        for worker in workers:
+            worker.process.join()
+        summary = self._merged(workers, dispatcher)
+        summary.elapsed = time.monotonic() - started
+        dispatcher(RunFinished(summary))
+        return summary
+
+    # --- this process --------------------------------------------------------------------
+
+    def _start_workers(self) -> list[_Worker]:
+        context = multiprocessing.get_context("fork")
+        workers = []
+        # Signals wait until each worker has its own handlers; the collector leaves the
+        # prepared run's pages alone, so the workers share them instead of copying them.
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+        gc.collect()
+        gc.freeze()
+        try:
+            with self.session.quiet():  # no SQLite call in flight in another thread
+                for index in range(self.count):
+                    receive, send = context.Pipe(duplex=False)
+                    process = context.Process(
+                        target=_worker_main,
+                        args=(send, self, index, blocked),
+                        name=f"cio-flows worker {index + 1}/{self.count}",
+                    )
+                    process.start()
+                    send.close()
+                    workers.append(_Worker(index, process, receive))
+        finally:
+            gc.unfreeze()
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+        return workers
+
+    @contextlib.contextmanager
+    def _signals_forwarded(self, workers: list[_Worker]) -> Iterator[None]:
+        """Ctrl-C and SIGTERM go to the workers, each as one SIGTERM; none raises here."""
+
+        def forward(signum: int, frame: object) -> None:
+            self._signals += 1
+            for worker in workers:
+                if worker.process.pid is not None and worker.process.exitcode is None:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(worker.process.pid, signal.SIGTERM)
+
+        previous = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+
+    def _receive(self, workers: list[_Worker], emit: Callable[[Event], None]) -> None:
+        """Every worker's events, handed to the listeners, until each has said it is done."""
+        steps = self.run.flow.all_steps
+        open_ = {worker.conn.fileno(): worker for worker in workers}
+        while open_:
+            for ready in wait([worker.conn for worker in open_.values()]):
+                worker = next(w for w in open_.values() if w.conn is ready)
+                try:
+                    kind, body = worker.conn.recv()
+                except (EOFError, OSError):  # gone: done, or killed
+                    del open_[worker.conn.fileno()]
+                    continue
+                if kind == "events":
+                    for item in body:
+                        emit(_restored(item, steps))
+                elif kind == "done":
+                    worker.summary = body
+                else:
+                    worker.crash = body
+
+    def _merged(self, workers: list[_Worker], emit: Callable[[Event], None]) -> RunSummary:
+        summary = RunSummary(self.run.run_id, self.run.flow.name, processes=self.count)
+        summary.settled = list(self.settled)
+        for worker in workers:
+            part = worker.summary
+            if part is None:
+                self._lost(worker, summary, emit)
+                continue
+            for status, count in part.counts.items():
+                summary.counts[status] = summary.counts.get(status, 0) + count
+            summary.rows += part.rows
+            summary.failed_rows += part.failed_rows
+            summary.requests += part.requests
+            summary.retries += part.retries
+            summary.throttled += part.throttled
+            summary.interrupted = summary.interrupted or part.interrupted
+            summary.abandoned = summary.abandoned or part.abandoned
+            summary.journal_error = summary.journal_error or part.journal_error
+            summary.refused = summary.refused or part.refused
+            summary.unavailable = summary.unavailable or part.unavailable
+        summary.failed_rows.sort()
+        summary.interrupted = summary.interrupted or self._signals > 0
+        return summary
+
+    def _lost(self, worker: _Worker, summary: RunSummary, emit: Callable[[Event], None]) -> None:
+        """A worker that ended without its summary (killed, or a bug): the run is interrupted;
+        what it did not record, a resume runs."""
+        code = worker.process.exitcode
+        how = worker.crash or (
+            f"killed by signal {-code}" if code is not None and code < 0 else f"exit {code}"
+        )
+        message = (
+            f"worker process {worker.index + 1} of {self.count} stopped before its rows were"
+            f" done ({how}): run again what it did not finish with --resume {self.run.run_id}"
+        )
+        summary.interrupted = True
+        summary.counts[FAILED] += 1
+        emit(RunError(Failure(INPUT, message)))
+
+    # --- a worker process ------------------------------------------------------------------
+
+    def work(self, conn: Connection, index: int) -> RunSummary:
+        """The run of worker `index`: its chunks, its own journal connection and transport."""
+        run = self.run
+        journal = self.session.for_worker()
+        forward = _Forwarder(conn, run.flow.all_steps)
+        listeners: list[Listener] = [forward] if journal is None else [journal.listener, forward]
+        settings = replace(
+            run.options.transport,
+            rate_limits=rate_share(run.options.transport.rate_limits, self.count),
+        )
+        try:
+            with Transport(run.endpoints, run.credentials, settings) as transport:
+                executor = Executor(
+                    run,
+                    transport,
+                    listeners,
+                    workers=run.options.workers,
+                    batch=True,
+                    previous=None if journal is None else journal.previous,
+                    resend_unknown=self.resend_unknown,
+                    in_flight=None if journal is None else journal.in_flight,
+                    share=(index, self.count),
+                )
+                summary = executor.execute()
+        finally:
+            if journal is not None:
+                journal.journal.close()
+        failure = None if journal is None else journal.journal.failure
+        if failure is not None and summary.journal_error is None:
+            summary.journal_error = str(failure)
+        forward.flush()
+        return summary
+
+
+def _worker_main(conn: Connection, job: ProcessRun, index: int, blocked: set[int]) -> None:
+    """A worker process, from fork to exit: never returns (os._exit skips the parent's
+    cleanups, which belong to the parent)."""
+    code = 0
+    try:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, _as_ctrl_c)
+        _end_with_parent(job.parent)
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+        conn.send(("done", job.work(conn, index)))
+    except BaseException as exc:  # a bug: the parent reports it and the run is resumable
+        code = 1
+        text = job.run.redactor()(f"{type(exc).__name__}: {exc}")
+        with contextlib.suppress(Exception):
+            conn.send(("crashed", text))
+    finally:
+        with contextlib.suppress(Exception):
+            conn.close()
+        os._exit(code)
+
+
+def _as_ctrl_c(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _end_with_parent(parent: int) -> None:
+    """Killed when the parent dies (Linux's PR_SET_PDEATHSIG)."""
+    with contextlib.suppress(OSError, AttributeError):
+        pr_set_pdeathsig = 1
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
+    if os.getppid() != parent:  # the parent died before the line above
+        os._exit(1)
+
+
+class _Forwarder:
+    """A worker's listener: its events, in batches, to the parent process."""
+
+    def __init__(self, conn: Connection, steps: Sequence[Any]) -> None:
+        self._conn = conn
+        self._index = {id(step): number for number, step in enumerate(steps)}
+        self._batch: list[tuple[Any, ...]] = []
+        self._sent = time.monotonic()
+
+    def __call__(self, event: Event) -> None:
+        if isinstance(event, RunStarted | RunFinished):
+            return  # the parent announces the run, and ends it with every summary
+        if isinstance(event, StepFinished) and id(event.step) in self._index:
+            values = (getattr(event, name) for name in _STEP_FIELDS[1:])
+            self._batch.append(("s", self._index[id(event.step)], *values))
+        elif isinstance(event, RowFinished):
+            self._batch.append(("r", event.row_number, event.row_key, str(event.status)))
+        else:
+            self._batch.append(("e", event))
+        if len(self._batch) >= FORWARD_EVENTS or time.monotonic() - self._sent > FORWARD_SECONDS:
+            self.flush()
+
+    def flush(self) -> None:
+        if self._batch:
+            self._conn.send(("events", self._batch))
+            self._batch = []
+        self._sent = time.monotonic()
+
+
+def _restored(item: tuple[Any, ...], steps: Sequence[Any]) -> Event:
+    kind = item[0]
+    if kind == "s":
+        return StepFinished(steps[item[1]], *item[2:])
+    if kind == "r":
+        return RowFinished(item[1], item[2], Status(item[3]))
+    event: Event = item[1]
+    return event
+
+
+__all__ = [
+    "AUTO_ROWS",
+    "ProcessRun",
+    "available_cores",
+    "process_count",
+    "rate_share",
+    "unsplittable",
+]
