@@ -196,5 +196,5 @@ def test_a_run_in_worker_processes_sends_the_golden_requests_and_journal(tmp_pat
 def test_the_golden_run_covers_batches_failures_and_skips(family):
     golden = json.loads(GOLDEN.read_text(encoding="utf-8"))[family]
     assert {r[1] for r in golden["requests"]} == {"/v1/batch"}
-    assert len(golden["requests"]) == 9  # 3 chunks of 500 rows x 3 steps
+    assert len(golden["requests"]) == 6  # 2 chunks of 1,000 rows x 3 steps
     assert {"ok", "failed", "skipped"} <= set(golden["journal_statuses"])

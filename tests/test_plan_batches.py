@@ -35,7 +35,7 @@ def test_the_plan_holds_the_bytes_the_run_sends(tmp_path):
         sent = record_run(tmp_path, family)["requests"]
         _, items = planned(tmp_path, environ)
         requests = [i for i in items if isinstance(i, PlannedRequest)]
-        assert len(requests) == len(sent) == 9
+        assert len(requests) == len(sent) == 6
         for plan, run in zip(requests, sent, strict=True):
             assert plan.batched and plan.request.path == run["path"]
             assert plan.body.decode() == run["body"]  # same ids, same encoding
@@ -71,7 +71,7 @@ def test_cli_jsonl_streams_one_line_per_request(tmp_path):
     assert "error: " in result.stderr and "row 1204" in result.stderr
     lines = [json.loads(line) for line in result.stdout.splitlines()]
     batches = [line for line in lines if "items" in line]
-    assert len(batches) == 9
+    assert len(batches) == 6
     assert sum(b["items"] for b in batches if b["step"] == "identify") == 1203
     assert all(b["bytes"] == len(json.dumps(b["body"], separators=(",", ":"),
                                             ensure_ascii=False).encode()) for b in batches)  # fmt: skip
@@ -90,10 +90,10 @@ def test_text_shows_the_first_requests_and_a_summary(tmp_path):
     output.finish(1205)
     text = out.getvalue()
     assert text.count("POST https://cdp.customer.io/v1/batch") == 2
-    assert "rows 1-500: identify (identify)" in text and "(500 items, " in text
-    assert "... 9 more (--all lists every request)" in text  # 7 batches and 2 failing rows
-    assert "plan: 9 request(s) over 1,205 row(s)" in text
-    assert "identify: 3 x POST /v1/batch" in text
+    assert "rows 1-1000: identify (identify)" in text and "(1,000 items, " in text
+    assert "... 6 more (--all lists every request)" in text  # 4 batches and 2 failing rows
+    assert "plan: 6 request(s) over 1,205 row(s)" in text
+    assert "identify: 2 x POST /v1/batch" in text
     # as the run's journal: track where the plan is "skip" (301), the failing rows' later steps (4)
     assert "skipped: 305 step(s)" in text
     assert "failing rows: 2" in text
@@ -128,4 +128,4 @@ def test_two_processes_plan_exactly_what_one_plans(tmp_path, monkeypatch):
 
     one, two = plan_with("1"), plan_with("2")
     assert two == one
-    assert sum(1 for kind, *_ in one if kind == "request") == 9
+    assert sum(1 for kind, *_ in one if kind == "request") == 6

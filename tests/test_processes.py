@@ -29,7 +29,7 @@ from cio_flows.wire.settings import TransportSettings
 
 pytestmark = pytest.mark.slow
 
-ROWS = 1_050  # 3 chunks (500, 500, 50): worker 1 takes the first and the last, worker 2 one
+ROWS = 1_050  # 2 chunks (1,000 and 50): one for each of 2 workers
 
 
 def flow_of(tmp_path: Path, rows: int = ROWS, *, once: bool = False) -> Path:

@@ -28,7 +28,7 @@ from .events import HTTP, PAYLOAD, TRANSPORT, StepFinished
 from .steps import RowState, StepPipeline
 
 Outcome = tuple[RowState, StepFinished]
-CHUNK_ROWS = 500  # rows that take each step together (the Executor's chunk_size; plan.py's too)
+CHUNK_ROWS = 1000  # rows that take each step together (the Executor's chunk_size; plan.py's too)
 
 
 def batchable(step: Step) -> bool:

@@ -18,7 +18,7 @@ from ..errors import FlowInputError, JournalError, StepFailure, TransportError
 from ..flow.model import Step
 from ..wire.kinds import FAMILIES
 from ..wire.protocol import Transport
-from .batching import BatchedStep, CpuTurns, batchable
+from .batching import CHUNK_ROWS, BatchedStep, CpuTurns, batchable
 from .dispatch import Dispatcher
 from .events import (
     FAILED,
@@ -59,7 +59,7 @@ class Executor:
         previous: PreviousLookup | None = None,
         resend_unknown: bool = False,
         batch: bool = False,
-        chunk_size: int = 500,
+        chunk_size: int = CHUNK_ROWS,
         sleep: Callable[[float], None] = time.sleep,
         in_flight: InFlightMarker | None = None,
         once: OnceBook | None = None,

@@ -104,6 +104,7 @@ class Journal:
         redactor: Redactor | None = None,
         flush_interval: float = 0.5,
         batch_size: int = 5000,
+        check: bool = True,
     ) -> None:
         self.path = Path(path) if path is not None else default_journal_path()
         self._redact = redactor or (lambda text: text)
@@ -123,7 +124,7 @@ class Journal:
         self._closed = threading.Event()
         self._flusher: threading.Thread | None = None
         self.failure: JournalError | None = None  # the first write that failed; nothing after
-        self._db: sqlite3.Connection | None = open_database(self.path)
+        self._db: sqlite3.Connection | None = open_database(self.path, checked=not check)
 
     def __enter__(self) -> Journal:
         return self

@@ -100,7 +100,8 @@ def default_journal_path() -> Path:
 
 def open_database(path: Path, *, checked: bool = False) -> sqlite3.Connection:
     """Open, create and check the journal for writing; JournalError says why not. `checked`:
-    this process checked the file intact moments ago (quick_check reads all of it)."""
+    this process, or the parent of this worker process, checked the file intact moments ago
+    (quick_check reads all of it)."""
     if path.is_dir():
         raise JournalError(path, "is a directory, not a journal file")
     if path.exists() and not (os.access(path, os.W_OK) and path.stat().st_mode & 0o222):

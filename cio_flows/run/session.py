@@ -251,7 +251,7 @@ class RunSession:
         recording its rows' outcomes and in-flight marks; the run stays this session's."""
         if self.path is None or self.run_id is None:
             return None
-        journal = Journal(self.path, redactor=self._redactor)
+        journal = Journal(self.path, redactor=self._redactor, check=False)  # checked at start
         journal.attach(self.run_id)
         previous = None if self.previous is None else self.previous_in(journal, self.run_id)
         return WorkerJournal(

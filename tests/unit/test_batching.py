@@ -148,3 +148,21 @@ def test_a_journal_failure_in_a_chunk_sends_no_further_batch(harness, rows_file)
     assert summary.exit_code == 4
     assert [path_of(c.url) for c in h.calls] == ["/v1/batch"]  # the first batch, nothing after
     assert len(h.steps) == 1  # what was not recorded is left for a resume
+
+
+def test_worker_shares_take_alternate_chunks_and_together_every_row_once(harness, rows_file):
+    """Worker process i of n (run/processes.py) sends chunks c with c % n == i."""
+    data = rows_file(ROWS)
+    alone = harness(FLOW)
+    assert alone.run(data=data, batch=True, chunk_size=5).ok
+    rows_of: list[set[str]] = []
+    together: set[tuple] = set()
+    for mine in range(2):
+        worker = harness(FLOW)
+        assert worker.run(data=data, batch=True, chunk_size=5, share=(mine, 2)).ok
+        rows_of.append({e.row_key for e in worker.steps})
+        together |= delivered(worker)
+    keys = [r["id"] for r in ROWS]
+    chunks = [set(keys[i : i + 5]) for i in range(0, len(keys), 5)]
+    assert rows_of == [set().union(*chunks[0::2]), set().union(*chunks[1::2])]
+    assert together == delivered(alone)
