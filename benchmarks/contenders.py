@@ -191,6 +191,9 @@ def _cio_options(params: dict[str, Any]):
     rate = params["client_rate"]
     options = RunOptions(
         data=Path(params["data"]),
+        # a journal of its own: the user's default one may hold millions of earlier outcomes,
+        # which every run reads once for damage before sending
+        journal=Path(params["data"]).parent / f"journal-{params['run_id']}.db",
         run_id=params["run_id"],
         workers=params["workers"],
         environ=environ,

@@ -284,7 +284,8 @@ class ProcessRun:
                     run,
                     transport,
                     listeners,
-                    workers=run.options.workers,
+                    # --workers chunks in flight over the whole run, as in one process
+                    workers=-(-run.options.workers // self.count),
                     batch=True,
                     previous=None if journal is None else journal.previous,
                     resend_unknown=self.resend_unknown,
@@ -349,8 +350,9 @@ class _Forwarder:
         if isinstance(event, RunStarted | RunFinished):
             return  # the parent announces the run, and ends it with every summary
         if isinstance(event, StepFinished) and id(event.step) in self._index:
-            values = (getattr(event, name) for name in _STEP_FIELDS[1:])
-            self._batch.append(("s", self._index[id(event.step)], *values))
+            values = list(vars(event).values())  # the fields, in order (a dataclass's __dict__)
+            values[0] = self._index[id(event.step)]
+            self._batch.append(("s", *values))
         elif isinstance(event, RowFinished):
             self._batch.append(("r", event.row_number, event.row_key, str(event.status)))
         else:
@@ -368,7 +370,10 @@ class _Forwarder:
 def _restored(item: tuple[Any, ...], steps: Sequence[Any]) -> Event:
     kind = item[0]
     if kind == "s":
-        return StepFinished(steps[item[1]], *item[2:])
+        # as pickle restores a frozen dataclass: its __dict__ set whole, no __init__ per field
+        outcome = StepFinished.__new__(StepFinished)
+        vars(outcome).update(zip(_STEP_FIELDS, (steps[item[1]], *item[2:]), strict=True))
+        return outcome
     if kind == "r":
         return RowFinished(item[1], item[2], Status(item[3]))
     event: Event = item[1]

@@ -251,7 +251,9 @@ class RunSession:
         recording its rows' outcomes and in-flight marks; the run stays this session's."""
         if self.path is None or self.run_id is None:
             return None
-        journal = Journal(self.path, redactor=self._redactor, check=False)  # checked at start
+        # Not checked again (the run just was); commits left to the timer thread, so a row's
+        # thread never waits while another worker process holds the journal's write lock.
+        journal = Journal(self.path, redactor=self._redactor, check=False, batch_size=100_000)
         journal.attach(self.run_id)
         previous = None if self.previous is None else self.previous_in(journal, self.run_id)
         return WorkerJournal(

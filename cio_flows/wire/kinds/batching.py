@@ -96,7 +96,9 @@ def encode_item(item: Any) -> bytes:
     # Compiled searches: on a short item each is about half a `bytes in bytes`.
     if _SHORT_EXPONENT.search(encoded) or _ZEROS.search(encoded) or _NULL.search(encoded):
         return _ENCODER.encode(item).encode("utf-8")
-    return encoded
+    # orjson's bytes keep the 4 KB it allocated to write into: a copy of the exact size, or a
+    # thousand items in flight per chunk hold 4 MB instead of 0.2
+    return bytes(memoryview(encoded))
 
 
 class EncodedBody(dict[str, Any]):
