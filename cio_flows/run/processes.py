@@ -82,8 +82,9 @@ def available_cores() -> int:
 def process_count(run: PreparedRun, requested: int | None, *, emulated: bool) -> int:
     """How many processes run `run`: `requested`, or (None) one per core for a batched run of
     at least AUTO_ROWS data rows against Customer.io (an emulator in this process serves every
-    request on this process's core: it would only wait more). One when the run cannot be split,
-    with the reason added to the run's notes when more were asked for."""
+    request on this process's core: it would only wait more), in a process with no threads but
+    the run's. One when the run cannot be split, with the reason added to the run's notes when
+    more were asked for."""
     if requested == 1:
         return 1
     reason = unsplittable(run)
@@ -94,9 +95,19 @@ def process_count(run: PreparedRun, requested: int | None, *, emulated: bool) ->
     if requested is not None:
         return requested
     rows = run.row_count or 0
-    if emulated or rows < AUTO_ROWS:
+    if emulated or rows < AUTO_ROWS or _other_threads():
         return 1
     return max(1, min(available_cores(), MAX_AUTO))
+
+
+def _other_threads() -> bool:
+    """Whether threads other than the run's own live in this process (a notebook kernel's, a
+    server's): a fork copies their locks as they are, so a worker is forked only when asked."""
+    ours = ("cio-journal", "cio-row")
+    return any(
+        thread is not threading.main_thread() and not thread.name.startswith(ours)
+        for thread in threading.enumerate()
+    )
 
 
 def unsplittable(run: PreparedRun) -> str | None:
@@ -152,8 +163,8 @@ class ProcessRun:
         started = time.monotonic()
         dispatcher = Dispatcher(self.listeners, redact=self.run.redactor())
         workers = self._start_workers()
-        dispatcher(run_started(self.run))
         with self._signals_forwarded(workers):
+            dispatcher(run_started(self.run))
             self._receive(workers, dispatcher)
         for worker in workers:
             worker.process.join()
