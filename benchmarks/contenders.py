@@ -56,34 +56,48 @@ def _memory_kb(pid: int) -> tuple[int, int]:
 class TreeMemory:
     """The peak memory of this process and its children together, sampled every 20 ms:
     PSS summed (what the processes occupy together: pages a forked worker shares with its
-    parent count once) and RSS summed (shared pages counted in every process)."""
+    parent count once) and RSS summed (shared pages counted in every process).
+
+    The sampler is a process of its own, left out of the sums: a thread here would be one more
+    thread in the measured process, where a run forks its workers only when it has none.
+    """
 
     def __init__(self, interval: float = 0.02) -> None:
+        import multiprocessing
         import os
-        import threading
 
-        self.peak_pss = self.peak_rss = 0
-        self.processes = 1
-        self._stop = threading.Event()
-        self._pid = os.getpid()
-        self._thread = threading.Thread(target=self._sample, args=(interval,), daemon=True)
-        self._thread.start()
-
-    def _sample(self, interval: float) -> None:
-        while not self._stop.wait(interval):
-            pids = _tree(self._pid)
-            pss, rss = map(sum, zip(*(_memory_kb(pid) for pid in pids), strict=True))
-            self.peak_pss, self.peak_rss = max(self.peak_pss, pss), max(self.peak_rss, rss)
-            self.processes = max(self.processes, len(pids))
+        context = multiprocessing.get_context("fork")
+        self._results, sender = context.Pipe(duplex=False)
+        self._stop = context.Event()
+        self._sampler = context.Process(
+            target=_sample_tree, args=(os.getpid(), interval, self._stop, sender), daemon=True
+        )
+        self._sampler.start()
+        sender.close()
 
     def finish(self) -> dict[str, Any]:
         self._stop.set()
-        self._thread.join()
+        peak_pss, peak_rss, processes = self._results.recv()
+        self._sampler.join()
         return {
-            "tree_pss_mb": self.peak_pss / 1024,
-            "tree_rss_mb": self.peak_rss / 1024,
-            "processes": self.processes,
+            "tree_pss_mb": peak_pss / 1024,
+            "tree_rss_mb": peak_rss / 1024,
+            "processes": processes,
         }
+
+
+def _sample_tree(pid: int, interval: float, stop: Any, results: Any) -> None:
+    import os
+
+    me = os.getpid()
+    peak_pss = peak_rss = 0
+    processes = 1
+    while not stop.wait(interval):
+        pids = [p for p in _tree(pid) if p != me]
+        pss, rss = map(sum, zip(*(_memory_kb(p) for p in pids), strict=True))
+        peak_pss, peak_rss = max(peak_pss, pss), max(peak_rss, rss)
+        processes = max(processes, len(pids))
+    results.send((peak_pss, peak_rss, processes))
 
 
 class Clock:
