@@ -211,7 +211,11 @@ class ProcessRun:
                     with contextlib.suppress(ProcessLookupError):
                         os.kill(worker.process.pid, signal.SIGTERM)
 
-        previous = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM)}
+        # A signal this process ignores (SIGINT in a background job, under nohup) stays ignored.
+        heard = [
+            s for s in (signal.SIGINT, signal.SIGTERM) if signal.getsignal(s) != signal.SIG_IGN
+        ]
+        previous = {s: signal.signal(s, forward) for s in heard}
         try:
             yield
         finally:
