@@ -127,9 +127,11 @@ class Executor:
     # --- the run ----------------------------------------------------------------------------
 
     def execute(self) -> RunSummary:
-        self.emit(run_started(self.run))
         started = time.monotonic()
         try:
+            # Inside the guard: a Ctrl-C as the run starts stops it as one later does (a worker
+            # process's comes here when it had one before: processes.py).
+            self.emit(run_started(self.run))
             self._run_rows()
         except KeyboardInterrupt:
             self._interrupted()

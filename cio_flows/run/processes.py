@@ -68,6 +68,7 @@ AUTO_ROWS = 5_000  # fewer data rows: one process (a fork costs more than it sav
 MAX_AUTO = 8  # processes chosen without --processes, at most
 FORWARD_EVENTS = 512  # events a worker sends in one message...
 FORWARD_SECONDS = 0.2  # ...or fewer, when this long has passed (the progress bar moves)
+STOP_SECONDS = 10  # a run that broke in this process: how long its workers get to stop
 _STEP_FIELDS = tuple(f.name for f in fields(StepFinished))
 assert _STEP_FIELDS[0] == "step"  # a forwarded outcome is (step index, the other fields)
 
@@ -158,26 +159,35 @@ class ProcessRun:
     settled: list[dict[str, str]] = field(default_factory=list)
     parent: int = field(default_factory=os.getpid)
     _signals: int = 0
+    _receiving: bool = True  # until every worker is done: signals are forwarded, and counted
 
     def execute(self) -> RunSummary:
         started = time.monotonic()
         dispatcher = Dispatcher(self.listeners, redact=self.run.redactor())
-        workers = self._start_workers()
+        workers: list[_Worker] = []
+        # Forwarding from before the first fork: a signal during start-up reaches this process
+        # through any of its threads (the journal's), and must not raise here mid-fork.
         with self._signals_forwarded(workers):
-            dispatcher(run_started(self.run))
-            self._receive(workers, dispatcher)
-        for worker in workers:
-            worker.process.join()
-        summary = self._merged(workers, dispatcher)
-        summary.elapsed = time.monotonic() - started
-        dispatcher(RunFinished(summary))
+            try:
+                self._start_workers(workers)
+                dispatcher(run_started(self.run))
+                self._receive(workers, dispatcher)
+            except BaseException:
+                _stop(workers)  # none outlives a run that broke here (a notebook lives on)
+                raise
+            self._receiving = False
+            for worker in workers:
+                worker.process.join()
+            summary = self._merged(workers, dispatcher)
+            summary.elapsed = time.monotonic() - started
+            dispatcher(RunFinished(summary))
         return summary
 
     # --- this process --------------------------------------------------------------------
 
-    def _start_workers(self) -> list[_Worker]:
+    def _start_workers(self, workers: list[_Worker]) -> None:
+        """Fork the workers into `workers`, each told of the signals this process got so far."""
         context = multiprocessing.get_context("fork")
-        workers = []
         # Signals wait until each worker has its own handlers; the collector leaves the
         # prepared run's pages alone, so the workers share them instead of copying them.
         blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
@@ -195,21 +205,22 @@ class ProcessRun:
                     process.start()
                     send.close()
                     workers.append(_Worker(index, process, receive))
+                    if self._signals:  # Ctrl-C before it was forked: it stops at its start
+                        _terminate(process)
         finally:
             gc.unfreeze()
             signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
-        return workers
 
     @contextlib.contextmanager
     def _signals_forwarded(self, workers: list[_Worker]) -> Iterator[None]:
         """Ctrl-C and SIGTERM go to the workers, each as one SIGTERM; none raises here."""
 
         def forward(signum: int, frame: object) -> None:
+            if not self._receiving:  # the workers are done: nothing left to interrupt
+                return
             self._signals += 1
             for worker in workers:
-                if worker.process.pid is not None and worker.process.exitcode is None:
-                    with contextlib.suppress(ProcessLookupError):
-                        os.kill(worker.process.pid, signal.SIGTERM)
+                _terminate(worker.process)
 
         # A signal this process ignores (SIGINT in a background job, under nohup) stays ignored.
         heard = [
@@ -283,12 +294,13 @@ class ProcessRun:
 
     # --- a worker process ------------------------------------------------------------------
 
-    def work(self, conn: Connection, index: int) -> RunSummary:
+    def work(self, forward: _Forwarder, index: int, signals: _WorkerSignals) -> RunSummary:
         """The run of worker `index`: its chunks, its own journal connection and transport."""
         run = self.run
         journal = self.session.for_worker()
-        forward = _Forwarder(conn, run.flow.all_steps)
-        listeners: list[Listener] = [forward] if journal is None else [journal.listener, forward]
+        listeners: list[Listener] = [forward, signals.listener]
+        if journal is not None:
+            listeners.insert(0, journal.listener)
         settings = replace(
             run.options.transport,
             rate_limits=rate_share(run.options.transport.rate_limits, self.count),
@@ -307,14 +319,17 @@ class ProcessRun:
                     in_flight=None if journal is None else journal.in_flight,
                     share=(index, self.count),
                 )
-                summary = executor.execute()
+                try:
+                    summary = executor.execute()
+                except KeyboardInterrupt:  # a signal after its rows, before RunFinished
+                    signals.disarm()
+                    summary = executor.summary
         finally:
             if journal is not None:
                 journal.journal.close()
         failure = None if journal is None else journal.journal.failure
         if failure is not None and summary.journal_error is None:
             summary.journal_error = str(failure)
-        forward.flush()
         return summary
 
 
@@ -322,29 +337,77 @@ def _worker_main(conn: Connection, job: ProcessRun, index: int, blocked: set[int
     """A worker process, from fork to exit: never returns (os._exit skips the parent's
     cleanups, which belong to the parent)."""
     code = 0
+    forward = _Forwarder(conn, job.run.flow.all_steps)
     try:
+        signals = _WorkerSignals()
         signal.signal(signal.SIGINT, signal.SIG_IGN)
-        signal.signal(signal.SIGTERM, _as_ctrl_c)
+        signal.signal(signal.SIGTERM, signals.received)
         _end_with_parent(job.parent)
         signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
         # What the parent had is frozen (gc.freeze before the fork); what a worker allocates is
         # short-lived rows and payloads, hardly ever cycles: collecting every 700 allocations
         # cost ~2 us an event.
         gc.set_threshold(50_000, 20, 20)
-        conn.send(("done", job.work(conn, index)))
+        summary = job.work(forward, index, signals)
+        forward.send("done", summary)
     except BaseException as exc:  # a bug: the parent reports it and the run is resumable
         code = 1
         text = job.run.redactor()(f"{type(exc).__name__}: {exc}")
         with contextlib.suppress(Exception):
-            conn.send(("crashed", text))
+            forward.flush()  # the outcomes it recorded, heard as in one process
+            forward.send("crashed", text)
     finally:
         with contextlib.suppress(Exception):
             conn.close()
         os._exit(code)
 
 
-def _as_ctrl_c(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
+class _WorkerSignals:
+    """A worker's SIGTERM (the parent's Ctrl-C): raised as KeyboardInterrupt only while its
+    executor runs the rows, which it stops as in one process. One that comes before (while
+    the worker opens its journal and transport) is kept, and stops the run as it starts;
+    one after, while the worker hands in its summary, is only counted."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._armed = False
+
+    def received(self, signum: int, frame: object) -> None:
+        self.count += 1
+        if self._armed:
+            raise KeyboardInterrupt
+
+    def listener(self, event: Event) -> None:
+        """Last of the worker's listeners: RunStarted comes inside the executor's guard."""
+        if isinstance(event, RunStarted):
+            self._armed = True
+            if self.count:
+                raise KeyboardInterrupt
+        elif isinstance(event, RunFinished):
+            self.disarm()
+
+    def disarm(self) -> None:
+        self._armed = False
+
+
+def _terminate(process: multiprocessing.process.BaseProcess) -> None:
+    """SIGTERM to a worker still running (its Ctrl-C)."""
+    if process.pid is not None and process.exitcode is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(process.pid, signal.SIGTERM)
+
+
+def _stop(workers: Sequence[_Worker]) -> None:
+    """Stop and reap the workers of a run that broke in this process: not read any more (a
+    worker writing its events gets EPIPE), told to stop, killed when they do not in time."""
+    for worker in workers:
+        worker.conn.close()
+        _terminate(worker.process)
+    for worker in workers:
+        worker.process.join(STOP_SECONDS)
+        if worker.process.exitcode is None:
+            worker.process.kill()
+            worker.process.join()
 
 
 def _end_with_parent(parent: int) -> None:
@@ -364,10 +427,17 @@ class _Forwarder:
         self._index = {id(step): number for number, step in enumerate(steps)}
         self._batch: list[tuple[Any, ...]] = []
         self._sent = time.monotonic()
+        # One message on the pipe at a time: after a second Ctrl-C, rows left running still
+        # send theirs while the worker hands in its summary.
+        self._lock = threading.RLock()
 
     def __call__(self, event: Event) -> None:
         if isinstance(event, RunStarted | RunFinished):
             return  # the parent announces the run, and ends it with every summary
+        with self._lock:
+            self._add(event)
+
+    def _add(self, event: Event) -> None:
         if isinstance(event, StepFinished) and id(event.step) in self._index:
             values = list(vars(event).values())  # the fields, in order (a dataclass's __dict__)
             values[0] = self._index[id(event.step)]
@@ -380,10 +450,17 @@ class _Forwarder:
             self.flush()
 
     def flush(self) -> None:
-        if self._batch:
-            self._conn.send(("events", self._batch))
-            self._batch = []
-        self._sent = time.monotonic()
+        with self._lock:
+            if self._batch:
+                self._conn.send(("events", self._batch))
+                self._batch = []
+            self._sent = time.monotonic()
+
+    def send(self, kind: str, body: object) -> None:
+        """The worker's last word ("done" with its summary, or "crashed"), after its events."""
+        with self._lock:
+            self.flush()
+            self._conn.send((kind, body))
 
 
 def _restored(item: tuple[Any, ...], steps: Sequence[Any]) -> Event:

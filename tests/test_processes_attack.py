@@ -1,0 +1,202 @@
+"""`run --processes N` attacked as a hostile user would (run/processes.py): signals at the worst
+moments (while the workers are forked, before a worker's run starts), a worker that breaks, and
+what is left behind. Each run is then resumed and every row must be sent exactly once.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from conftest import env_for
+from support import cli
+from test_processes import workers_of
+
+from cio_flows import RunOptions, run_flow
+from cio_flows.run.events import StepFinished
+from cio_flows.run.executor import Executor
+
+pytestmark = pytest.mark.slow
+
+ROWS = 2_050  # 3 chunks of up to 1,000 rows: worker 1 of 2 takes the first and the third
+
+# Identify and track only: batched (a handful of requests), no App API rate limit to wait on.
+FLOW = """\
+version: 1
+name: sync
+for_each: {file: people.csv, key: "{{ row.id }}"}
+steps:
+  - name: identify
+    identify: {userId: "{{ row.id }}", traits: {email: "{{ row.email }}"}}
+  - name: track
+    track: {userId: "{{ row.id }}", event: synced}
+"""
+
+
+def write_flow(folder: Path, rows: int = ROWS) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    lines = ["id,email"] + [f"u{i:05d},u{i:05d}@example.com" for i in range(rows)]
+    (folder / "people.csv").write_text("\n".join(lines) + "\n")
+    path = folder / "sync.yaml"
+    path.write_text(FLOW)
+    return path
+
+
+def identified(server) -> Counter[str]:
+    """How many times each userId was identified, over every batch the server received."""
+    return Counter(
+        item["userId"]
+        for request in server.requests
+        if request.path == "/v1/batch"
+        for item in request.body["batch"]
+        if item.get("type") == "identify"
+    )
+
+
+def outcomes(journal: Path, run_id: str) -> Counter[str]:
+    """The statuses of the run's steps in the journal (not its "(run)" errors)."""
+    with sqlite3.connect(journal) as db:
+        rows = db.execute(
+            "SELECT status FROM outcomes WHERE run_id = ? AND step_key LIKE 'steps.%'", (run_id,)
+        )
+        return Counter(status for (status,) in rows)
+
+
+def resume_all(env: dict[str, str], flow: Path, run_id: str, journal: Path, server) -> None:
+    """`--resume` in 2 processes finishes the run: every row identified exactly once in all."""
+    again = subprocess.run(
+        cli("run", str(flow), "--resume", run_id, "--processes", "2"),
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert again.returncode == 0, again.stdout + again.stderr
+    counts = identified(server)
+    assert len(counts) == ROWS and set(counts.values()) == {1}, counts.most_common(3)
+    assert outcomes(journal, run_id) == {"ok": 2 * ROWS}
+
+
+# A run in this script's process, SIGTERM arriving while its workers are being forked: the
+# process gets it through a thread of its own (the journal's timer), as a kill from outside
+# does, while the forking thread blocks signals.
+SIGNAL_WHILE_FORKING = """
+import json, os, signal, sys, threading
+from cio_flows import RunOptions, run_flow
+
+def sigterm_from_another_thread():
+    if not fired:
+        fired.append(1)
+        sender = threading.Thread(target=os.kill, args=(os.getpid(), signal.SIGTERM))
+        sender.start()
+        sender.join()
+
+fired = []
+os.register_at_fork(after_in_parent=sigterm_from_another_thread)
+try:
+    summary = run_flow(sys.argv[1], RunOptions(processes=2))
+    said = {"run_id": summary.run_id, "interrupted": summary.interrupted,
+            "counts": {str(k): v for k, v in summary.counts.items()}}
+except BaseException as exc:
+    said = {"raised": repr(exc)}
+said["children"] = [
+    int(entry) for entry in os.listdir("/proc") if entry.isdigit()
+    and open(f"/proc/{entry}/stat").read().rsplit(")", 1)[1].split()[1] == str(os.getpid())
+]
+print(json.dumps(said))
+"""
+
+
+def test_a_signal_while_the_workers_are_forked_interrupts_the_run_and_leaves_no_worker(
+    recording_server, tmp_path
+):
+    flow = write_flow(tmp_path / "flows")
+    journal = tmp_path / "journal.db"
+    env = {**os.environ, **env_for(recording_server.url, CIO_FLOWS_JOURNAL=str(journal))}
+    done = subprocess.run(
+        [sys.executable, "-c", SIGNAL_WHILE_FORKING, str(flow)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    said = json.loads(done.stdout.splitlines()[-1])
+    # It stops as a Ctrl-C does, in run_flow's hands: no KeyboardInterrupt out of it with a
+    # worker left running (and sending) in a process that lives on, a notebook's kernel.
+    assert "raised" not in said, said
+    assert said["interrupted"] is True and said["children"] == []
+    assert said["counts"]["failed"] == 0
+    resume_all(env, flow, said["run_id"], journal, recording_server)
+
+
+# `cio-flows run`, each worker getting a SIGTERM (its parent's Ctrl-C) as soon as it is forked,
+# while it still opens its journal and transport.
+SIGNAL_BEFORE_A_WORKER_STARTS = (
+    "import os, signal, sys; "
+    "os.register_at_fork(after_in_child=lambda: os.kill(os.getpid(), signal.SIGTERM)); "
+    "sys.argv[0] = 'cio-flows'; from cio_flows.cli import main; main()"
+)
+
+
+def test_a_ctrl_c_a_worker_gets_before_its_rows_start_is_an_interruption_not_a_crash(
+    recording_server, tmp_path
+):
+    flow = write_flow(tmp_path / "flows")
+    journal = tmp_path / "journal.db"
+    env = {**os.environ, **env_for(recording_server.url, CIO_FLOWS_JOURNAL=str(journal))}
+    first = subprocess.run(
+        [sys.executable, "-c", SIGNAL_BEFORE_A_WORKER_STARTS, "run", str(flow), "--processes", "2"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    out = first.stdout + first.stderr
+    assert first.returncode == 1, out
+    assert "interrupted: the run did not finish" in out
+    assert "stopped before its rows were done" not in out and "KeyboardInterrupt" not in out
+    assert "failed" not in out.split("summary:")[1].split("\n")[0], out  # no failure counted
+    run_id = first.stdout.splitlines()[0].removeprefix("run id: ")
+    resume_all(env, flow, run_id, journal, recording_server)
+
+
+def test_a_worker_that_breaks_is_reported_and_its_recorded_outcomes_are_heard(
+    recording_server, tmp_path, monkeypatch
+):
+    """A bug in a worker (here on its second chunk): the run says so and exits 1, and the
+    listeners heard every outcome the journal recorded (the console, reports), as in one
+    process; a resume finishes the rows."""
+    flow = write_flow(tmp_path / "flows")
+    journal = tmp_path / "journal.db"
+    original = Executor._run_chunk_steps
+
+    def breaks_on_the_last_chunk(self, rows):
+        if rows and rows[0] is not None and rows[0].number > 2000:
+            raise RuntimeError("a bug in the worker")
+        original(self, rows)
+
+    monkeypatch.setattr(Executor, "_run_chunk_steps", breaks_on_the_last_chunk)
+    heard: list[object] = []
+    environ = env_for(recording_server.url)
+    # one thread a process: the worker has finished its first chunk when the third breaks
+    options = RunOptions(environ=environ, processes=2, workers=2, journal=journal)
+    summary = run_flow(flow, options, [heard.append])
+    monkeypatch.undo()
+
+    assert summary.exit_code == 1 and summary.interrupted
+    assert workers_of(os.getpid()) == []
+    errors = [e for e in heard if type(e).__name__ == "RunError"]
+    assert len(errors) == 1 and "RuntimeError: a bug in the worker" in str(errors[0])
+    recorded = outcomes(journal, summary.run_id)
+    heard_ok = sum(1 for e in heard if isinstance(e, StepFinished) and e.status == "ok")
+    assert recorded["ok"] == heard_ok == 2 * 2000  # the two chunks done, every outcome heard
+
+    env = {**os.environ, **environ, "CIO_FLOWS_JOURNAL": str(journal)}
+    resume_all(env, flow, summary.run_id, journal, recording_server)
