@@ -19,8 +19,10 @@ from support import cli
 from test_processes import workers_of
 
 from cio_flows import RunOptions, run_flow
+from cio_flows.api import prepare
 from cio_flows.run.events import StepFinished
 from cio_flows.run.executor import Executor
+from cio_flows.run.processes import AUTO_ROWS, available_cores, process_count
 
 pytestmark = pytest.mark.slow
 
@@ -200,3 +202,23 @@ def test_a_worker_that_breaks_is_reported_and_its_recorded_outcomes_are_heard(
 
     env = {**os.environ, **environ, "CIO_FLOWS_JOURNAL": str(journal)}
     resume_all(env, flow, summary.run_id, journal, recording_server)
+
+
+def test_no_more_processes_than_workers_each_keeps_a_chunk_in_flight(tmp_path):
+    """--workers is the chunks in flight over the whole run, one a process at least: `--workers
+    1` (one chunk at a time, rows in order) keeps a big run in one process, and `--processes 4
+    --workers 2` runs 2 processes, saying why."""
+    flow = write_flow(tmp_path / "flows", AUTO_ROWS)
+
+    def prepared(**options: object):
+        return prepare(flow, RunOptions(environ=env_for("http://127.0.0.1:9"), **options))
+
+    assert process_count(prepared(workers=1), None, emulated=False) == 1
+    assert process_count(prepared(workers=2), None, emulated=False) == min(available_cores(), 2)
+    capped = prepared(workers=2)
+    assert process_count(capped, 4, emulated=False) == 2
+    assert capped.notes == [
+        "--processes 4: --workers 2 allows 2 chunk(s) in flight, each process one at least:"
+        " the run uses 2 process(es)"
+    ]
+    assert process_count(prepared(workers=3), 3, emulated=False) == 3

@@ -85,7 +85,8 @@ def process_count(run: PreparedRun, requested: int | None, *, emulated: bool) ->
     at least AUTO_ROWS data rows against Customer.io (an emulator in this process serves every
     request on this process's core: it would only wait more), in a process with no threads but
     the run's. One when the run cannot be split, with the reason added to the run's notes when
-    more were asked for."""
+    more were asked for. Never more than --workers, the chunks in flight over the whole run: a
+    process has one at least (`--workers 1` sends one chunk at a time, rows in order)."""
     if requested == 1:
         return 1
     reason = unsplittable(run)
@@ -93,12 +94,19 @@ def process_count(run: PreparedRun, requested: int | None, *, emulated: bool) ->
         if requested is not None:
             run.notes.append(f"--processes {requested}: {reason}: the run uses one process")
         return 1
+    workers = max(1, run.options.workers)
     if requested is not None:
+        if requested > workers:
+            run.notes.append(
+                f"--processes {requested}: --workers {workers} allows {workers} chunk(s) in"
+                f" flight, each process one at least: the run uses {workers} process(es)"
+            )
+            return workers
         return requested
     rows = run.row_count or 0
     if emulated or rows < AUTO_ROWS or _other_threads():
         return 1
-    return max(1, min(available_cores(), MAX_AUTO))
+    return max(1, min(available_cores(), MAX_AUTO, workers))
 
 
 def _other_threads() -> bool:
