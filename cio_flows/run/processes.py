@@ -71,6 +71,8 @@ FORWARD_SECONDS = 0.2  # ...or fewer, when this long has passed (the progress ba
 STOP_SECONDS = 10  # a run that broke in this process: how long its workers get to stop
 _STEP_FIELDS = tuple(f.name for f in fields(StepFinished))
 assert _STEP_FIELDS[0] == "step"  # a forwarded outcome is (step index, the other fields)
+_STATUS_FIELD = _STEP_FIELDS.index("status")
+_STATUSES = {str(status): status for status in Status}  # forwarded as text: no Enum call
 
 
 def available_cores() -> int:
@@ -179,7 +181,12 @@ class ProcessRun:
             try:
                 self._start_workers(workers)
                 dispatcher(run_started(self.run))
-                self._receive(workers, dispatcher)
+                threshold = gc.get_threshold()
+                gc.set_threshold(50_000, 20, 20)  # events are short-lived and hold no cycles
+                try:
+                    self._receive(workers, dispatcher)
+                finally:
+                    gc.set_threshold(*threshold)
             except BaseException:
                 _stop(workers)  # none outlives a run that broke here (a notebook lives on)
                 raise
@@ -449,6 +456,7 @@ class _Forwarder:
         if isinstance(event, StepFinished) and id(event.step) in self._index:
             values = list(vars(event).values())  # the fields, in order (a dataclass's __dict__)
             values[0] = self._index[id(event.step)]
+            values[_STATUS_FIELD] = str(values[_STATUS_FIELD])
             self._batch.append(("s", *values))
         elif isinstance(event, RowFinished):
             self._batch.append(("r", event.row_number, event.row_key, str(event.status)))
@@ -475,11 +483,13 @@ def _restored(item: tuple[Any, ...], steps: Sequence[Any]) -> Event:
     kind = item[0]
     if kind == "s":
         # as pickle restores a frozen dataclass: its __dict__ set whole, no __init__ per field
+        values = list(item[1:])
+        values[0], values[_STATUS_FIELD] = steps[values[0]], _STATUSES[values[_STATUS_FIELD]]
         outcome = StepFinished.__new__(StepFinished)
-        vars(outcome).update(zip(_STEP_FIELDS, (steps[item[1]], *item[2:]), strict=True))
+        vars(outcome).update(zip(_STEP_FIELDS, values, strict=True))
         return outcome
     if kind == "r":
-        return RowFinished(item[1], item[2], Status(item[3]))
+        return RowFinished(item[1], item[2], _STATUSES[item[3]])
     event: Event = item[1]
     return event
 
