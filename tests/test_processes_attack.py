@@ -7,14 +7,18 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sqlite3
 import subprocess
 import sys
+import threading
+import time
 from collections import Counter, defaultdict
 from pathlib import Path
+from typing import Any
 
 import pytest
-from conftest import env_for
+from conftest import Recorded, default_answer, env_for
 from support import cli
 from test_processes import workers_of
 
@@ -140,11 +144,11 @@ def test_a_signal_while_the_workers_are_forked_interrupts_the_run_and_leaves_no_
     resume_all(env, flow, said["run_id"], journal, recording_server)
 
 
-# `cio-flows run`, each worker getting a SIGTERM (its parent's Ctrl-C) as soon as it is forked,
+# `cio-flows run`, each worker getting its parent's Ctrl-C (SIGUSR1) as soon as it is forked,
 # while it still opens its journal and transport.
 SIGNAL_BEFORE_A_WORKER_STARTS = (
     "import os, signal, sys; "
-    "os.register_at_fork(after_in_child=lambda: os.kill(os.getpid(), signal.SIGTERM)); "
+    "os.register_at_fork(after_in_child=lambda: os.kill(os.getpid(), signal.SIGUSR1)); "
     "sys.argv[0] = 'cio-flows'; from cio_flows.cli import main; main()"
 )
 
@@ -245,4 +249,38 @@ def test_a_caller_listener_that_ends_the_run_leaves_no_worker_behind(recording_s
     with sqlite3.connect(journal) as db:
         (run_id,) = db.execute("SELECT run_id FROM runs").fetchone()
     env = {**os.environ, **environ, "CIO_FLOWS_JOURNAL": str(journal)}
+    resume_all(env, flow, run_id, journal, recording_server)
+
+
+def test_one_sigterm_to_the_process_group_stops_the_run_as_one_ctrl_c(recording_server, tmp_path):
+    """`kill -TERM -- -PGID`, systemd's stop (every process of the unit): the run and each of
+    its workers get SIGTERM once. That is one signal, as in one process: the steps in flight
+    finish and are recorded, not left behind as after a second one."""
+    flow = write_flow(tmp_path / "flows")
+    journal = tmp_path / "journal.db"
+    sent = threading.Event()
+
+    def slow(request: Recorded) -> tuple[int, dict[str, str], Any]:
+        sent.set()
+        time.sleep(0.5)  # the batches in flight when the signal comes
+        return default_answer(request)
+
+    recording_server.handler = slow
+    env = {**os.environ, **env_for(recording_server.url, CIO_FLOWS_JOURNAL=str(journal))}
+    first = subprocess.Popen(
+        cli("run", str(flow), "--processes", "2"),
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # a process group of its own, as a service's
+    )
+    assert sent.wait(120), "nothing was sent"
+    os.killpg(first.pid, signal.SIGTERM)
+    out, err = first.communicate(timeout=120)
+    assert first.returncode == 1, out + err
+    assert "interrupted: the run did not finish" in out
+    assert "second signal" not in out + err  # the steps in flight were waited for
+    run_id = out.splitlines()[0].removeprefix("run id: ")
+    recording_server.handler = default_answer
     resume_all(env, flow, run_id, journal, recording_server)

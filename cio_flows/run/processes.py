@@ -18,9 +18,10 @@ What holds as in one process:
 - Events: a worker forwards every event but RunStarted/RunFinished; this process hands them to
   the listeners in the order each worker emitted them, then one RunFinished with the workers'
   summaries merged.
-- Signals: workers ignore SIGINT (a terminal sends it to the whole process group) and take
-  SIGTERM as Ctrl-C; this process forwards each Ctrl-C or SIGTERM it gets as one SIGTERM, so a
-  first signal lets the steps in flight finish everywhere and a second stops waiting for them.
+- Signals: workers ignore SIGINT and SIGTERM (a terminal, `kill -- -PGID` or systemd's stop
+  send them to the whole process group: a worker would count each twice) and take SIGUSR1 as
+  Ctrl-C; this process forwards each Ctrl-C or SIGTERM it gets as one SIGUSR1, so a first
+  signal lets the steps in flight finish everywhere and a second stops waiting for them.
   A worker whose parent is killed (SIGKILL) is killed with it (PR_SET_PDEATHSIG), as its
   threads would be in one process: what it had in flight is in the journal, and a resume settles
   it; no worker goes on sending for a run nobody watches, or holds its lock.
@@ -68,6 +69,8 @@ AUTO_ROWS = 5_000  # fewer data rows: one process (a fork costs more than it sav
 MAX_AUTO = 8  # processes chosen without --processes, at most
 FORWARD_EVENTS = 512  # events a worker sends in one message...
 FORWARD_SECONDS = 0.2  # ...or fewer, when this long has passed (the progress bar moves)
+# A Ctrl-C or SIGTERM of the run, as its workers get it: no one else sends them this one.
+FORWARDED = signal.SIGUSR1
 STOP_SECONDS = 10  # a run that broke in this process: how long its workers get to stop
 _STEP_FIELDS = tuple(f.name for f in fields(StepFinished))
 assert _STEP_FIELDS[0] == "step"  # a forwarded outcome is (step index, the other fields)
@@ -205,7 +208,9 @@ class ProcessRun:
         context = multiprocessing.get_context("fork")
         # Signals wait until each worker has its own handlers; the collector leaves the
         # prepared run's pages alone, so the workers share them instead of copying them.
-        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+        blocked = signal.pthread_sigmask(
+            signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM, FORWARDED}
+        )
         gc.collect()
         gc.freeze()
         try:
@@ -228,7 +233,7 @@ class ProcessRun:
 
     @contextlib.contextmanager
     def _signals_forwarded(self, workers: list[_Worker]) -> Iterator[None]:
-        """Ctrl-C and SIGTERM go to the workers, each as one SIGTERM; none raises here."""
+        """Ctrl-C and SIGTERM go to the workers, each as one SIGUSR1; none raises here."""
 
         def forward(signum: int, frame: object) -> None:
             if not self._receiving:  # the workers are done: nothing left to interrupt
@@ -355,8 +360,9 @@ def _worker_main(conn: Connection, job: ProcessRun, index: int, blocked: set[int
     forward = _Forwarder(conn, job.run.flow.all_steps)
     try:
         signals = _WorkerSignals()
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        signal.signal(signal.SIGTERM, signals.received)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent's, forwarded, are enough
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        signal.signal(FORWARDED, signals.received)
         _end_with_parent(job.parent)
         signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
         # What the parent had is frozen (gc.freeze before the fork); what a worker allocates is
@@ -378,7 +384,7 @@ def _worker_main(conn: Connection, job: ProcessRun, index: int, blocked: set[int
 
 
 class _WorkerSignals:
-    """A worker's SIGTERM (the parent's Ctrl-C): raised as KeyboardInterrupt only while its
+    """A worker's SIGUSR1 (the parent's Ctrl-C): raised as KeyboardInterrupt only while its
     executor runs the rows, which it stops as in one process. One that comes before (while
     the worker opens its journal and transport) is kept, and stops the run as it starts;
     one after, while the worker hands in its summary, is only counted."""
@@ -406,10 +412,10 @@ class _WorkerSignals:
 
 
 def _terminate(process: multiprocessing.process.BaseProcess) -> None:
-    """SIGTERM to a worker still running (its Ctrl-C)."""
+    """A worker still running gets its Ctrl-C."""
     if process.pid is not None and process.exitcode is None:
         with contextlib.suppress(ProcessLookupError):
-            os.kill(process.pid, signal.SIGTERM)
+            os.kill(process.pid, FORWARDED)
 
 
 def _stop(workers: Sequence[_Worker]) -> None:
