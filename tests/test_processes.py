@@ -15,9 +15,10 @@ import time
 from collections import Counter, defaultdict
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
-from conftest import env_for
+from conftest import Recorded, env_for
 from support import cli, cli_ctrl_c
 from test_exactly_once import MessagesServer, run_id_of, statuses, write_flow
 
@@ -257,3 +258,63 @@ def test_a_run_that_cannot_be_split_takes_one_process_and_says_why(tmp_path, why
     quiet = prepared(tmp_path, AUTO_ROWS, once=once, **options)
     assert process_count(quiet, None, emulated=False) == 1
     assert quiet.notes == []  # nothing was asked for: nothing to explain
+
+
+BATCH_FLOW = """\
+version: 1
+name: batch_at_ctrl_c
+for_each: {file: people.csv, key: "{{ row.id }}"}
+steps:
+  - name: identify
+    identify: {userId: "{{ row.id }}", traits: {email: "{{ row.email }}"}}
+"""
+
+
+@pytest.mark.parametrize("processes", ["1", "2"])
+def test_a_batch_on_the_wire_at_ctrl_c_is_recorded_for_every_row_it_held(
+    recording_server, tmp_path, processes
+):
+    """Ctrl-C lets the steps in flight finish: a batch already sent is answered for, row by
+    row, so a resume sends none of its rows again (and nothing new is sent after the signal)."""
+    rows = 3_000 * int(processes)  # chunks still to come in each worker at the signal
+
+    def slow_batches(request: Recorded) -> tuple[int, dict[str, str], Any]:
+        time.sleep(0.5 if request.path == "/v1/batch" else 0)
+        return 200, {}, {}
+
+    recording_server.handler = slow_batches
+    folder = tmp_path / "flows"
+    write_flow(folder, rows)  # people.csv: id, email
+    flow = folder / "batch.yaml"
+    flow.write_text(BATCH_FLOW)
+    journal = tmp_path / "journal.db"
+    env = {**os.environ, **env_for(recording_server.url, CIO_FLOWS_JOURNAL=str(journal))}
+    args = ["run", str(flow), "--workers", processes, "--processes", processes]  # a thread each
+    first = subprocess.Popen(
+        cli_ctrl_c(*args), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    run_id = run_id_of(first)
+    deadline = time.monotonic() + 120
+    while len([r for r in recording_server.requests if r.path == "/v1/batch"]) < int(processes):
+        assert first.poll() is None, first.communicate()
+        assert time.monotonic() < deadline, "no batch was sent"
+        time.sleep(0.005)
+    first.send_signal(signal.SIGTERM)
+    out, err = first.communicate(timeout=120)
+    assert first.returncode == 1, out + err
+    batches = [r for r in recording_server.requests if r.path == "/v1/batch"]
+    sent = sum(len(r.body["batch"]) for r in batches)
+    assert 1_000 * int(processes) <= sent < rows, "the signal stopped nothing"
+    assert statuses(journal, run_id, "steps.0") == {"ok": sent}  # every row of every batch
+
+    again = subprocess.run(
+        cli("run", str(flow), "--resume", run_id), env=env, capture_output=True, text=True
+    )
+    assert again.returncode == 0, again.stdout + again.stderr
+    users = Counter(
+        item["userId"]
+        for r in recording_server.requests
+        if r.path == "/v1/batch"
+        for item in r.body["batch"]
+    )
+    assert len(users) == rows and max(users.values()) == 1  # the resume sent only the rest

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any, NamedTuple
 
@@ -87,16 +87,22 @@ class BatchedStep:
     def _waiting(self) -> AbstractContextManager[None]:
         return self.turns.released() if self.turns else nullcontext()
 
-    def run(self, step: Step, states: Iterable[RowState]) -> Iterator[Outcome]:
-        """(row, outcome) for each row: first those settled without a batch, then the batches."""
+    def run(
+        self, step: Step, states: Iterable[RowState], stopping: Callable[[], bool] = lambda: False
+    ) -> Iterator[Outcome]:
+        """(row, outcome) for each row: first those settled without a batch, then the batches.
+        Once `stopping()` (Ctrl-C), nothing more is sent; a batch on the wire is still answered
+        for, row by row, so its outcomes are recorded rather than sent again on resume."""
         pending: list[_Item] = []
         for state in states:
+            if stopping():
+                return
             outcome = self.pipeline.settle_early(step, state)
             if outcome is None:
                 outcome = self._entry(step, state, pending)
             if outcome is not None:
                 yield state, outcome
-        yield from self._send(step, pending)
+        yield from self._send(step, pending, stopping)
 
     def _entry(self, step: Step, state: RowState, pending: list[_Item]) -> StepFinished | None:
         """Queue the row's batch item; or its outcome when it fails or must go alone."""
@@ -124,11 +130,15 @@ class BatchedStep:
         pending.append(_Item(state, item, encoded))
         return None
 
-    def _send(self, step: Step, pending: list[_Item]) -> Iterator[Outcome]:
+    def _send(
+        self, step: Step, pending: list[_Item], stopping: Callable[[], bool]
+    ) -> Iterator[Outcome]:
         """Send the items in batches; (row, outcome) per item."""
         pipeline = self.pipeline
         family = pipeline.run.people_family
         for indexes in split_batches([item.size for item in pending]):
+            if stopping():
+                return
             group = [pending[i] for i in indexes]
             started = time.monotonic()
             bodies, encoded = [item.body for item in group], [item.encoded for item in group]

@@ -178,12 +178,8 @@ class Executor:
             self._run_row(unit)
 
     def _run_rows(self) -> None:
-        if self.workers == 1:
-            for work, unit in self.units():
-                if self._stop.is_set():
-                    break
-                work(unit)
-            return
+        # Even one worker is a pool thread: this thread only waits, so a Ctrl-C lets the step in
+        # flight finish and be recorded instead of breaking into its request.
         # Bounded in flight: rows stream from the file, memory stays flat.
         in_flight: set[Future[None]] = set()
         pool = ThreadPoolExecutor(self.workers, thread_name_prefix="cio-row")
@@ -298,15 +294,15 @@ class Executor:
             if self._stop.is_set():
                 return
             if batchable(step):
-                outcomes = self.batched.run(step, states)
+                outcomes = self.batched.run(step, states, self._stop.is_set)
             else:  # row by row, each send waiting on its own: no turn held meanwhile
                 outcomes = self._unbatched(step, states)
-            # Outcomes come lazily: stopping here sends nothing more (Ctrl-C, a failed journal);
-            # what is not recorded, a resume runs.
+            # Outcomes come lazily, and once stopping (Ctrl-C, a failed journal) none comes from
+            # a new send: what was sent is recorded (a batch's every row), the rest a resume runs.
             for state, outcome in outcomes:
                 self._record(state, outcome)
-                if self._stop.is_set():
-                    return
+            if self._stop.is_set():
+                return
         for state in states:
             self._finish_row(state.number, state.row_key, failed=state.failed)
 
@@ -314,6 +310,8 @@ class Executor:
         self, step: Step, states: list[RowState]
     ) -> Iterator[tuple[RowState, StepFinished]]:
         for state in states:
+            if self._stop.is_set():
+                return
             with self.turns.released():
                 outcome = self.pipeline.run_step(step, state)
             yield state, outcome
