@@ -194,6 +194,9 @@ class Executor:
                     in_flight.add(pool.submit(self._guarded, work, unit))
             except KeyboardInterrupt:
                 self._interrupted()
+            except FlowInputError:  # the data breaks under the run: the rows read before finish
+                _raise_first(self._wait_all(in_flight))
+                raise
             _raise_first(self._wait_all(in_flight))
         finally:
             # After a second signal the rows in flight are left to the process's exit.

@@ -147,7 +147,9 @@ def test_a_journal_failure_in_a_chunk_sends_no_further_batch(harness, rows_file)
     summary = h.run(listeners=[journal], data=rows_file(ROWS[:6]), batch=True)
     assert summary.exit_code == 4
     assert [path_of(c.url) for c in h.calls] == ["/v1/batch"]  # the first batch, nothing after
-    assert len(h.steps) == 1  # what was not recorded is left for a resume
+    # The batch on the wire is answered for, row by row (each outcome heard, the journal's
+    # refused): nothing is sent after it, and what was not recorded is left for a resume.
+    assert len(h.steps) == 6
 
 
 def test_worker_shares_take_alternate_chunks_and_together_every_row_once(harness, rows_file):
