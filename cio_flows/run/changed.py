@@ -27,7 +27,7 @@ import orjson
 
 from ..errors import FlowInputError
 from ..flow.model import Step
-from .journal_schema import INSERT_REQUEST_HASH, PASSED, open_database
+from .journal_schema import INSERT_REQUEST_HASHES, PASSED, open_database
 from .prepare import PreparedRun
 from .resume_inputs import step_hash
 from .rows import Row
@@ -142,7 +142,9 @@ class RequestHasher:
 
 
 class RequestHashes:
-    """The journal's request_hashes table, on a connection of its own (`--changed`)."""
+    """A run's request hashes in the journal, on a connection of its own (`--changed`): with
+    its outcomes (what it sent), or in the request_hashes table (what `--changed` hashed before
+    sending, and journals older than the outcomes' column)."""
 
     def __init__(self, path: Path, *, checked: bool = False) -> None:
         self.db = open_database(path, checked=checked)
@@ -154,7 +156,9 @@ class RequestHashes:
         """The most recent passed run of the flow (not `run_id`) that kept hashes."""
         found = self.db.execute(
             "SELECT run_id FROM runs WHERE flow_name = ? AND status = ? AND run_id != ?"
-            " AND EXISTS (SELECT 1 FROM request_hashes h WHERE h.run_id = runs.run_id)"
+            " AND (EXISTS (SELECT 1 FROM request_hashes h WHERE h.run_id = runs.run_id)"
+            " OR EXISTS (SELECT 1 FROM outcomes o WHERE o.run_id = runs.run_id"
+            " AND o.request_hash IS NOT NULL))"
             " ORDER BY started_at DESC, run_id DESC LIMIT 1",
             (flow_name, str(PASSED), run_id),
         ).fetchone()
@@ -162,12 +166,16 @@ class RequestHashes:
 
     def of_run(self, run_id: str) -> dict[str, int]:
         """{row key: one hash over its steps} of a run."""
-        rows: dict[str, list[tuple[str, int]]] = {}
-        for row_key, step_key, value in self.db.execute(
-            "SELECT row_key, step_key, hash FROM request_hashes WHERE run_id = ?", (run_id,)
+        rows: dict[str, dict[str, int]] = {}
+        # a step's hash in both places (a run resumed by a newer cio-flows): its outcome's
+        for query in (
+            "SELECT row_key, step_key, hash FROM request_hashes WHERE run_id = ?",
+            "SELECT row_key, step_key, request_hash FROM outcomes"
+            " WHERE run_id = ? AND request_hash IS NOT NULL",
         ):
-            rows.setdefault(row_key, []).append((step_key, value))
-        return {key: _digest(sorted(steps)) for key, steps in rows.items()}
+            for row_key, step_key, value in self.db.execute(query, (run_id,)):
+                rows.setdefault(row_key, {})[step_key] = value
+        return {key: _digest(sorted(steps.items())) for key, steps in rows.items()}
 
     def record(self, run_id: str, records: Iterator[tuple[str, str, int]]) -> None:
         batch: list[tuple[str, str, str, int]] = []
@@ -182,7 +190,7 @@ class RequestHashes:
     def _insert(self, batch: list[tuple[str, str, str, int]]) -> None:
         with self.db:  # one transaction
             self.db.execute("BEGIN IMMEDIATE")
-            self.db.executemany(INSERT_REQUEST_HASH, batch)
+            self.db.execute(INSERT_REQUEST_HASHES, (orjson.dumps(batch),))
 
 
 def hash_rows(

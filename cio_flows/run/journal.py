@@ -34,6 +34,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from ..errors import JournalError, RunInUseError
 from ..redact import Redactor
 from .events import FAILED, OK, SKIPPED, UNKNOWN, Event, RunSummary
@@ -53,11 +55,12 @@ from .journal_reads import (
 from .journal_schema import (
     FAILED_RUN,
     IN_FLIGHT,
-    INSERT_REQUEST_HASH,
     INTERRUPTED,
+    OUTCOME_COLUMNS,
     PASSED,
     RUNNING,
     default_journal_path,
+    json_columns,
     open_database,
     sqlite_reason,
 )
@@ -65,14 +68,18 @@ from .run_lock import RunLock
 
 # A replayed step (resume) carries no response: keep the one saved before. Attempts add up,
 # so a step retried over several resumes shows every request it cost.
-_UPSERT_OUTCOME = """
-INSERT INTO outcomes (run_id, row_key, step_key, status, attempts, error, result)
-VALUES (?, ?, ?, ?, ?, ?, ?)
+# A batch of outcomes is one JSON array of records, inserted by one statement: one call into
+# SQLite, which runs without the GIL, instead of one per record (executemany), each taking
+# the GIL back from the threads rendering and sending rows.
+_UPSERT_OUTCOMES = f"""
+INSERT INTO outcomes ({", ".join(OUTCOME_COLUMNS)})
+SELECT {json_columns(len(OUTCOME_COLUMNS))} FROM json_each(?) WHERE true
 ON CONFLICT (run_id, row_key, step_key) DO UPDATE SET
     status = excluded.status,
     attempts = outcomes.attempts + excluded.attempts,
     error = excluded.error,
-    result = COALESCE(excluded.result, outcomes.result)
+    result = COALESCE(excluded.result, outcomes.result),
+    request_hash = COALESCE(excluded.request_hash, outcomes.request_hash)
 """
 # The in-flight mark's facts; a mark again (a resend after settling) keeps the first time.
 _UPSERT_IN_FLIGHT = """
@@ -115,7 +122,6 @@ class Journal:
         self._buffer: list[Record] = []
         self._marks: list[Record] = []  # in_flight rows, committed with the outcomes
         self._onces: list[Record] = []  # once_keys rows, likewise
-        self._hashes: list[Record] = []  # request_hashes rows (run/changed.py), likewise
         self._awaiting: set[StepId] = set()  # marked here: its outcome is committed at once
         self._appended = 0  # records ever put in the buffer...
         self._committed = 0  # ...and how many of them are committed
@@ -201,14 +207,14 @@ class Journal:
         request_hash: int | None = None,
     ) -> None:
         """Upsert one outcome (buffered). `result` must be JSON-able. `request_hash`, the hash
-        of the step's request for `--changed` (run/changed.py), is committed with it."""
+        of the step's request for `--changed` (run/changed.py), is kept with it."""
         self._raise_if_failed()
         error = None if error is None else self._redact(error)
         result_json = None if result is None else self._redact(json.dumps(result, default=str))
         with self._buf_lock:
-            ticket = self._append((run_id, row_key, step_key, status, attempts, error, result_json))
-            if request_hash is not None:
-                self._hashes.append((run_id, row_key, step_key, request_hash))
+            ticket = self._append(
+                (run_id, row_key, step_key, status, attempts, error, result_json, request_hash)
+            )
             live = self._live.get(run_id)
             if live is not None:
                 live.counts[status] = live.counts.get(status, 0) + 1
@@ -240,7 +246,7 @@ class Journal:
         facts_json = None if facts is None else self._redact(json.dumps(facts, default=str))
         step_id = (run_id, row_key, step_key)
         with self._buf_lock:
-            ticket = self._append((*step_id, IN_FLIGHT, 0, None, None))
+            ticket = self._append((*step_id, IN_FLIGHT, 0, None, None, None))
             self._marks.append((*step_id, time.time(), facts_json))
             self._awaiting.add(step_id)
         self._commit_through(ticket)
@@ -299,7 +305,6 @@ class Journal:
             batch, self._buffer = self._buffer, []
             marks, self._marks = self._marks, []
             onces, self._onces = self._onces, []
-            hashes, self._hashes = self._hashes, []
             ticket = self._appended
             progress = [(json.dumps(v.counts), v.rows, k) for k, v in self._live.items()]
         if self._db is None and batch:
@@ -311,10 +316,10 @@ class Journal:
                 self._db.execute("PRAGMA synchronous=FULL")
             self._db.execute("BEGIN")
             try:
-                self._db.executemany(_UPSERT_OUTCOME, batch)
+                if batch:
+                    self._db.execute(_UPSERT_OUTCOMES, (orjson.dumps(batch),))
                 self._db.executemany(_UPSERT_IN_FLIGHT, marks)
                 self._db.executemany(_INSERT_ONCE, onces)
-                self._db.executemany(INSERT_REQUEST_HASH, hashes)
                 self._db.executemany(
                     "UPDATE runs SET counts = ?, rows = ? WHERE run_id = ?", progress
                 )
@@ -325,7 +330,6 @@ class Journal:
                     self._buffer[:0] = batch
                     self._marks[:0] = marks
                     self._onces[:0] = onces
-                    self._hashes[:0] = hashes
                 raise
             self._db.execute("COMMIT")
             if durable:

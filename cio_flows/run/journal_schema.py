@@ -47,6 +47,7 @@ CREATE TABLE IF NOT EXISTS outcomes (
     attempts INTEGER NOT NULL DEFAULT 0,
     error TEXT,
     result TEXT,
+    request_hash INTEGER, -- the hash of the step's request (run/changed.py), for --changed
     PRIMARY KEY (run_id, row_key, step_key)
 ) WITHOUT ROWID;
 -- What a run was made of (run/resume_inputs.py), JSON: a resume checks it is still the same.
@@ -74,7 +75,9 @@ CREATE TABLE IF NOT EXISTS once_keys (
     done_at REAL NOT NULL
 ) WITHOUT ROWID;
 -- Per row key and step, a hash of the request the run rendered (run/changed.py): a later
--- `run --changed` leaves out the rows whose hashes equal those of the last passed run.
+-- `run --changed` leaves out the rows whose hashes equal those of the last passed run. Here
+-- the hashes `--changed` takes before sending, and those of journals older than the
+-- outcomes' request_hash column; a run's own go with its outcomes.
 CREATE TABLE IF NOT EXISTS request_hashes (
     run_id TEXT NOT NULL,
     row_key TEXT NOT NULL,
@@ -83,7 +86,28 @@ CREATE TABLE IF NOT EXISTS request_hashes (
     PRIMARY KEY (run_id, row_key, step_key)
 ) WITHOUT ROWID;
 """
-INSERT_REQUEST_HASH = "INSERT OR REPLACE INTO request_hashes VALUES (?, ?, ?, ?)"
+OUTCOME_COLUMNS = (
+    "run_id",
+    "row_key",
+    "step_key",
+    "status",
+    "attempts",
+    "error",
+    "result",
+    "request_hash",
+)
+_ADDED_COLUMNS = {"outcomes": {"request_hash": "INTEGER"}}  # columns newer than the table
+
+
+def json_columns(count: int) -> str:
+    """The select list reading records of `count` values from json_each rows: a batch of
+    records goes to SQLite as one JSON array (json_extract: SQLite 3.9, not 3.38's ->>)."""
+    return ", ".join(f"json_extract(value, '$[{index}]')" for index in range(count))
+
+
+INSERT_REQUEST_HASHES = (
+    f"INSERT OR REPLACE INTO request_hashes SELECT {json_columns(4)} FROM json_each(?)"
+)
 
 
 def default_journal_path() -> Path:
@@ -119,6 +143,7 @@ def open_database(path: Path, *, checked: bool = False) -> sqlite3.Connection:
         if not checked:
             _check_intact(db)
         db.executescript(_SCHEMA)
+        _add_columns(db)
         _check_writable(db)
     except sqlite3.Error as exc:
         if db is not None:
@@ -132,6 +157,20 @@ def _check_intact(db: sqlite3.Connection) -> None:
     problems = [row[0] for row in db.execute("PRAGMA quick_check(3)").fetchall()]
     if problems != ["ok"]:
         raise sqlite3.DatabaseError(f"is damaged (PRAGMA quick_check: {'; '.join(problems)})")
+
+
+def _add_columns(db: sqlite3.Connection) -> None:
+    """A journal written by an older cio-flows gets the columns added since (ALTER TABLE ADD
+    COLUMN changes the schema only: no row is rewritten)."""
+    for table, columns in _ADDED_COLUMNS.items():
+        present = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
+        for name, kind in columns.items():
+            if name not in present:
+                try:
+                    db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {kind}")
+                except sqlite3.OperationalError as exc:
+                    if "duplicate column" not in str(exc):  # added by another process meanwhile
+                        raise
 
 
 def _check_writable(db: sqlite3.Connection) -> None:

@@ -253,7 +253,9 @@ class RunSession:
             return None
         # Not checked again (the run just was); commits left to the timer thread, so a row's
         # thread never waits while another worker process holds the journal's write lock.
-        journal = Journal(self.path, redactor=self._redactor, check=False, batch_size=100_000)
+        journal = Journal(
+            self.path, redactor=self._redactor, check=False, batch_size=100_000, flush_interval=0.1
+        )
         journal.attach(self.run_id)
         previous = None if self.previous is None else self.previous_in(journal, self.run_id)
         return WorkerJournal(
