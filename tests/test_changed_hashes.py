@@ -57,13 +57,16 @@ def options(server: RecordingServer, journal: Path, batch: bool, **more: Any) ->
 def kept(journal: Path, run_id: str) -> dict[tuple[str, str], int]:
     with sqlite3.connect(journal) as db:
         # what --changed hashed before sending, then the run's own, kept with its outcomes
-        rows = db.execute(
-            "SELECT row_key, step_key, hash FROM request_hashes WHERE run_id = ?", (run_id,)
-        ).fetchall() + db.execute(
-            "SELECT row_key, step_key, request_hash FROM outcomes"
-            " WHERE run_id = ? AND request_hash IS NOT NULL",
-            (run_id,),
-        ).fetchall()
+        rows = (
+            db.execute(
+                "SELECT row_key, step_key, hash FROM request_hashes WHERE run_id = ?", (run_id,)
+            ).fetchall()
+            + db.execute(
+                "SELECT row_key, step_key, request_hash FROM outcomes"
+                " WHERE run_id = ? AND request_hash IS NOT NULL",
+                (run_id,),
+            ).fetchall()
+        )
     return {(row_key, step_key): value for row_key, step_key, value in rows}
 
 

@@ -432,3 +432,69 @@ def _full_disk() -> sqlite3.OperationalError:
     error = sqlite3.OperationalError("database or disk is full")
     error.sqlite_errorname = "SQLITE_FULL"
     return error
+
+
+OLD_OUTCOMES = """
+CREATE TABLE outcomes (
+    run_id TEXT NOT NULL, row_key TEXT NOT NULL, step_key TEXT NOT NULL, status TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0, error TEXT, result TEXT,
+    PRIMARY KEY (run_id, row_key, step_key)
+) WITHOUT ROWID;
+CREATE TABLE request_hashes (
+    run_id TEXT NOT NULL, row_key TEXT NOT NULL, step_key TEXT NOT NULL, hash INTEGER NOT NULL,
+    PRIMARY KEY (run_id, row_key, step_key)
+) WITHOUT ROWID;
+INSERT INTO outcomes VALUES ('old', 'u1', 'steps.0', 'ok', 1, NULL, NULL);
+INSERT INTO request_hashes VALUES ('old', 'u1', 'steps.0', 11), ('old', 'u2', 'steps.0', 22);
+"""
+
+
+def test_a_journal_from_before_the_hash_column_gains_it_and_keeps_its_hashes(
+    tmp_path: Path,
+) -> None:
+    from cio_flows.run.changed import RequestHashes
+
+    path = tmp_path / "journal.db"
+    with sqlite3.connect(path) as db:
+        db.executescript(OLD_OUTCOMES)
+    with Journal(path) as journal:
+        journal.start_run("old", "f.yaml", "f", "us", {})
+        # a resume by this version: its step's hash goes with the outcome, and wins
+        journal.record("old", "u2", "steps.0", "ok", 1, request_hash=-(2**63))
+        journal.record("old", "u3", "steps.0", "ok", 1, request_hash=2**63 - 1)
+        journal.finish_run("old", summary("old"))
+        assert journal.outcomes("old")[("u1", "steps.0")] == Outcome("ok", 1, None)
+    with sqlite3.connect(path) as db:
+        columns = [row[1] for row in db.execute("PRAGMA table_info(outcomes)")]
+        stored = dict(db.execute("SELECT row_key, request_hash FROM outcomes WHERE run_id = 'old'"))
+    assert columns[-1] == "request_hash"
+    assert stored == {"u1": None, "u2": -(2**63), "u3": 2**63 - 1}  # 64 bits, exact
+    table = RequestHashes(path)
+    try:
+        assert table.last_passed("f", "new") == "old"
+        # as in the old format: one hash a row over its steps' (step key, hash) pairs
+        fresh = RequestHashes.__new__(RequestHashes)
+        fresh.db = sqlite3.connect(":memory:")
+        fresh.db.executescript(OLD_OUTCOMES.replace("'old'", "'x'"))
+        fresh.db.execute("ALTER TABLE outcomes ADD COLUMN request_hash INTEGER")
+        fresh.db.execute("DELETE FROM request_hashes WHERE row_key = 'u2'")
+        fresh.db.execute("INSERT INTO request_hashes VALUES ('x', 'u2', 'steps.0', ?)", (-(2**63),))
+        fresh.db.execute(
+            "INSERT INTO request_hashes VALUES ('x', 'u3', 'steps.0', ?)", (2**63 - 1,)
+        )
+        assert table.of_run("old") == fresh.of_run("x")
+    finally:
+        table.close()
+
+
+def test_a_batch_of_outcomes_keeps_every_value_as_given(journal: Journal) -> None:
+    """Outcomes reach SQLite as one JSON array: text that looks like JSON or numbers, quotes,
+    NUL, newlines and non-ASCII come back unchanged, NULL stays NULL."""
+    journal.start_run("r1", "f.yaml", "f", "us", {})
+    awkward = ['{"a": 1}', "42", "null", 'say "hi"\n\\', "nul\x00byte", "日本語 ✓", "", "[1]"]
+    for number, text in enumerate(awkward):
+        journal.record("r1", text or "-", f"steps.{number}", "failed", number, text, [text])
+    journal.flush()
+    outcomes = journal.outcomes("r1")
+    for number, text in enumerate(awkward):
+        assert outcomes[(text or "-", f"steps.{number}")] == Outcome("failed", number, text, [text])

@@ -190,7 +190,7 @@ class RequestHashes:
     def _insert(self, batch: list[tuple[str, str, str, int]]) -> None:
         with self.db:  # one transaction
             self.db.execute("BEGIN IMMEDIATE")
-            self.db.execute(INSERT_REQUEST_HASHES, (orjson.dumps(batch),))
+            INSERT_REQUEST_HASHES(self.db, batch)
 
 
 def hash_rows(

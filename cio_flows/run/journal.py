@@ -34,8 +34,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import orjson
-
 from ..errors import JournalError, RunInUseError
 from ..redact import Redactor
 from .events import FAILED, OK, SKIPPED, UNKNOWN, Event, RunSummary
@@ -56,11 +54,10 @@ from .journal_schema import (
     FAILED_RUN,
     IN_FLIGHT,
     INTERRUPTED,
-    OUTCOME_COLUMNS,
     PASSED,
     RUNNING,
+    BatchInsert,
     default_journal_path,
-    json_columns,
     open_database,
     sqlite_reason,
 )
@@ -68,19 +65,17 @@ from .run_lock import RunLock
 
 # A replayed step (resume) carries no response: keep the one saved before. Attempts add up,
 # so a step retried over several resumes shows every request it cost.
-# A batch of outcomes is one JSON array of records, inserted by one statement: one call into
-# SQLite, which runs without the GIL, instead of one per record (executemany), each taking
-# the GIL back from the threads rendering and sending rows.
-_UPSERT_OUTCOMES = f"""
-INSERT INTO outcomes ({", ".join(OUTCOME_COLUMNS)})
-SELECT {json_columns(len(OUTCOME_COLUMNS))} FROM json_each(?) WHERE true
-ON CONFLICT (run_id, row_key, step_key) DO UPDATE SET
+_UPSERT_OUTCOMES = BatchInsert(
+    "INSERT INTO outcomes (run_id, row_key, step_key, status, attempts, error, result,"
+    " request_hash)",
+    8,
+    """ON CONFLICT (run_id, row_key, step_key) DO UPDATE SET
     status = excluded.status,
     attempts = outcomes.attempts + excluded.attempts,
     error = excluded.error,
     result = COALESCE(excluded.result, outcomes.result),
-    request_hash = COALESCE(excluded.request_hash, outcomes.request_hash)
-"""
+    request_hash = COALESCE(excluded.request_hash, outcomes.request_hash)""",
+)
 # The in-flight mark's facts; a mark again (a resend after settling) keeps the first time.
 _UPSERT_IN_FLIGHT = """
 INSERT INTO in_flight (run_id, row_key, step_key, since, request) VALUES (?, ?, ?, ?, ?)
@@ -316,8 +311,7 @@ class Journal:
                 self._db.execute("PRAGMA synchronous=FULL")
             self._db.execute("BEGIN")
             try:
-                if batch:
-                    self._db.execute(_UPSERT_OUTCOMES, (orjson.dumps(batch),))
+                _UPSERT_OUTCOMES(self._db, batch)
                 self._db.executemany(_UPSERT_IN_FLIGHT, marks)
                 self._db.executemany(_INSERT_ONCE, onces)
                 self._db.executemany(
