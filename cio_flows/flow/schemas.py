@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import fastjsonschema
 
 from ..wire import kinds
+from .compiled_checks import compiled_check
 
 if TYPE_CHECKING:
     from jsonschema import Draft202012Validator, ValidationError
@@ -134,8 +135,7 @@ def fast_check(name: str) -> Callable[[Any], Any]:
 
 @cache
 def _fast_check(name: str, generation: int) -> Callable[[Any], Any]:
-    # A fresh copy: the compiler resolves references in place.
-    return fastjsonschema.compile(copy.deepcopy(_schema(name)))
+    return compiled_check(_schema(name))
 
 
 def fast_step_check(kind: str) -> Callable[[Any], Any]:
@@ -144,7 +144,7 @@ def fast_step_check(kind: str) -> Callable[[Any], Any]:
 
 @cache
 def _fast_step_check(kind: str, generation: int) -> Callable[[Any], Any]:
-    return fastjsonschema.compile(without_negated_if(copy.deepcopy(kinds.get(kind).payload_schema)))
+    return compiled_check(without_negated_if(copy.deepcopy(kinds.get(kind).payload_schema)))
 
 
 def without_negated_if(schema: dict[str, Any]) -> dict[str, Any]:

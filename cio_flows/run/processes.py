@@ -73,8 +73,11 @@ FORWARD_SECONDS = 0.2  # ...or fewer, when this long has passed (the progress ba
 FORWARDED = signal.SIGUSR1
 STOP_SECONDS = 10  # a run that broke in this process: how long its workers get to stop
 _STEP_FIELDS = tuple(f.name for f in fields(StepFinished))
-assert _STEP_FIELDS[0] == "step"  # a forwarded outcome is (step index, the other fields)
+assert _STEP_FIELDS[:4] == ("step", "row_number", "row_key", "status")  # see _restored
 _STATUS_FIELD = _STEP_FIELDS.index("status")
+_HASH_FIELD = _STEP_FIELDS.index("request_hash")
+_STEP_WIDTH = len(_STEP_FIELDS)
+assert _STEP_WIDTH not in (1, 3)  # told apart from the other records by length
 _STATUSES = {str(status): status for status in Status}  # forwarded as text: no Enum call
 
 
@@ -453,23 +456,27 @@ class _Forwarder:
         self._lock = threading.RLock()
 
     def __call__(self, event: Event) -> None:
-        if isinstance(event, RunStarted | RunFinished):
-            return  # the parent announces the run, and ends it with every summary
-        with self._lock:
-            self._add(event)
-
-    def _add(self, event: Event) -> None:
+        record: tuple[Any, ...]
         if isinstance(event, StepFinished) and id(event.step) in self._index:
             values = list(vars(event).values())  # the fields, in order (a dataclass's __dict__)
-            values[0] = self._index[id(event.step)]
+            values[0] = self._index[id(values[0])]
             values[_STATUS_FIELD] = str(values[_STATUS_FIELD])
-            self._batch.append(("s", *values))
+            # the hash is the journal's, which the worker keeps: the parent's listeners get None
+            values[_HASH_FIELD] = None
+            record = tuple(values)
         elif isinstance(event, RowFinished):
-            self._batch.append(("r", event.row_number, event.row_key, str(event.status)))
+            record = (event.row_number, event.row_key, str(event.status))
+        elif isinstance(event, RunStarted | RunFinished):
+            return  # the parent announces the run, and ends it with every summary
         else:
-            self._batch.append(("e", event))
-        if len(self._batch) >= FORWARD_EVENTS or time.monotonic() - self._sent > FORWARD_SECONDS:
-            self.flush()
+            record = (event,)
+        with self._lock:
+            self._batch.append(record)
+            if (
+                len(self._batch) >= FORWARD_EVENTS
+                or time.monotonic() - self._sent > FORWARD_SECONDS
+            ):
+                self.flush()
 
     def flush(self) -> None:
         with self._lock:
@@ -486,17 +493,15 @@ class _Forwarder:
 
 
 def _restored(item: tuple[Any, ...], steps: Sequence[Any]) -> Event:
-    kind = item[0]
-    if kind == "s":
-        # as pickle restores a frozen dataclass: its __dict__ set whole, no __init__ per field
-        values = list(item[1:])
-        values[0], values[_STATUS_FIELD] = steps[values[0]], _STATUSES[values[_STATUS_FIELD]]
-        outcome = StepFinished.__new__(StepFinished)
-        vars(outcome).update(zip(_STEP_FIELDS, values, strict=True))
-        return outcome
-    if kind == "r":
-        return RowFinished(item[1], item[2], _STATUSES[item[3]])
-    event: Event = item[1]
+    """An event from its forwarded record, told apart by length: a StepFinished's fields,
+    a RowFinished's, or any other event whole (pickled)."""
+    if len(item) == _STEP_WIDTH:
+        # StepFinished's __init__ takes its fields in order (a test keeps it so)
+        step, row_number, row_key, status, *rest = item
+        return StepFinished(steps[step], row_number, row_key, _STATUSES[status], *rest)
+    if len(item) == 3:
+        return RowFinished(item[0], item[1], _STATUSES[item[2]])
+    event: Event = item[0]
     return event
 
 
