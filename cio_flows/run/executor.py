@@ -64,11 +64,12 @@ class Executor:
         in_flight: InFlightMarker | None = None,
         once: OnceBook | None = None,
         pipeline: StepPipeline | None = None,
-        share: tuple[int, int] = (0, 1),
+        claim: Callable[[], int] | None = None,
     ) -> None:
         self.run = run
-        # (i, n): only chunks c with c % n == i, the share of worker process i of n (processes.py)
-        self.share = share
+        # A worker process's chunks (processes.py): each call the number of the next chunk
+        # this process runs, larger each time, counted over every process; None: all of them.
+        self.claim = claim
         self.transport = transport
         self.workers = max(1, workers)
         self.previous = previous
@@ -165,10 +166,18 @@ class Executor:
             for row in self.run.rows():
                 yield self._run_row, row
             return
-        mine, processes = self.share
-        for number, chunk in enumerate(chunked(self.run.rows(), self.chunk_size)):
-            if number % processes == mine:
+        chunks = chunked(self.run.rows(), self.chunk_size)
+        if self.claim is None:
+            for chunk in chunks:
                 yield self._run_chunk, chunk
+            return
+        # Claimed one ahead of a free thread: a process that runs ahead takes more chunks, and
+        # the processes end together. The chunks in between are other processes' (read past).
+        wanted = self.claim()
+        for number, chunk in enumerate(chunks):
+            if number == wanted:
+                yield self._run_chunk, chunk
+                wanted = self.claim()
 
     def run_unit(self, unit: Any) -> None:
         """One work item of `units()` (a row, or a chunk of rows when batching), in this thread."""

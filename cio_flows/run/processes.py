@@ -7,7 +7,8 @@ under the GIL. Why fork: a worker starts from the prepared run (templates and sc
 the data checked) at no cost.
 
 What holds as in one process:
-- Rows: chunk c goes to worker c mod N, so a row's steps stay in order in one process, and a
+- Rows: each chunk goes to one worker, the first with a thread free for it (ChunkCounter), so
+  the workers end together and a row's steps stay in order in one process, and a
   send's messageId depends on the run id, row key and step only (keys.py), whichever process
   sends it, before or after a resume.
 - The journal: each worker records its rows' outcomes and in-flight marks through a connection
@@ -31,11 +32,13 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import fcntl
 import gc
 import multiprocessing
 import os
 import signal
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -154,6 +157,32 @@ def rate_share(limits: RateLimits, processes: int) -> RateLimits:
     return RateLimits({bucket: rate / processes for bucket, rate in limits.rates.items()})
 
 
+class ChunkCounter:
+    """The number of the next chunk, claimed by whichever worker process has a thread free: a
+    counter in a file, under flock, which the kernel releases when its holder dies (a worker
+    killed mid-claim leaves no lock behind, as a semaphore would)."""
+
+    def __init__(self) -> None:
+        handle, self.path = tempfile.mkstemp(prefix="cio-flows-chunks-")
+        os.close(handle)
+        self._fd: int | None = None  # opened in each process: flock is per open file
+
+    def claim(self) -> int:
+        if self._fd is None:
+            self._fd = os.open(self.path, os.O_RDWR)
+        fcntl.flock(self._fd, fcntl.LOCK_EX)
+        try:
+            number = int.from_bytes(os.pread(self._fd, 8, 0) or b"\0", "little")
+            os.pwrite(self._fd, (number + 1).to_bytes(8, "little"), 0)
+        finally:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+        return number
+
+    def remove(self) -> None:
+        with contextlib.suppress(OSError):
+            os.unlink(self.path)
+
+
 @dataclass
 class _Worker:
     index: int
@@ -174,6 +203,7 @@ class ProcessRun:
     resend_unknown: bool = False
     settled: list[dict[str, str]] = field(default_factory=list)
     parent: int = field(default_factory=os.getpid)
+    chunks: ChunkCounter | None = None  # made as the workers start
     _signals: int = 0
     _receiving: bool = True  # until every worker is done: signals are forwarded, and counted
 
@@ -184,6 +214,7 @@ class ProcessRun:
         # Forwarding from before the first fork: a signal during start-up reaches this process
         # through any of its threads (the journal's), and must not raise here mid-fork.
         with self._signals_forwarded(workers):
+            chunks = self.chunks = ChunkCounter()
             try:
                 self._start_workers(workers)
                 dispatcher(run_started(self.run))
@@ -196,9 +227,11 @@ class ProcessRun:
             except BaseException:
                 _stop(workers)  # none outlives a run that broke here (a notebook lives on)
                 raise
-            self._receiving = False
-            for worker in workers:
-                worker.process.join()
+            finally:
+                self._receiving = False
+                for worker in workers:
+                    worker.process.join()
+                chunks.remove()
             summary = self._merged(workers, dispatcher)
             summary.elapsed = time.monotonic() - started
             dispatcher(RunFinished(summary))
@@ -340,7 +373,7 @@ class ProcessRun:
                     previous=None if journal is None else journal.previous,
                     resend_unknown=self.resend_unknown,
                     in_flight=None if journal is None else journal.in_flight,
-                    share=(index, self.count),
+                    claim=None if self.chunks is None else self.chunks.claim,
                 )
                 try:
                     summary = executor.execute()
