@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import pytest
 
 from cio_flows.errors import JournalError
@@ -152,8 +154,9 @@ def test_a_journal_failure_in_a_chunk_sends_no_further_batch(harness, rows_file)
     assert len(h.steps) == 6
 
 
-def test_worker_shares_take_alternate_chunks_and_together_every_row_once(harness, rows_file):
-    """Worker process i of n (run/processes.py) sends chunks c with c % n == i."""
+def test_workers_send_the_chunks_they_claim_and_together_every_row_once(harness, rows_file):
+    """A worker process (run/processes.py) sends the chunks it claims, and only those; here
+    worker i of 2 claims chunks i, i + 2, ... (in a run, whichever has a thread free)."""
     data = rows_file(ROWS)
     alone = harness(FLOW)
     assert alone.run(data=data, batch=True, chunk_size=5).ok
@@ -161,7 +164,8 @@ def test_worker_shares_take_alternate_chunks_and_together_every_row_once(harness
     together: set[tuple] = set()
     for mine in range(2):
         worker = harness(FLOW)
-        assert worker.run(data=data, batch=True, chunk_size=5, share=(mine, 2)).ok
+        claim = partial(next, iter(range(mine, 1_000, 2)))
+        assert worker.run(data=data, batch=True, chunk_size=5, claim=claim).ok
         rows_of.append({e.row_key for e in worker.steps})
         together |= delivered(worker)
     keys = [r["id"] for r in ROWS]
