@@ -230,6 +230,7 @@ class Bench:
         self.flow = workload.write_flow(directory, self.data(args.rows))
         self.server = Server()
         self.run_id = time.strftime("%Y%m%d%H%M%S", time.gmtime()) + "bench0"
+        self.runs = 0  # a run id, and so a journal, of its own for every run (--repeat)
 
     def data(self, rows: int) -> Path:
         """A CSV of exactly `rows` rows, written once per size."""
@@ -239,13 +240,14 @@ class Bench:
 
     def run(self, contender: Contender) -> Result:
         args = self.args
+        self.runs += 1
         params = {
             "url": self.server.url,
             "data": str(self.data(contender.rows)),
             "rows": contender.rows,
             "flow": str(self.flow),
             "workers": args.workers,
-            "run_id": f"{self.run_id}{contender.name}",
+            "run_id": f"{self.run_id}{contender.name}{self.runs}",
             **contender.params,
         }
         self.server.reset(
