@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import sys
 from collections import defaultdict
 from pathlib import Path
@@ -10,6 +11,21 @@ from pathlib import Path
 def cli(*args: str) -> list[str]:
     """The command line of a real `cio-flows` process (for tests that signal or kill it)."""
     return [sys.executable, "-m", "cio_flows.cli", *args]
+
+
+def started(
+    command: list[str], env: dict[str, str], *, own_group: bool = False
+) -> subprocess.Popen[str]:
+    """A real `cio-flows` process with its output captured as text; `own_group`: in a process
+    group of its own, as a terminal's foreground job or a service is."""
+    return subprocess.Popen(
+        command,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=own_group,
+    )
 
 
 def message_ids(emulator) -> dict[tuple[str, str], set[str]]:

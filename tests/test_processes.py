@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 from conftest import Recorded, env_for
-from support import cli, cli_ctrl_c
+from support import cli, cli_ctrl_c, started
 from test_exactly_once import MessagesServer, run_id_of, statuses, write_flow
 
 from cio_flows import RunOptions, run_flow
@@ -134,14 +134,7 @@ def test_a_signal_stops_every_worker_and_a_resume_sends_the_rest_once(
     flow = flow_of(tmp_path)
     journal = tmp_path / "journal.db"
     env = {**os.environ, **env_for(recording_server.url, CIO_FLOWS_JOURNAL=str(journal))}
-    first = subprocess.Popen(
-        cli_ctrl_c("run", str(flow), "--processes", "2"),
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,  # its own process group, as a terminal's foreground job
-    )
+    first = started(cli_ctrl_c("run", str(flow), "--processes", "2"), env, own_group=True)
     run_id = run_id_of(first)
     wait_for_sends(server, first, 100)
     if how.startswith("ctrl-c"):
@@ -168,13 +161,7 @@ def test_a_sigkill_of_the_run_takes_its_workers_and_a_resume_sends_each_email_on
     flow = flow_of(tmp_path)
     journal = tmp_path / "journal.db"
     env = {**os.environ, **env_for(recording_server.url, CIO_FLOWS_JOURNAL=str(journal))}
-    first = subprocess.Popen(
-        cli("run", str(flow), "--processes", "2"),
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    first = started(cli("run", str(flow), "--processes", "2"), env)
     run_id = run_id_of(first)
     wait_for_sends(server, first, 150)
     workers = workers_of(first.pid)
@@ -200,13 +187,7 @@ def test_a_worker_killed_mid_run_is_reported_and_a_resume_finishes_its_rows(
     flow = flow_of(tmp_path)
     journal = tmp_path / "journal.db"
     env = {**os.environ, **env_for(recording_server.url, CIO_FLOWS_JOURNAL=str(journal))}
-    first = subprocess.Popen(
-        cli("run", str(flow), "--processes", "2"),
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    first = started(cli("run", str(flow), "--processes", "2"), env)
     run_id = run_id_of(first)
     wait_for_sends(server, first, 100)
     victim = min(workers_of(first.pid))
@@ -290,9 +271,7 @@ def test_a_batch_on_the_wire_at_ctrl_c_is_recorded_for_every_row_it_held(
     journal = tmp_path / "journal.db"
     env = {**os.environ, **env_for(recording_server.url, CIO_FLOWS_JOURNAL=str(journal))}
     args = ["run", str(flow), "--workers", processes, "--processes", processes]  # a thread each
-    first = subprocess.Popen(
-        cli_ctrl_c(*args), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
+    first = started(cli_ctrl_c(*args), env)
     run_id = run_id_of(first)
     deadline = time.monotonic() + 120
     while len([r for r in recording_server.requests if r.path == "/v1/batch"]) < int(processes):

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 from conftest import Recorded, default_answer, env_for
-from support import cli
+from support import cli, started
 from test_processes import workers_of
 
 from cio_flows import RunOptions, run_flow
@@ -269,14 +269,7 @@ def test_one_sigterm_to_the_process_group_stops_the_run_as_one_ctrl_c(recording_
 
     recording_server.handler = slow
     env = {**os.environ, **env_for(recording_server.url, CIO_FLOWS_JOURNAL=str(journal))}
-    first = subprocess.Popen(
-        cli("run", str(flow), "--processes", "2"),
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,  # a process group of its own, as a service's
-    )
+    first = started(cli("run", str(flow), "--processes", "2"), env, own_group=True)
     assert sent.wait(120), "nothing was sent"
     os.killpg(first.pid, signal.SIGTERM)
     out, err = first.communicate(timeout=120)
