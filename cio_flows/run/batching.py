@@ -89,10 +89,11 @@ class BatchedStep:
 
     def run(
         self, step: Step, states: Iterable[RowState], stopping: Callable[[], bool] = lambda: False
-    ) -> Iterator[Outcome]:
-        """(row, outcome) for each row: first those settled without a batch, then the batches.
-        Once `stopping()` (Ctrl-C), nothing more is sent; a batch on the wire is still answered
-        for, row by row, so its outcomes are recorded rather than sent again on resume."""
+    ) -> Iterator[list[Outcome]]:
+        """(row, outcome) for each row, in lists: first those settled without a batch, one at a
+        time, then each batch's together. Once `stopping()` (Ctrl-C), nothing more is sent; a
+        batch on the wire is still answered for, row by row, so its outcomes are recorded
+        rather than sent again on resume."""
         pending: list[_Item] = []
         for state in states:
             if stopping():
@@ -101,7 +102,7 @@ class BatchedStep:
             if outcome is None:
                 outcome = self._entry(step, state, pending)
             if outcome is not None:
-                yield state, outcome
+                yield [(state, outcome)]
         yield from self._send(step, pending, stopping)
 
     def _entry(self, step: Step, state: RowState, pending: list[_Item]) -> StepFinished | None:
@@ -132,8 +133,8 @@ class BatchedStep:
 
     def _send(
         self, step: Step, pending: list[_Item], stopping: Callable[[], bool]
-    ) -> Iterator[Outcome]:
-        """Send the items in batches; (row, outcome) per item."""
+    ) -> Iterator[list[Outcome]]:
+        """Send the items in batches; each batch's (row, outcome) pairs, one per item."""
         pipeline = self.pipeline
         family = pipeline.run.people_family
         for indexes in split_batches([item.size for item in pending]):
@@ -149,36 +150,47 @@ class BatchedStep:
             except TransportError as exc:
                 elapsed = time.monotonic() - started
                 kind = HTTP if exc.status is not None else TRANSPORT
-                for item in group:  # a batch is safe to resend: never unknown
-                    yield item.state, pipeline.failed_with(
+                # a batch is safe to resend: never unknown
+                yield [
+                    (item.state, pipeline.failed_with(
                         step, item.state, kind, f"batch: {exc}", elapsed, exc.attempts,
                         status=exc.status,
-                    )  # fmt: skip
+                    ))
+                    for item in group
+                ]  # fmt: skip
                 continue
             elapsed = time.monotonic() - started
             rejected = batch_errors(response.body, len(group)) if response.status == 207 else {}
             if rejected is None:  # which items were kept is unknown: each fails (safe to resend)
-                for item in group:
-                    yield item.state, pipeline.failed_with(
+                yield [
+                    (item.state, pipeline.failed_with(
                         step, item.state, HTTP,
                         f"step '{step.name}': row {item.state.number}: HTTP 207 whose errors"
                         " name no item of the batch: every item is failed (resume resends them)",
                         elapsed, response.attempts, status=response.status,
-                    )  # fmt: skip
+                    ))
+                    for item in group
+                ]  # fmt: skip
                 continue
-            for position, item in enumerate(group):
-                state = item.state
-                if position in rejected:
-                    message = (
-                        f"step '{step.name}': row {state.number}: rejected in batch:"
-                        f" {rejected[position]}"
-                    )
-                    outcome = pipeline.failed_with(
-                        step, state, HTTP, message, elapsed, response.attempts,
-                        found=rejected[position], status=response.status,
-                    )  # fmt: skip
-                else:
-                    outcome = pipeline.settle(
-                        step, state, {}, elapsed, response.attempts, "batched"
-                    )
-                yield state, outcome
+            yield [
+                (item.state, self._answered(step, item.state, rejected.get(position), elapsed,
+                                            response.attempts, response.status))
+                for position, item in enumerate(group)
+            ]  # fmt: skip
+
+    def _answered(
+        self,
+        step: Step,
+        state: RowState,
+        rejected: str | None,
+        elapsed: float,
+        attempts: int,
+        status: int,
+    ) -> StepFinished:
+        """One item's outcome in a batch that was answered: kept, or rejected by name."""
+        if rejected is None:
+            return self.pipeline.settle(step, state, {}, elapsed, attempts, "batched")
+        message = f"step '{step.name}': row {state.number}: rejected in batch: {rejected}"
+        return self.pipeline.failed_with(
+            step, state, HTTP, message, elapsed, attempts, found=rejected, status=status
+        )

@@ -1,5 +1,9 @@
 """Delivering events to listeners: in order, one event at a time, whatever a listener does.
 
+A listener may also have a `many(events)` method, which `Dispatcher.many` calls with
+consecutive events at once (a batch's outcomes) instead of calling the listener with each: the
+journal's and a worker process's forwarder do, where a call an event was most of their cost.
+
 A listener that raises neither stops the run nor keeps the event from the listeners after it;
 its first error is reported on stderr (later ones are counted, not printed), so a broken report
 writer cannot lose `RunFinished` for the journal. The one exception with a meaning is
@@ -12,7 +16,7 @@ from __future__ import annotations
 import contextlib
 import sys
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 
 from ..errors import JournalError
 from .events import Event, Listener
@@ -42,16 +46,41 @@ class Dispatcher:
 
     def __call__(self, event: Event) -> None:
         with self._lock:
+            self._each(self.listeners, event)
+
+    def _each(self, listeners: Iterable[Listener], event: Event) -> None:
+        for listener in listeners:
+            try:
+                listener(event)
+            except JournalError as exc:
+                self._stopped(listener, event, exc)
+            except Exception as exc:
+                self._failed(listener, event, exc)
+
+    def many(self, events: Sequence[Event]) -> None:
+        """Consecutive events: each listener has them all, in order, before the next one does;
+        in one call when it has a `many` method."""
+        if not events:
+            return
+        with self._lock:
             for listener in self.listeners:
-                try:
-                    listener(event)
-                except JournalError as exc:
-                    if self._on_stop is None:
-                        self._failed(listener, event, exc)
-                    else:
-                        self._on_stop(exc)
-                except Exception as exc:
-                    self._failed(listener, event, exc)
+                bulk = getattr(listener, "many", None)
+                if bulk is not None:
+                    try:
+                        bulk(events)
+                    except JournalError as exc:
+                        self._stopped(listener, events[0], exc)
+                    except Exception as exc:
+                        self._failed(listener, events[0], exc)
+                else:
+                    for event in events:
+                        self._each((listener,), event)
+
+    def _stopped(self, listener: Listener, event: Event, exc: JournalError) -> None:
+        if self._on_stop is None:
+            self._failed(listener, event, exc)
+        else:
+            self._on_stop(exc)
 
     def _failed(self, listener: Listener, event: Event, exc: Exception) -> None:
         count = self.errors[id(listener)] = self.errors.get(id(listener), 0) + 1

@@ -18,7 +18,7 @@ from ..errors import FlowInputError, JournalError, StepFailure, TransportError
 from ..flow.model import Step
 from ..wire.kinds import FAMILIES
 from ..wire.protocol import Transport
-from .batching import CHUNK_ROWS, BatchedStep, CpuTurns, batchable
+from .batching import CHUNK_ROWS, BatchedStep, CpuTurns, Outcome, batchable
 from .dispatch import Dispatcher
 from .events import (
     FAILED,
@@ -273,17 +273,37 @@ class Executor:
         return RowState(row, row_key, context, before)
 
     def _record(self, state: RowState, outcome: StepFinished) -> None:
-        self._count(outcome.status)
+        self._record_many([(state, outcome)])
+
+    def _record_many(self, outcomes: Sequence[tuple[RowState, StepFinished]]) -> None:
+        """Outcomes that come together (a batch's), counted under one lock, heard at once."""
+        summary = self.summary
         with self._lock:
-            self.summary.note(outcome)  # a refused key or no answer: exit 3 or 4
-        state.failed = state.failed or outcome.status in (FAILED, UNKNOWN)
-        self.emit(outcome)
+            for state, outcome in outcomes:
+                summary.counts[outcome.status] += 1
+                if outcome.status in (FAILED, UNKNOWN):
+                    state.failed = True
+                    summary.note(outcome)  # a refused key or no answer: exit 3 or 4
+        if len(outcomes) == 1:
+            self.emit(outcomes[0][1])
+        else:
+            self.dispatcher.many([outcome for _, outcome in outcomes])
 
     def _finish_row(self, row_number: int | None, row_key: str | None, *, failed: bool) -> None:
         if failed:
             with self._lock:
                 self.summary.failed_rows.append(row_number or 0)
         self.emit(RowFinished(row_number, row_key, FAILED if failed else OK))
+
+    def _finish_rows(self, states: Sequence[RowState]) -> None:
+        """The rows of a chunk done, heard at once."""
+        failed = [state.number or 0 for state in states if state.failed]
+        if failed:
+            with self._lock:
+                self.summary.failed_rows += failed
+        self.dispatcher.many(
+            [RowFinished(s.number, s.row_key, FAILED if s.failed else OK) for s in states]
+        )
 
     def _run_row(self, row: Row | None) -> None:
         state = self._start_row(row)
@@ -309,24 +329,22 @@ class Executor:
                 outcomes = self.batched.run(step, states, self._stop.is_set)
             else:  # row by row, each send waiting on its own: no turn held meanwhile
                 outcomes = self._unbatched(step, states)
-            # Outcomes come lazily, and once stopping (Ctrl-C, a failed journal) none comes from
-            # a new send: what was sent is recorded (a batch's every row), the rest a resume runs.
-            for state, outcome in outcomes:
-                self._record(state, outcome)
+            # Outcomes come lazily, a batch's together, and once stopping (Ctrl-C, a failed
+            # journal) none comes from a new send: what was sent is recorded (a batch's every
+            # row), the rest a resume runs.
+            for group in outcomes:
+                self._record_many(group)
             if self._stop.is_set():
                 return
-        for state in states:
-            self._finish_row(state.number, state.row_key, failed=state.failed)
+        self._finish_rows(states)
 
-    def _unbatched(
-        self, step: Step, states: list[RowState]
-    ) -> Iterator[tuple[RowState, StepFinished]]:
+    def _unbatched(self, step: Step, states: list[RowState]) -> Iterator[list[Outcome]]:
         for state in states:
             if self._stop.is_set():
                 return
             with self.turns.released():
                 outcome = self.pipeline.run_step(step, state)
-            yield state, outcome
+            yield [(state, outcome)]
 
 
 def run_started(run: PreparedRun) -> RunStarted:

@@ -28,7 +28,7 @@ import socket
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,8 +36,8 @@ from typing import Any
 
 from ..errors import JournalError, RunInUseError
 from ..redact import Redactor
-from .events import FAILED, OK, SKIPPED, UNKNOWN, Event, RunSummary
-from .journal_listener import journal_listener
+from .events import FAILED, OK, SKIPPED, UNKNOWN, RunSummary
+from .journal_listener import JournalListener, OutcomeFields
 from .journal_reads import (
     InFlightSend,
     Outcome,
@@ -203,19 +203,41 @@ class Journal:
     ) -> None:
         """Upsert one outcome (buffered). `result` must be JSON-able. `request_hash`, the hash
         of the step's request for `--changed` (run/changed.py), is kept with it."""
+        self.record_many(
+            run_id, [(row_key, step_key, status, attempts, error, result, request_hash)]
+        )
+
+    def record_many(self, run_id: str, outcomes: Sequence[OutcomeFields]) -> None:
+        """record() of each outcome (its arguments after `run_id`), buffered together."""
         self._raise_if_failed()
-        error = None if error is None else self._redact(error)
-        result_json = None if result is None else self._redact(json.dumps(result, default=str))
-        with self._buf_lock:
-            ticket = self._append(
-                (run_id, row_key, step_key, status, attempts, error, result_json, request_hash)
+        redact = self._redact
+        records = [
+            (
+                run_id,
+                row_key,
+                step_key,
+                status,
+                attempts,
+                None if error is None else redact(error),
+                None if result is None else redact(json.dumps(result, default=str)),
+                request_hash,
             )
+            for row_key, step_key, status, attempts, error, result, request_hash in outcomes
+        ]
+        with self._buf_lock:
+            self._buffer += records
+            self._appended += len(records)
+            ticket = self._appended
             live = self._live.get(run_id)
             if live is not None:
-                live.counts[status] = live.counts.get(status, 0) + 1
+                for record in records:
+                    live.counts[record[3]] = live.counts.get(record[3], 0) + 1
             full = len(self._buffer) >= self._batch_size
-            answered = bool(self._awaiting) and self._answered((run_id, row_key, step_key))
-        if answered:  # the outcome of a send not safe to repeat: not left to the next batch
+            # every mark awaited among them is answered (a list: each is discarded)
+            answered = bool(self._awaiting) and any(
+                [self._answered((run_id, record[1], record[2])) for record in records]
+            )
+        if answered:
             self._commit_through(ticket)
         elif full:
             self.flush()
@@ -381,12 +403,10 @@ class Journal:
 
     # --- the engine's listener --------------------------------------------------------------
 
-    def listener(
-        self, run_id: str, *, outcomes: bool = True, run: bool = True
-    ) -> Callable[[Event], None]:
+    def listener(self, run_id: str, *, outcomes: bool = True, run: bool = True) -> JournalListener:
         """A listener recording the outcomes of run `run_id` as the engine emits them (see
-        journal_listener for a run split over processes)."""
-        return journal_listener(self, run_id, outcomes=outcomes, run=run)
+        JournalListener for a run split over processes)."""
+        return JournalListener(self, run_id, outcomes=outcomes, run=run)
 
     @contextmanager
     def paused(self) -> Iterator[None]:
@@ -406,16 +426,24 @@ class Journal:
             if live is not None:
                 live.counts[status] = live.counts.get(status, 0) + 1
 
+    def count_outcomes(self, run_id: str, statuses: Sequence[str]) -> None:
+        """count_outcome() of each status, under one lock."""
+        with self._buf_lock:
+            live = self._live.get(run_id)
+            if live is not None:
+                for status in statuses:
+                    live.counts[status] = live.counts.get(status, 0) + 1
+
     def is_running_here(self, run_id: str) -> bool:
         """Whether this journal has started `run_id` and not finished it yet."""
         with self._buf_lock:
             return run_id in self._live
 
-    def count_row(self, run_id: str) -> None:
-        """One more row of `run_id` done: stored with the run's progress at the next commit."""
+    def count_row(self, run_id: str, rows: int = 1) -> None:
+        """More rows of `run_id` done: stored with the run's progress at the next commit."""
         with self._buf_lock:
             if run_id in self._live:
-                self._live[run_id].rows += 1
+                self._live[run_id].rows += rows
 
     def in_flight_marker(self, run_id: str) -> Callable[[str, str, dict[str, Any] | None], None]:
         """What the executor calls before each send that is not safe to repeat."""

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
-from typing import TYPE_CHECKING
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, cast
 
 from ..errors import JournalError
 from .events import (
@@ -21,13 +21,14 @@ from .events import (
 if TYPE_CHECKING:
     from .journal import Journal
 
+# (row_key, step_key, status, attempts, error, result, request_hash)
+OutcomeFields = tuple[str, str, str, int, str | None, Any, int | None]
+
 # Step keys of errors that belong to no step: a row that could not start, a run that broke.
 ROW_ERROR, RUN_ERROR = "(row)", "(run)"
 
 
-def journal_listener(
-    journal: Journal, run_id: str, *, outcomes: bool = True, run: bool = True
-) -> Callable[[Event], None]:
+class JournalListener:
     """A listener recording the outcomes of run `run_id` as the engine emits them.
 
     A run in several processes (processes.py) splits the work: each worker process records
@@ -35,7 +36,16 @@ def journal_listener(
     (`outcomes=False`).
     """
 
-    def listen(event: Event) -> None:
+    def __init__(
+        self, journal: Journal, run_id: str, *, outcomes: bool = True, run: bool = True
+    ) -> None:
+        self.journal = journal
+        self.run_id = run_id
+        self.outcomes = outcomes
+        self.run = run
+
+    def __call__(self, event: Event) -> None:
+        journal, run_id, outcomes, run = self.journal, self.run_id, self.outcomes, self.run
         if isinstance(event, StepFinished) and not outcomes:
             journal.count_outcome(run_id, event.status)
         elif isinstance(event, RowFailed) and not outcomes:
@@ -45,19 +55,8 @@ def journal_listener(
         elif not run and isinstance(event, RowFinished | RunStarted):
             pass
         elif isinstance(event, StepFinished):
-            result = event.saved if event.step.save else None
-            if event.once_key is not None:  # committed with the outcome, which follows
-                journal.record_once(event.once_key, run_id, event.row_key or "-", event.step.key)
-            journal.record(
-                run_id,
-                event.row_key or "-",
-                event.step.key,
-                event.status,
-                event.attempts,
-                event.error,
-                result,
-                event.request_hash,
-            )
+            self._record_once(event)
+            journal.record(run_id, *_outcome(event))
         elif isinstance(event, RowFailed | RunError):
             # Not a step's outcome: kept under a key no resume looks up, for the record.
             row = event.row_number if isinstance(event, RowFailed) else None
@@ -73,4 +72,38 @@ def journal_listener(
             with contextlib.suppress(JournalError):  # in `failure`: the caller exits 4
                 journal.finish_run(run_id, event.summary)
 
-    return listen
+    def many(self, events: Sequence[Event]) -> None:
+        """A batch's outcomes, or a chunk's finished rows, in one call: what one call an event
+        cost (a lock, a check of the buffer) is paid once. Anything else, one at a time."""
+        if all(isinstance(event, StepFinished) for event in events):
+            steps = cast("Sequence[StepFinished]", events)
+            if not self.outcomes:
+                self.journal.count_outcomes(self.run_id, [step.status for step in steps])
+                return
+            for step in steps:
+                self._record_once(step)
+            self.journal.record_many(self.run_id, [_outcome(step) for step in steps])
+        elif all(isinstance(event, RowFinished) for event in events):
+            if self.run:  # a worker process's rows are counted by the parent
+                self.journal.count_row(self.run_id, len(events))
+        else:
+            for event in events:
+                self(event)
+
+    def _record_once(self, event: StepFinished) -> None:
+        if event.once_key is not None:  # committed with the outcome, which follows
+            row_key = event.row_key or "-"
+            self.journal.record_once(event.once_key, self.run_id, row_key, event.step.key)
+
+
+def _outcome(event: StepFinished) -> OutcomeFields:
+    """What the journal keeps of a step's outcome (Journal.record's arguments after run_id)."""
+    return (
+        event.row_key or "-",
+        event.step.key,
+        event.status,
+        event.attempts,
+        event.error,
+        event.saved if event.step.save else None,
+        event.request_hash,
+    )

@@ -289,7 +289,7 @@ class ProcessRun:
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
 
-    def _receive(self, workers: list[_Worker], emit: Callable[[Event], None]) -> None:
+    def _receive(self, workers: list[_Worker], dispatcher: Dispatcher) -> None:
         """Every worker's events, handed to the listeners, until each has said it is done."""
         steps = self.run.flow.all_steps
         open_ = {worker.conn.fileno(): worker for worker in workers}
@@ -302,8 +302,7 @@ class ProcessRun:
                     del open_[worker.conn.fileno()]
                     continue
                 if kind == "events":
-                    for item in body:
-                        emit(_restored(item, steps))
+                    dispatcher.many([_restored(item, steps) for item in body])
                 elif kind == "done":
                     worker.summary = body
                 else:
@@ -354,7 +353,7 @@ class ProcessRun:
         """The run of worker `index`: its chunks, its own journal connection and transport."""
         run = self.run
         journal = self.session.for_worker()
-        listeners: list[Listener] = [forward, signals.listener]
+        listeners: list[Listener] = [forward, signals]
         if journal is not None:
             listeners.insert(0, journal.listener)
         settings = replace(
@@ -434,7 +433,7 @@ class _WorkerSignals:
         if self._armed:
             raise KeyboardInterrupt
 
-    def listener(self, event: Event) -> None:
+    def __call__(self, event: Event) -> None:
         """Last of the worker's listeners: RunStarted comes inside the executor's guard."""
         if isinstance(event, RunStarted):
             self._armed = True
@@ -442,6 +441,11 @@ class _WorkerSignals:
                 raise KeyboardInterrupt
         elif isinstance(event, RunFinished):
             self.disarm()
+
+    def many(self, events: Sequence[Event]) -> None:
+        for event in events:
+            if isinstance(event, RunStarted | RunFinished):
+                self(event)
 
     def disarm(self) -> None:
         self._armed = False
@@ -489,27 +493,32 @@ class _Forwarder:
         self._lock = threading.RLock()
 
     def __call__(self, event: Event) -> None:
-        record: tuple[Any, ...]
+        self.many((event,))
+
+    def many(self, events: Sequence[Event]) -> None:
+        records = [record for record in map(self._record, events) if record is not None]
+        with self._lock:
+            self._batch += records
+            if (
+                len(self._batch) >= FORWARD_EVENTS
+                or time.monotonic() - self._sent > FORWARD_SECONDS
+            ):
+                self.flush()
+
+    def _record(self, event: Event) -> tuple[Any, ...] | None:
+        """What is sent of an event (see _restored); None for what the parent says itself."""
         if isinstance(event, StepFinished) and id(event.step) in self._index:
             values = list(vars(event).values())  # the fields, in order (a dataclass's __dict__)
             values[0] = self._index[id(values[0])]
             values[_STATUS_FIELD] = str(values[_STATUS_FIELD])
             # the hash is the journal's, which the worker keeps: the parent's listeners get None
             values[_HASH_FIELD] = None
-            record = tuple(values)
-        elif isinstance(event, RowFinished):
-            record = (event.row_number, event.row_key, str(event.status))
-        elif isinstance(event, RunStarted | RunFinished):
-            return  # the parent announces the run, and ends it with every summary
-        else:
-            record = (event,)
-        with self._lock:
-            self._batch.append(record)
-            if (
-                len(self._batch) >= FORWARD_EVENTS
-                or time.monotonic() - self._sent > FORWARD_SECONDS
-            ):
-                self.flush()
+            return tuple(values)
+        if isinstance(event, RowFinished):
+            return (event.row_number, event.row_key, str(event.status))
+        if isinstance(event, RunStarted | RunFinished):
+            return None  # the parent announces the run, and ends it with every summary
+        return (event,)
 
     def flush(self) -> None:
         with self._lock:
