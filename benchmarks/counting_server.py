@@ -24,6 +24,7 @@ import json
 import time
 from typing import Any
 
+import orjson
 import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -45,6 +46,9 @@ def _errors(message: str) -> bytes:
 
 RATE_LIMITED = _errors("rate limit exceeded")
 UNAVAILABLE = _errors("service unavailable")
+
+
+_KIND_POSITION = {kind: position for position, kind in enumerate(KINDS)}
 
 
 class Invalid(ValueError):
@@ -83,7 +87,10 @@ class Counts:
         index = row_index(uid)
         if index is None or index >= self.rows:
             raise Invalid(f"unknown user id {uid!r}")
-        return index * len(KINDS) + KINDS.index(kind)
+        position = _KIND_POSITION.get(kind)
+        if position is None:
+            raise Invalid(f"unknown kind {kind!r}")
+        return index * len(KINDS) + position
 
     def report(self) -> dict[str, Any]:
         expected = len(self.seen)
@@ -188,12 +195,14 @@ def build_app() -> Starlette:
         if fault:
             return _answer(counts, fault, UNAVAILABLE)
         try:
-            parsed = json.loads(body) if body else None
+            # orjson: the harness's parsing is CPU the measured client, on the same cores,
+            # does not get (json.loads took 0.9 ms a batch of 1,000 events, orjson 0.5)
+            parsed = orjson.loads(body) if body else None
             pairs = events_in(
                 request.url.path, request.method, request.path_params.get("id"), parsed
             )
             keys = [counts.key(uid, kind) for uid, kind in pairs]
-        except (Invalid, ValueError) as exc:
+        except (Invalid, ValueError) as exc:  # orjson.JSONDecodeError is a ValueError
             return _answer(counts, 400, _errors(str(exc)))
         counts.accept(keys)
         return _answer(counts, 200, OK_BODY)

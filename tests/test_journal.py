@@ -315,6 +315,32 @@ def test_an_in_flight_mark_is_committed_at_once_and_reads_back_unknown(tmp_path:
         assert j.run("r1").counts["ok"] == 2  # a mark is not an outcome
 
 
+def test_outcomes_recorded_together_are_committed_at_once_when_one_was_in_flight(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "journal.db"
+    with Journal(path, batch_size=1000, flush_interval=3600) as j:
+        j.start_run("r1", "f.yaml", "f", "us", {})
+        j.mark_in_flight("r1", "u1", "steps.0")
+        assert committed(path) == 1
+        j.record_many(
+            "r1",
+            [
+                ("u0", "steps.0", "ok", 1, None, None, 11),
+                ("u1", "steps.0", "failed", 2, "HTTP 400", {"kept": True}, 12),
+                ("u2", "steps.0", "ok", 1, None, None, None),
+            ],
+        )
+        # the answer to a send not safe to repeat carries the others' with it
+        assert committed(path) == 3
+        assert j.row_outcomes("r1", "u1")["steps.0"] == Outcome(
+            "failed", 2, "HTTP 400", {"kept": True}
+        )
+        assert j.run("r1").counts == {"ok": 2, "failed": 1, "skipped": 0, "unknown": 0}
+        j.record_many("r1", [("u3", "steps.0", "ok", 1, None, None, None)])
+        assert committed(path) == 3  # none in flight: left to the next commit
+
+
 def test_concurrent_in_flight_marks_all_commit(tmp_path: Path) -> None:
     path = tmp_path / "journal.db"
     with Journal(path, flush_interval=3600) as j:

@@ -110,6 +110,14 @@ def test_check_counts_the_rows_of_a_good_file(name, tmp_path):
     assert DataSource(tmp_path / name).check(by_id) == 7
 
 
+@pytest.mark.parametrize("name", ["users.csv", "users.jsonl", "users.json"])
+def test_rows_left_out_by_number_are_the_only_ones_missing(name, tmp_path):
+    write_rows(tmp_path, name, ROWS)
+    every = list(DataSource(tmp_path / name).rows())
+    odd = list(DataSource(tmp_path / name).rows(skip=lambda number: number % 2 == 0))
+    assert odd == [row for row in every if row.number % 2] and len(odd) == 4
+
+
 def test_hash_collisions_are_not_reported_as_duplicates(tmp_path, monkeypatch):
     from cio_flows.run import rows
 

@@ -166,18 +166,35 @@ class Executor:
             for row in self.run.rows():
                 yield self._run_row, row
             return
-        chunks = chunked(self.run.rows(), self.chunk_size)
         if self.claim is None:
-            for chunk in chunks:
+            for chunk in chunked(self.run.rows(), self.chunk_size):
                 yield self._run_chunk, chunk
             return
         # Claimed one ahead of a free thread: a process that runs ahead takes more chunks, and
         # the processes end together. The chunks in between are other processes' (read past).
-        wanted = self.claim()
-        for number, chunk in enumerate(chunks):
+        claimed = self._claimed_by_number if self.run.every_row else self._claimed_by_position
+        for chunk in claimed(self.claim):
+            yield self._run_chunk, chunk
+
+    def _claimed_by_position(self, claim: Callable[[], int]) -> Iterator[list[Row | None]]:
+        wanted = claim()
+        for number, chunk in enumerate(chunked(self.run.rows(), self.chunk_size)):
             if number == wanted:
-                yield self._run_chunk, chunk
-                wanted = self.claim()
+                yield chunk
+                wanted = claim()
+
+    def _claimed_by_number(self, claim: Callable[[], int]) -> Iterator[list[Row | None]]:
+        """Chunk k is rows k*size+1 .. (k+1)*size: the others' rows are not even built. The
+        file is read lazily, so each row is judged by the latest claim."""
+        size, wanted = self.chunk_size, [claim()]
+        chunk: list[Row | None] = []
+        for row in self.run.rows(skip=lambda number: (number - 1) // size != wanted[0]):
+            chunk.append(row)
+            if row is not None and row.number == (wanted[0] + 1) * size:
+                yield chunk
+                chunk, wanted[0] = [], claim()
+        if chunk:
+            yield chunk
 
     def run_unit(self, unit: Any) -> None:
         """One work item of `units()` (a row, or a chunk of rows when batching), in this thread."""

@@ -377,14 +377,26 @@ class PreparedRun:
 
     # --- rendering --------------------------------------------------------------------------
 
-    def rows(self) -> Iterator[Row | None]:
+    @property
+    def every_row(self) -> bool:
+        """Whether the run takes every data row: its nth row is the file's row number n."""
+        return (
+            self.data is not None
+            and not self.dropped_rows
+            and not self.unchanged_rows
+            and self.options.rows is None
+        )
+
+    def rows(self, skip: Callable[[int], bool] | None = None) -> Iterator[Row | None]:
+        """The run's rows; `skip` (every_row runs only) leaves out rows by number."""
         if self.data is None:
             yield None
             return
-        dropped, last = self.dropped_rows, (self.options.rows or (None, None))[1]
-        if not dropped and not self.unchanged_rows and self.options.rows is None:
-            yield from self.data.rows()  # every row: nothing to look up per row
+        if self.every_row:
+            yield from self.data.rows(skip)  # nothing to look up per row
             return
+        assert skip is None, "rows are skipped by number when the run takes every row"
+        dropped, last = self.dropped_rows, (self.options.rows or (None, None))[1]
         for row in self.data.rows():
             if last is not None and row.number > last:
                 return  # --rows: the slice is over, the rest of the file is not read

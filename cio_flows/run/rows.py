@@ -92,14 +92,14 @@ class DataSource:
             return set(header or [])
         return None
 
-    def rows(self) -> Iterator[Row]:
-        reader = {
-            "csv": self._csv_rows,
-            "jsonl": self._jsonl_rows,
-            "json": self._json_rows,
-            "parquet": self._parquet_rows,
-        }
-        return reader[self.format]()
+    def rows(self, skip: Callable[[int], bool] | None = None) -> Iterator[Row]:
+        """Every row, in order; with `skip`, those whose number it holds for are left out (a
+        worker process reads past the others' chunks: a CSV row left out is never built)."""
+        if self.format == "csv":
+            return self._csv_rows(skip)
+        reader = {"jsonl": self._jsonl_rows, "json": self._json_rows}
+        rows = reader.get(self.format, self._parquet_rows)()
+        return rows if skip is None else (row for row in rows if not skip(row.number))
 
     def _parquet_rows(self) -> Iterator[Row]:
         """A Parquet file, one row group in memory at a time; `line` is the row number."""
@@ -241,12 +241,21 @@ class DataSource:
 
     # --- CSV -------------------------------------------------------------------------------
 
-    def _csv_rows(self) -> Iterator[Row]:
+    def _csv_rows(self, skip: Callable[[int], bool] | None = None) -> Iterator[Row]:
         with self._text() as handle:
             # strict: a quote left open swallows the rest of the file as one cell otherwise
             reader = csv.reader(handle, strict=True)
             header = self._csv_header(reader)
-            yield from self._csv_records(reader, header)
+            if skip is None:
+                yield from self._csv_records(reader, header)
+                return
+
+            def row(number: int, line: int, record: list[str]) -> Row | None:
+                return None if skip(number) else Row(number, line, _mapping(header, record))
+
+            for built in self._csv_cells(reader, len(header), row):
+                if built is not None:
+                    yield built
 
     def _csv_header(self, reader: CsvReader) -> list[str]:
         try:

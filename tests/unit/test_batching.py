@@ -154,21 +154,36 @@ def test_a_journal_failure_in_a_chunk_sends_no_further_batch(harness, rows_file)
     assert len(h.steps) == 6
 
 
-def test_workers_send_the_chunks_they_claim_and_together_every_row_once(harness, rows_file):
+@pytest.mark.parametrize("left_out", [set(), {2, 7}], ids=["every row", "rows left out"])
+@pytest.mark.parametrize("fmt", ["csv", "jsonl"])
+def test_workers_send_the_chunks_they_claim_and_together_every_row_once(
+    harness, rows_file, tmp_path, fmt, left_out
+):
     """A worker process (run/processes.py) sends the chunks it claims, and only those; here
-    worker i of 2 claims chunks i, i + 2, ... (in a run, whichever has a thread free)."""
-    data = rows_file(ROWS)
+    worker i of 2 claims chunks i, i + 2, ... (in a run, whichever has a thread free). Chunks
+    are counted over the rows the run takes (CSV rows of others' chunks are never built)."""
+    if fmt == "csv":
+        data = tmp_path / "rows.csv"
+        data.write_text("id,plan\n" + "".join(f"{r['id']},{r['plan']}\n" for r in ROWS))
+    else:
+        data = rows_file(ROWS)
+
+    def leave_out(run):
+        if left_out:
+            run.leave_out(left_out, "left out")
+
     alone = harness(FLOW)
-    assert alone.run(data=data, batch=True, chunk_size=5).ok
+    assert alone.run(data=data, batch=True, chunk_size=5, before_run=leave_out).ok
     rows_of: list[set[str]] = []
     together: set[tuple] = set()
     for mine in range(2):
         worker = harness(FLOW)
         claim = partial(next, iter(range(mine, 1_000, 2)))
-        assert worker.run(data=data, batch=True, chunk_size=5, claim=claim).ok
+        run = worker.run(data=data, batch=True, chunk_size=5, claim=claim, before_run=leave_out)
+        assert run.ok
         rows_of.append({e.row_key for e in worker.steps})
         together |= delivered(worker)
-    keys = [r["id"] for r in ROWS]
+    keys = [r["id"] for n, r in enumerate(ROWS, start=1) if n not in left_out]
     chunks = [set(keys[i : i + 5]) for i in range(0, len(keys), 5)]
     assert rows_of == [set().union(*chunks[0::2]), set().union(*chunks[1::2])]
     assert together == delivered(alone)

@@ -78,3 +78,51 @@ def test_events_from_many_threads_reach_a_listener_one_at_a_time():
     for t in range(4):  # each thread's events in the order it sent them
         mine = [e for e in heard if e // 100 == t]
         assert mine == sorted(mine)
+
+
+class _Bulk:
+    """A listener taking consecutive events in one call when it can."""
+
+    def __init__(self) -> None:
+        self.calls: list[list[int]] = []
+
+    def __call__(self, event: int) -> None:
+        self.calls.append([event])
+
+    def many(self, events: list[int]) -> None:
+        self.calls.append(list(events))
+
+
+def test_many_events_reach_a_bulk_listener_in_one_call_and_the_others_one_by_one():
+    bulk, heard = _Bulk(), []
+    dispatch = Dispatcher([bulk, heard.append])
+    dispatch.many([1, 2, 3])
+    dispatch(4)
+    dispatch.many([])
+    assert bulk.calls == [[1, 2, 3], [4]]
+    assert heard == [1, 2, 3, 4]
+
+
+def test_many_events_are_guarded_as_single_ones():
+    stops: list[JournalError] = []
+    reports: list[str] = []
+    heard: list[int] = []
+
+    class Journal:
+        def __call__(self, event: int) -> None:
+            raise AssertionError("many() is called, not this")
+
+        def many(self, events: list[int]) -> None:
+            raise JournalError("j.db", "cannot be written")
+
+    def broken(event: int) -> None:
+        if event == 2:
+            raise ValueError("two")
+
+    dispatch = Dispatcher(
+        [Journal(), broken, heard.append], on_stop=stops.append, report=reports.append
+    )
+    dispatch.many([1, 2, 3])
+    assert [str(e) for e in stops] == ["journal j.db: cannot be written"]
+    assert heard == [1, 2, 3]  # a listener failing on one event still lets the next have all
+    assert len(reports) == 1 and "failed on int: ValueError: two" in reports[0]
