@@ -241,6 +241,13 @@ class RunSummary:
         return None
 
 
+def stopped_before_sending(outcome: StepFinished) -> bool:
+    """A step refused its first request because the run was stopping (Ctrl-C, a journal
+    that failed): nothing left, so nothing to record; a resume runs it."""
+    failure = outcome.failure
+    return failure is not None and failure.kind == TRANSPORT and outcome.attempts == 0
+
+
 def exit_status_of(outcome: StepFinished) -> ExitCode:
     """The exit status one step's outcome calls for (0 when it did not fail).
 

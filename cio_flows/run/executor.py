@@ -33,6 +33,7 @@ from .events import (
     RunStarted,
     RunSummary,
     StepFinished,
+    stopped_before_sending,
 )
 from .once import OnceBook
 from .prepare import PreparedRun
@@ -294,6 +295,8 @@ class Executor:
 
     def _record_many(self, outcomes: Sequence[tuple[RowState, StepFinished]]) -> None:
         """Outcomes that come together (a batch's), counted under one lock, heard at once."""
+        if not outcomes:
+            return
         summary = self.summary
         with self._lock:
             for state, outcome in outcomes:
@@ -329,7 +332,10 @@ class Executor:
         for step in self.run.flow.all_steps:
             if self._stop.is_set():
                 return  # not recorded: a resume runs the rest
-            self._record(state, self.pipeline.run_step(step, state))
+            outcome = self.pipeline.run_step(step, state)
+            if self._stop.is_set() and stopped_before_sending(outcome):
+                return  # stopped between the check above and its send: the same
+            self._record(state, outcome)
         self._finish_row(state.number, state.row_key, failed=state.failed)
 
     def _run_chunk(self, rows: list[Row | None]) -> None:
@@ -350,6 +356,8 @@ class Executor:
             # journal) none comes from a new send: what was sent is recorded (a batch's every
             # row), the rest a resume runs.
             for group in outcomes:
+                if self._stop.is_set():  # a batch refused at its start is not recorded either
+                    group = [pair for pair in group if not stopped_before_sending(pair[1])]
                 self._record_many(group)
             if self._stop.is_set():
                 return

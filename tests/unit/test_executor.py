@@ -16,7 +16,8 @@ from cio_flows.run.events import (
     RunFinished,
     StepFinished,
 )
-from cio_flows.run.executor import PreviousOutcome
+from cio_flows.run.executor import Executor, PreviousOutcome
+from cio_flows.run.steps import StepPipeline
 
 from .conftest import answer, path_of
 
@@ -241,3 +242,35 @@ def test_rows_keep_their_step_order_with_workers(harness, rows_file, workers):
     for n in range(1, 21):
         mine = [e.step.kind for e in h.steps if e.row_key == f"u{n}"]
         assert mine == ["identify", "track"]
+
+
+@pytest.mark.parametrize("in_flight", [None, lambda row_key, step_key, facts: None])
+def test_a_step_stopped_between_its_check_and_its_send_is_not_recorded(
+    harness, rows_file, monkeypatch, in_flight
+):
+    """Ctrl-C lands after the executor checked for it and before the step's request: the
+    request is refused (by the in-flight mark, or the transport), and the step, which sent
+    nothing, is left to a resume as if it had not started: not recorded as failed."""
+    h = harness(
+        "version: 1\nname: s\nsteps:\n  - send_email: {transactional_message_id: 1,"
+        " to: '{{ row.id }}@example.com', identifiers: {id: '{{ row.id }}'}}\n"
+    )
+    data = rows_file([{"id": f"u{n}"} for n in range(1, 4)])
+    executors: list[Executor] = []
+    made, render = Executor.__init__, StepPipeline.render
+
+    def init(self, *args, **kwargs):
+        made(self, *args, **kwargs)
+        executors.append(self)
+
+    def render_then_stop(self, step, state, context):
+        if state.number == 2:
+            executors[0].stop()  # as a signal handler would, mid-step
+        return render(self, step, state, context)
+
+    monkeypatch.setattr(Executor, "__init__", init)
+    monkeypatch.setattr(StepPipeline, "render", render_then_stop)
+    summary = h.run(data=data, in_flight=in_flight)
+    assert summary.counts["failed"] == 0
+    assert [(e.row_number, e.status) for e in h.steps] == [(1, "ok")]
+    assert [c.body["identifiers"]["id"] for c in h.calls] == ["u1"]
