@@ -1,8 +1,8 @@
 """Delivering events to listeners: in order, one event at a time, whatever a listener does.
 
-A listener may also have a `many(events)` method, which `Dispatcher.many` calls with
-consecutive events at once (a batch's outcomes) instead of calling the listener with each: the
-journal's and a worker process's forwarder do, where a call an event was most of their cost.
+A BulkListener also takes consecutive events in one call (`many`), which `Dispatcher.many`
+uses for a batch's outcomes: the journal's and a worker process's forwarder are, where a call
+an event was most of their cost. Any other listener (a caller's) is called with each event.
 
 A listener that raises neither stops the run nor keeps the event from the listeners after it;
 its first error is reported on stderr (later ones are counted, not printed), so a broken report
@@ -20,6 +20,17 @@ from collections.abc import Callable, Iterable, Sequence
 
 from ..errors import JournalError
 from .events import Event, Listener
+
+
+class BulkListener:
+    """A listener that can also take many consecutive events in one call (a base class, not a
+    method looked up: a caller's listener with a `many` attribute is still called per event)."""
+
+    def __call__(self, event: Event) -> None:
+        self.many((event,))
+
+    def many(self, events: Sequence[Event]) -> None:
+        raise NotImplementedError
 
 
 def _to_stderr(text: str) -> None:
@@ -45,36 +56,30 @@ class Dispatcher:
         self.errors: dict[int, int] = {}  # id(listener) -> exceptions it raised
 
     def __call__(self, event: Event) -> None:
-        with self._lock:
-            self._each(self.listeners, event)
-
-    def _each(self, listeners: Iterable[Listener], event: Event) -> None:
-        for listener in listeners:
-            try:
-                listener(event)
-            except JournalError as exc:
-                self._stopped(listener, event, exc)
-            except Exception as exc:
-                self._failed(listener, event, exc)
+        self.many((event,))
 
     def many(self, events: Sequence[Event]) -> None:
         """Consecutive events: each listener has them all, in order, before the next one does;
-        in one call when it has a `many` method."""
+        in one call when it is a BulkListener."""
         if not events:
             return
         with self._lock:
             for listener in self.listeners:
-                bulk = getattr(listener, "many", None)
-                if bulk is not None:
+                if isinstance(listener, BulkListener):
                     try:
-                        bulk(events)
+                        listener.many(events)
                     except JournalError as exc:
                         self._stopped(listener, events[0], exc)
                     except Exception as exc:
                         self._failed(listener, events[0], exc)
-                else:
-                    for event in events:
-                        self._each((listener,), event)
+                    continue
+                for event in events:
+                    try:
+                        listener(event)
+                    except JournalError as exc:
+                        self._stopped(listener, event, exc)
+                    except Exception as exc:
+                        self._failed(listener, event, exc)
 
     def _stopped(self, listener: Listener, event: Event, exc: JournalError) -> None:
         if self._on_stop is None:

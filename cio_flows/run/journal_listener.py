@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, cast
 
 from ..errors import JournalError
+from .dispatch import BulkListener
 from .events import (
     FAILED,
     Event,
@@ -28,7 +29,7 @@ OutcomeFields = tuple[str, str, str, int, str | None, Any, int | None]
 ROW_ERROR, RUN_ERROR = "(row)", "(run)"
 
 
-class JournalListener:
+class JournalListener(BulkListener):
     """A listener recording the outcomes of run `run_id` as the engine emits them.
 
     A run in several processes (processes.py) splits the work: each worker process records

@@ -49,7 +49,7 @@ from typing import Any
 from ..wire.ratelimit import RateLimits
 from ..wire.transport import Transport
 from .batching import batchable
-from .dispatch import Dispatcher
+from .dispatch import BulkListener, Dispatcher
 from .events import (
     FAILED,
     INPUT,
@@ -418,7 +418,7 @@ def _worker_main(conn: Connection, job: ProcessRun, index: int, blocked: set[int
         os._exit(code)
 
 
-class _WorkerSignals:
+class _WorkerSignals(BulkListener):
     """A worker's SIGUSR1 (the parent's Ctrl-C): raised as KeyboardInterrupt only while its
     executor runs the rows, which it stops as in one process. One that comes before (while
     the worker opens its journal and transport) is kept, and stops the run as it starts;
@@ -480,7 +480,7 @@ def _end_with_parent(parent: int) -> None:
         os._exit(1)
 
 
-class _Forwarder:
+class _Forwarder(BulkListener):
     """A worker's listener: its events, in batches, to the parent process."""
 
     def __init__(self, conn: Connection, steps: Sequence[Any]) -> None:
@@ -491,9 +491,6 @@ class _Forwarder:
         # One message on the pipe at a time: after a second Ctrl-C, rows left running still
         # send theirs while the worker hands in its summary.
         self._lock = threading.RLock()
-
-    def __call__(self, event: Event) -> None:
-        self.many((event,))
 
     def many(self, events: Sequence[Event]) -> None:
         records = [record for record in map(self._record, events) if record is not None]

@@ -6,7 +6,7 @@ import threading
 
 from cio_flows.errors import JournalError
 from cio_flows.redact import Redactor
-from cio_flows.run.dispatch import Dispatcher
+from cio_flows.run.dispatch import BulkListener, Dispatcher
 
 
 def test_a_raising_listener_is_reported_once_and_the_others_hear_everything():
@@ -80,7 +80,7 @@ def test_events_from_many_threads_reach_a_listener_one_at_a_time():
         assert mine == sorted(mine)
 
 
-class _Bulk:
+class _Bulk(BulkListener):
     """A listener taking consecutive events in one call when it can."""
 
     def __init__(self) -> None:
@@ -108,7 +108,7 @@ def test_many_events_are_guarded_as_single_ones():
     reports: list[str] = []
     heard: list[int] = []
 
-    class Journal:
+    class Journal(BulkListener):
         def __call__(self, event: int) -> None:
             raise AssertionError("many() is called, not this")
 
@@ -126,3 +126,17 @@ def test_many_events_are_guarded_as_single_ones():
     assert [str(e) for e in stops] == ["journal j.db: cannot be written"]
     assert heard == [1, 2, 3]  # a listener failing on one event still lets the next have all
     assert len(reports) == 1 and "failed on int: ValueError: two" in reports[0]
+
+
+def test_a_callers_listener_with_a_many_attribute_is_still_called_per_event():
+    class Caller:
+        def __init__(self) -> None:
+            self.heard: list[int] = []
+            self.many = "not a method of the protocol"
+
+        def __call__(self, event: int) -> None:
+            self.heard.append(event)
+
+    caller = Caller()
+    Dispatcher([caller]).many([1, 2])
+    assert caller.heard == [1, 2]
