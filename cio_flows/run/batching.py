@@ -148,6 +148,8 @@ class BatchedStep:
                 with self._waiting():
                     response = pipeline.transport.send(request)
             except TransportError as exc:
+                if exc.attempts == 0 and stopping():
+                    return  # refused at its start by a stopping run: sent nothing, a resume runs it
                 elapsed = time.monotonic() - started
                 kind = HTTP if exc.status is not None else TRANSPORT
                 # a batch is safe to resend: never unknown

@@ -98,6 +98,7 @@ class Executor:
             listeners, on_stop=self._listener_stopped, redact=run.redactor()
         )
         self._lock = threading.Lock()
+        self._thread = threading.local()  # whether the step this thread runs marked a send
         self._stop = threading.Event()
         self._signals = 0  # Ctrl-C / SIGTERM received
         self._journal_error: JournalError | None = None
@@ -111,6 +112,7 @@ class Executor:
             if self._stop.is_set():
                 raise TransportError("stopped before sending (interrupted)", attempts=0)
             mark(row_key, step_key, facts)
+            self._thread.marked = True  # see _step_outcome
 
         return marked
 
@@ -332,11 +334,22 @@ class Executor:
         for step in self.run.flow.all_steps:
             if self._stop.is_set():
                 return  # not recorded: a resume runs the rest
-            outcome = self.pipeline.run_step(step, state)
-            if self._stop.is_set() and stopped_before_sending(outcome):
-                return  # stopped between the check above and its send: the same
+            outcome = self._step_outcome(step, state)
+            if outcome is None:
+                return  # the same, stopped between the check above and its send
             self._record(state, outcome)
         self._finish_row(state.number, state.row_key, failed=state.failed)
+
+    def _step_outcome(self, step: Step, state: RowState) -> StepFinished | None:
+        """The step run for the row; None when the run stopped before its first request and
+        no in-flight mark was committed for it: it did nothing, is not recorded, and a resume
+        runs it. A committed mark must be answered by an outcome, or a resume would take a
+        send that never left for one whose outcome is unknown."""
+        self._thread.marked = False
+        outcome = self.pipeline.run_step(step, state)
+        if self._stop.is_set() and stopped_before_sending(outcome) and not self._thread.marked:
+            return None
+        return outcome
 
     def _run_chunk(self, rows: list[Row | None]) -> None:
         with self.turns:
@@ -356,8 +369,6 @@ class Executor:
             # journal) none comes from a new send: what was sent is recorded (a batch's every
             # row), the rest a resume runs.
             for group in outcomes:
-                if self._stop.is_set():  # a batch refused at its start is not recorded either
-                    group = [pair for pair in group if not stopped_before_sending(pair[1])]
                 self._record_many(group)
             if self._stop.is_set():
                 return
@@ -368,7 +379,9 @@ class Executor:
             if self._stop.is_set():
                 return
             with self.turns.released():
-                outcome = self.pipeline.run_step(step, state)
+                outcome = self._step_outcome(step, state)
+            if outcome is None:
+                return
             yield [(state, outcome)]
 
 

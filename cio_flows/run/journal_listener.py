@@ -83,13 +83,32 @@ class JournalListener(BulkListener):
                 return
             for step in steps:
                 self._record_once(step)
-            self.journal.record_many(self.run_id, [_outcome(step) for step in steps])
+            outcomes = [_outcome(step) for step in steps]
+            try:
+                self.journal.record_many(self.run_id, outcomes)
+            except JournalError:
+                raise
+            except Exception:  # one the journal cannot take (a saved value json cannot write)
+                self._record_each(outcomes)  # loses only itself, as alone
         elif all(isinstance(event, RowFinished) for event in events):
             if self.run:  # a worker process's rows are counted by the parent
                 self.journal.count_row(self.run_id, len(events))
         else:
             for event in events:
                 self(event)
+
+    def _record_each(self, outcomes: list[OutcomeFields]) -> None:
+        """Each outcome on its own; the first that fails is raised after the others."""
+        first: Exception | None = None
+        for outcome in outcomes:
+            try:
+                self.journal.record(self.run_id, *outcome)
+            except JournalError:
+                raise
+            except Exception as exc:
+                first = first or exc
+        if first is not None:
+            raise first
 
     def _record_once(self, event: StepFinished) -> None:
         if event.once_key is not None:  # committed with the outcome, which follows

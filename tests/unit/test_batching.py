@@ -9,6 +9,7 @@ import pytest
 from cio_flows.errors import JournalError
 from cio_flows.run.events import HTTP, PAYLOAD, TRANSPORT, StepFinished
 from cio_flows.run.executor import PreviousOutcome
+from cio_flows.run.journal import Journal
 from cio_flows.wire.kinds.batching import MAX_ITEM_BYTES
 
 from .conftest import answer, path_of
@@ -187,3 +188,22 @@ def test_workers_send_the_chunks_they_claim_and_together_every_row_once(
     chunks = [set(keys[i : i + 5]) for i in range(0, len(keys), 5)]
     assert rows_of == [set().union(*chunks[0::2]), set().union(*chunks[1::2])]
     assert together == delivered(alone)
+
+
+@pytest.mark.parametrize("batch", [False, True], ids=["row by row", "batched"])
+def test_an_outcome_the_journal_cannot_take_loses_only_itself(harness, rows_file, tmp_path, batch):
+    """Row 3 saves a value json cannot write (the steps scope holds itself): its outcome is lost
+    and said so; the rest of its batch is recorded, as each would be alone."""
+    h = harness(
+        "version: 1\nname: s\nfor_each: {key: '{{ row.id }}'}\nsteps:\n  - name: ident\n"
+        "    identify: {userId: '{{ row.id }}'}\n"
+        '    save: {name: me, value: "steps if row.bad else 1"}\n'
+    )
+    data = rows_file([{"id": f"u{n}", "bad": n == 3} for n in range(1, 6)])
+    with Journal(tmp_path / "journal.db") as journal:
+        journal.start_run("unit", "flow.yaml", "s", None)
+        summary = h.run(listeners=[journal.listener("unit")], data=data, batch=batch)
+        journal.flush()
+        kept = [row for row in (f"u{n}" for n in range(1, 6)) if journal.row_outcomes("unit", row)]
+    assert summary.counts["ok"] == 5
+    assert kept == ["u1", "u2", "u4", "u5"]

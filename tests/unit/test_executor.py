@@ -17,6 +17,7 @@ from cio_flows.run.events import (
     StepFinished,
 )
 from cio_flows.run.executor import Executor, PreviousOutcome
+from cio_flows.run.journal import Journal
 from cio_flows.run.steps import StepPipeline
 
 from .conftest import answer, path_of
@@ -274,3 +275,39 @@ def test_a_step_stopped_between_its_check_and_its_send_is_not_recorded(
     assert summary.counts["failed"] == 0
     assert [(e.row_number, e.status) for e in h.steps] == [(1, "ok")]
     assert [c.body["identifiers"]["id"] for c in h.calls] == ["u1"]
+
+
+def test_a_send_marked_in_flight_then_stopped_before_leaving_is_recorded_failed(
+    harness, rows_file, tmp_path, monkeypatch
+):
+    """The stop lands while the in-flight mark commits: the send never leaves, and its outcome
+    must answer the mark, or a resume would take it for a send whose outcome is unknown."""
+    h = harness(
+        "version: 1\nname: s\nfor_each: {key: '{{ row.id }}'}\nsteps:\n  - send_email:"
+        " {transactional_message_id: 1, to: '{{ row.id }}@example.com',"
+        " identifiers: {id: '{{ row.id }}'}}\n"
+    )
+    data = rows_file([{"id": f"u{n}"} for n in range(1, 4)])
+    executors: list[Executor] = []
+    made = Executor.__init__
+
+    def init(self, *args, **kwargs):
+        made(self, *args, **kwargs)
+        executors.append(self)
+
+    monkeypatch.setattr(Executor, "__init__", init)
+    with Journal(tmp_path / "journal.db") as journal:
+        journal.start_run("unit", "flow.yaml", "s", None)
+        mark = journal.in_flight_marker("unit")
+
+        def mark_then_stop(row_key, step_key, facts):
+            mark(row_key, step_key, facts)  # committed durably...
+            if row_key == "u2":
+                executors[0].stop()  # ...and the Ctrl-C comes meanwhile
+
+        h.run(listeners=[journal.listener("unit")], data=data, in_flight=mark_then_stop)
+        journal.flush()
+        assert [c.body["identifiers"]["id"] for c in h.calls] == ["u1"]
+        assert journal.unknown_sends("unit") == []  # a resume simply sends it
+        assert journal.row_outcomes("unit", "u2")["steps.0"].status == "failed"
+        assert "u3" not in {e.row_key for e in h.steps}  # never started: not recorded
