@@ -11,6 +11,7 @@ import os
 import signal
 import sqlite3
 import subprocess
+import threading
 import time
 from collections import Counter, defaultdict
 from dataclasses import replace
@@ -24,6 +25,7 @@ from test_exactly_once import MessagesServer, run_id_of, statuses, write_flow
 
 from cio_flows import RunOptions, run_flow
 from cio_flows.api import prepare
+from cio_flows.run import processes
 from cio_flows.run.events import RowFinished, StepFinished
 from cio_flows.run.processes import AUTO_ROWS, available_cores, process_count
 from cio_flows.wire.settings import TransportSettings
@@ -213,13 +215,29 @@ def prepared(tmp_path: Path, rows: int, *, once: bool = False, **options):
     return prepare(flow, RunOptions(environ=environ, **options))
 
 
-def test_without_processes_big_batched_data_takes_one_process_per_core(tmp_path):
+def test_without_processes_big_batched_data_takes_one_process_per_core(tmp_path, monkeypatch):
+    # threads other tests left in this pytest process (a server fixture's) would count as a
+    # notebook's: the rule for them is checked below, with one of our own
+    monkeypatch.setattr(processes, "_other_threads", lambda: False)
     assert process_count(prepared(tmp_path, AUTO_ROWS), None, emulated=False) == min(
         available_cores(), 8
     )
     assert process_count(prepared(tmp_path, AUTO_ROWS - 1), None, emulated=False) == 1
     assert process_count(prepared(tmp_path, AUTO_ROWS), None, emulated=True) == 1
     assert process_count(prepared(tmp_path, 10), 3, emulated=True) == 3
+
+
+def test_a_process_with_other_threads_forks_only_when_asked(tmp_path):
+    """A notebook kernel's or a server's threads would be copied mid-lock by a fork."""
+    release = threading.Event()
+    other = threading.Thread(target=release.wait, name="kernel-heartbeat", daemon=True)
+    other.start()
+    try:
+        assert process_count(prepared(tmp_path, AUTO_ROWS), None, emulated=False) == 1
+        assert process_count(prepared(tmp_path, AUTO_ROWS), 2, emulated=False) == 2
+    finally:
+        release.set()
+        other.join()
 
 
 @pytest.mark.parametrize(
