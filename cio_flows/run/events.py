@@ -243,7 +243,8 @@ class RunSummary:
 
 def stopped_before_sending(outcome: StepFinished) -> bool:
     """A step refused its first request because the run was stopping (Ctrl-C, a journal
-    that failed): nothing left, so nothing to record; a resume runs it."""
+    that failed): nothing left. The executor records it only when the step's in-flight mark
+    was committed, which its outcome must answer; otherwise a resume simply runs it."""
     failure = outcome.failure
     return failure is not None and failure.kind == TRANSPORT and outcome.attempts == 0
 

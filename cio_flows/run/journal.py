@@ -419,15 +419,8 @@ class Journal:
         holds locked (a worker process: processes.py); committed on the timer as a run's are."""
         self._start_flusher()
 
-    def count_outcome(self, run_id: str, status: str) -> None:
-        """One more outcome of `run_id`, recorded by a worker process: the progress counts."""
-        with self._buf_lock:
-            live = self._live.get(run_id)
-            if live is not None:
-                live.counts[status] = live.counts.get(status, 0) + 1
-
     def count_outcomes(self, run_id: str, statuses: Sequence[str]) -> None:
-        """count_outcome() of each status, under one lock."""
+        """More outcomes of `run_id`, recorded by worker processes: the progress counts."""
         with self._buf_lock:
             live = self._live.get(run_id)
             if live is not None:

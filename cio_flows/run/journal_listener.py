@@ -48,9 +48,9 @@ class JournalListener(BulkListener):
     def __call__(self, event: Event) -> None:
         journal, run_id, outcomes, run = self.journal, self.run_id, self.outcomes, self.run
         if isinstance(event, StepFinished) and not outcomes:
-            journal.count_outcome(run_id, event.status)
+            journal.count_outcomes(run_id, [event.status])
         elif isinstance(event, RowFailed) and not outcomes:
-            journal.count_outcome(run_id, FAILED)
+            journal.count_outcomes(run_id, [FAILED])
         elif not run and isinstance(event, RunFinished):
             journal.flush()
         elif not run and isinstance(event, RowFinished | RunStarted):

@@ -97,8 +97,8 @@ class DataSource:
         worker process reads past the others' chunks: a CSV row left out is never built)."""
         if self.format == "csv":
             return self._csv_rows(skip)
-        reader = {"jsonl": self._jsonl_rows, "json": self._json_rows}
-        rows = reader.get(self.format, self._parquet_rows)()
+        reader = {"jsonl": self._jsonl_rows, "json": self._json_rows, "parquet": self._parquet_rows}
+        rows = reader[self.format]()
         return rows if skip is None else (row for row in rows if not skip(row.number))
 
     def _parquet_rows(self) -> Iterator[Row]:
@@ -246,16 +246,7 @@ class DataSource:
             # strict: a quote left open swallows the rest of the file as one cell otherwise
             reader = csv.reader(handle, strict=True)
             header = self._csv_header(reader)
-            if skip is None:
-                yield from self._csv_records(reader, header)
-                return
-
-            def row(number: int, line: int, record: list[str]) -> Row | None:
-                return None if skip(number) else Row(number, line, _mapping(header, record))
-
-            for built in self._csv_cells(reader, len(header), row):
-                if built is not None:
-                    yield built
+            yield from self._csv_records(reader, header, skip)
 
     def _csv_header(self, reader: CsvReader) -> list[str]:
         try:
@@ -274,12 +265,19 @@ class DataSource:
             seen.add(name)
         return header
 
-    def _csv_records(self, reader: CsvReader, header: list[str]) -> Iterator[Row]:
-        yield from self._csv_cells(
-            reader,
-            len(header),
-            lambda number, line, record: Row(number, line, _mapping(header, record)),
-        )
+    def _csv_records(
+        self, reader: CsvReader, header: list[str], skip: Callable[[int], bool] | None = None
+    ) -> Iterator[Row]:
+        """The rows of the records left; one `skip` holds for is never built."""
+
+        def row(number: int, line: int, record: list[str]) -> Row | None:
+            if skip is not None and skip(number):
+                return None
+            return Row(number, line, _mapping(header, record))
+
+        for built in self._csv_cells(reader, len(header), row):
+            if built is not None:
+                yield built
 
     def _csv_keys(self, key_of: KeyOf, column: str) -> Iterator[str | None]:
         """Each row's key as `_row_keys` gives it, the cell itself when it is the key: no row
